@@ -1,0 +1,50 @@
+// The shapes every part agrees on (DESIGN.md §2). Weights are row-major Float32Array, shapes in comments.
+
+/** Architecture of a Mamba-1 language model, normalised from either config layout (HF or mamba_ssm). */
+export interface MambaConfig {
+	dModel: number; // d
+	nLayer: number; // L
+	vocabSize: number; // V (256 for a byte model; may be padded above the tokenizer's size)
+	dInner: number; // E·d, usually 2·d
+	dState: number; // N, usually 16
+	dConv: number; // k, usually 4
+	dtRank: number; // R, usually ceil(d/16)
+	eps: number; // norm epsilon
+	norm: 'rms' | 'layer'; // chosen by the tensors present: LayerNorm when *.norm.bias exists
+	tied: boolean; // lm head = embedding (true unless lm_head.weight is present)
+	/** Training context length in tokens when the checkpoint records it (config `max_position_embeddings`-like field). */
+	contextLength?: number;
+}
+
+export interface LayerWeights {
+	norm: Float32Array; // (d)
+	normBias?: Float32Array; // (d) LayerNorm only
+	inProj: Float32Array; // (2·dInner, d)
+	convWeight: Float32Array; // (dInner, k)   from conv1d.weight (dInner, 1, k)
+	convBias: Float32Array; // (dInner)
+	xProj: Float32Array; // (R + 2N, dInner)
+	dtProj: Float32Array; // (dInner, R)
+	dtBias: Float32Array; // (dInner)
+	aLog: Float32Array; // (dInner, N)
+	D: Float32Array; // (dInner)
+	outProj: Float32Array; // (d, dInner)
+}
+
+export interface MambaWeights {
+	embedding: Float32Array; // (V, d)
+	layers: LayerWeights[];
+	normF: Float32Array; // (d)
+	normFBias?: Float32Array; // (d)
+	lmHead?: Float32Array; // (V, d) only when untied
+}
+
+export interface Checkpoint {
+	dir: string; // folder it came from
+	name: string; // short name for display (folder basename)
+	format: 'hf' | 'mamba_ssm';
+	dtype: 'F32' | 'F16' | 'BF16';
+	config: MambaConfig;
+	weights: MambaWeights;
+	/** Path of tokenizer.json when the folder holds one (a subword drafter). */
+	tokenizerPath?: string;
+}
