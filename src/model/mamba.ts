@@ -1,0 +1,110 @@
+// The Mamba-1 language model forward (DESIGN.md §2), one function top to bottom, one line of math per step.
+// It runs on any Kernels implementation (gpu.js or the plain references) over an explicit MambaState:
+// forward(tokens) consumes a chunk — projections as matrix-matrix products over the chunk's positions, the scan
+// sequential in time and parallel over channels — and a single step is the same code with T = 1.
+import { matrix, type Matrix } from '../../kernels/types.js';
+import { nextConvState } from '../../kernels/conv.js';
+import type { Kernels } from '../backend/types.js';
+import { MambaState } from './state.js';
+import type { Checkpoint, MambaConfig } from './types.js';
+
+interface Layer {
+	norm: Float32Array; // (d)
+	normBias?: Float32Array; // (d)
+	inProj: Matrix; // (2E, d)
+	convWeight: Float32Array; // (E, k)
+	convBias: Float32Array; // (E)
+	xProj: Matrix; // (R + 2N, E)
+	dtProj: Matrix; // (E, R)
+	dtBias: Float32Array; // (E)
+	A: Float32Array; // (E, N) = −exp(A_log), computed once here
+	D: Float32Array; // (E)
+	outProj: Matrix; // (d, E)
+}
+
+export class Mamba {
+	readonly config: MambaConfig;
+	private readonly embedding: Float32Array; // (V, d)
+	private readonly layers: Layer[];
+	private readonly normF: Float32Array;
+	private readonly normFBias?: Float32Array;
+	private readonly head: Matrix; // (V, d): the embedding when tied
+
+	constructor(readonly checkpoint: Checkpoint, readonly kernels: Kernels, readonly chunk = 64) {
+		const c = (this.config = checkpoint.config);
+		const w = checkpoint.weights;
+		const E = c.dInner, d = c.dModel, N = c.dState, R = c.dtRank;
+		this.embedding = w.embedding;
+		this.normF = w.normF;
+		this.normFBias = w.normFBias;
+		this.head = matrix(w.lmHead ?? w.embedding, c.vocabSize, d);
+		this.layers = w.layers.map((l) => ({
+			norm: l.norm,
+			normBias: l.normBias,
+			inProj: matrix(l.inProj, 2 * E, d),
+			convWeight: l.convWeight,
+			convBias: l.convBias,
+			xProj: matrix(l.xProj, R + 2 * N, E),
+			dtProj: matrix(l.dtProj, E, R),
+			dtBias: l.dtBias,
+			A: l.aLog.map((v) => -Math.exp(v)),
+			D: l.D,
+			outProj: matrix(l.outProj, d, E),
+		}));
+	}
+
+	newState(): MambaState {
+		return MambaState.zeros(this.config);
+	}
+
+	/** Logits (T, V) for every position of tokens, advancing state. Long inputs run in chunks. */
+	async forward(tokens: ArrayLike<number>, state: MambaState): Promise<Float32Array> {
+		const V = this.config.vocabSize;
+		const logits = new Float32Array(tokens.length * V);
+		for (let s = 0; s < tokens.length; s += this.chunk) {
+			const part = Array.prototype.slice.call(tokens, s, s + this.chunk) as number[];
+			logits.set(await this.forwardChunk(part, state), s * V);
+		}
+		return logits;
+	}
+
+	/** Logits (V) of the next token after one token. */
+	async step(token: number, state: MambaState): Promise<Float32Array> {
+		return this.forwardChunk([token], state);
+	}
+
+	private async forwardChunk(tokens: number[], state: MambaState): Promise<Float32Array> {
+		const k = this.kernels;
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv, eps, vocabSize: V } = this.config;
+		const T = tokens.length;
+		for (const tok of tokens) {
+			if (!(tok >= 0 && tok < V)) throw new RangeError(`token ${tok} outside the vocabulary 0..${V - 1}`);
+		}
+		// x = self.embedding(input_ids)                       # (T, d)
+		let x: Float32Array = new Float32Array(T * d);
+		tokens.forEach((tok, t) => x.set(this.embedding.subarray(tok * d, (tok + 1) * d), t * d));
+		for (let l = 0; l < this.layers.length; l++) {
+			const L = this.layers[l];
+			// u = self.norm(x)                                 # (T, d)
+			const u = await k.norm(x, T, d, L.norm, L.normBias, eps);
+			// xz = self.in_proj(u)                             # (T, 2E): [x | z]
+			const xz = await k.linear(L.inProj, u, T, d);
+			// x = silu(self.conv1d(x)[..., :T])  (from the carried conv state)   # (T, E)
+			const xs = await k.convSilu(xz, T, E, dConv, state.conv[l], L.convWeight, L.convBias);
+			// conv_state = last k−1 inputs of [conv_state | x]
+			state.conv[l].set(nextConvState(state.conv[l], xz, T, E, dConv));
+			// dt_r, B, C = self.x_proj(x).split([R, N, N])      # (T, R + 2N)
+			const dbc = await k.linear(L.xProj, xs, T, E);
+			// delta = softplus(self.dt_proj(dt_r))              # (T, E)
+			const delta = await k.linear(L.dtProj, dbc, T, R + 2 * N, { softplusBias: L.dtBias });
+			// y = selective_scan(x, delta, A, B, C, D) * silu(z) # (T, E), h carried in state.ssm
+			const y = await k.scan(delta, xs, dbc, xz, L.A, L.D, state.ssm[l], T, E, N, R);
+			// x = x + self.out_proj(y)                          # (T, d)
+			x = await k.linear(L.outProj, y, T, E, { residual: x });
+		}
+		// logits = self.lm_head(self.norm_f(x))                # (T, V)
+		const xf = await k.norm(x, T, d, this.normF, this.normFBias, eps);
+		state.position += T;
+		return k.linear(this.head, xf, T, d);
+	}
+}
