@@ -1,0 +1,99 @@
+// convertCheckpoint: any loadable checkpoint -> the HF MambaForCausalLM layout (config.json + model.safetensors).
+// LayerNorm checkpoints keep their `*.norm.bias` tensors: transformers' MambaRMSNorm would ignore them, but this
+// runtime reads them (DESIGN §2), so the converted folder computes exactly what the original did.
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { UserError } from '../errors.js';
+import type { Checkpoint } from '../model/types.js';
+import type { FloatDType } from './dtypes.js';
+import { fsError } from './io.js';
+import { loadCheckpoint } from './load.js';
+import { writeSafetensors, type TensorToWrite } from './safetensors.js';
+
+const DTYPES: Record<'f32' | 'f16' | 'bf16', FloatDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+const TORCH_DTYPE: Record<FloatDType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+const F16_MAX = 65504;
+
+export function convertCheckpoint(inDir: string, outDir: string, dtype: 'f32' | 'f16' | 'bf16'): Checkpoint {
+	const dt = DTYPES[dtype];
+	if (!dt) throw new UserError(`convert: unknown dtype ${dtype} (expected f32, f16 or bf16)`);
+	if (nodePath.resolve(inDir) === nodePath.resolve(outDir)) throw new UserError(`${outDir}: choose an output folder other than the input`);
+	const ckpt = loadCheckpoint(inDir);
+	const tensors = hfTensors(ckpt, dt);
+	if (dt === 'F16') for (const t of tensors) checkHalfRange(t, ckpt.dir);
+	try {
+		fs.mkdirSync(outDir, { recursive: true });
+	} catch (err) {
+		throw fsError(outDir, err);
+	}
+	// Write under temporary names and rename, so an interrupted convert never leaves a half-written model behind.
+	const weights = nodePath.join(outDir, 'model.safetensors');
+	writeSafetensors(`${weights}.tmp`, tensors, { format: 'pt', source: `mambabyte convert from ${ckpt.format}` });
+	const configText = JSON.stringify(hfConfig(ckpt, dt), null, 2) + '\n';
+	try {
+		fs.writeFileSync(nodePath.join(outDir, 'config.json'), configText);
+		fs.renameSync(`${weights}.tmp`, weights);
+		if (ckpt.tokenizerPath) fs.copyFileSync(ckpt.tokenizerPath, nodePath.join(outDir, 'tokenizer.json'));
+	} catch (err) {
+		throw fsError(outDir, err);
+	}
+	return ckpt;
+}
+
+/** config.json with transformers' MambaConfig field names (+ training_context_length when known). */
+export function hfConfig(ckpt: Checkpoint, dtype: FloatDType): Record<string, unknown> {
+	const c = ckpt.config;
+	return {
+		architectures: ['MambaForCausalLM'],
+		model_type: 'mamba',
+		hidden_size: c.dModel,
+		num_hidden_layers: c.nLayer,
+		vocab_size: c.vocabSize,
+		state_size: c.dState,
+		expand: c.dInner / c.dModel,
+		intermediate_size: c.dInner,
+		conv_kernel: c.dConv,
+		time_step_rank: c.dtRank,
+		layer_norm_epsilon: c.eps,
+		tie_word_embeddings: c.tied,
+		use_bias: false,
+		use_conv_bias: true,
+		torch_dtype: TORCH_DTYPE[dtype],
+		...(c.contextLength !== undefined ? { training_context_length: c.contextLength } : {}),
+	};
+}
+
+function hfTensors(ckpt: Checkpoint, dtype: FloatDType): TensorToWrite[] {
+	const { config: c, weights: w } = ckpt;
+	const { dModel: d, dInner: e, dState: n, dConv: k, dtRank: r, vocabSize: v } = c;
+	const out: TensorToWrite[] = [];
+	const add = (name: string, shape: number[], data: Float32Array) => out.push({ name, dtype, shape, data });
+	add('backbone.embeddings.weight', [v, d], w.embedding);
+	w.layers.forEach((l, i) => {
+		const p = `backbone.layers.${i}.`;
+		add(`${p}norm.weight`, [d], l.norm);
+		if (l.normBias) add(`${p}norm.bias`, [d], l.normBias);
+		add(`${p}mixer.in_proj.weight`, [2 * e, d], l.inProj);
+		add(`${p}mixer.conv1d.weight`, [e, 1, k], l.convWeight);
+		add(`${p}mixer.conv1d.bias`, [e], l.convBias);
+		add(`${p}mixer.x_proj.weight`, [r + 2 * n, e], l.xProj);
+		add(`${p}mixer.dt_proj.weight`, [e, r], l.dtProj);
+		add(`${p}mixer.dt_proj.bias`, [e], l.dtBias);
+		add(`${p}mixer.A_log`, [e, n], l.aLog);
+		add(`${p}mixer.D`, [e], l.D);
+		add(`${p}mixer.out_proj.weight`, [d, e], l.outProj);
+	});
+	add('backbone.norm_f.weight', [d], w.normF);
+	if (w.normFBias) add('backbone.norm_f.bias', [d], w.normFBias);
+	if (w.lmHead) add('lm_head.weight', [v, d], w.lmHead);
+	return out;
+}
+
+function checkHalfRange(t: TensorToWrite, dir: string): void {
+	for (let i = 0; i < t.data.length; i++) {
+		// 65520 and above round to Inf in float16.
+		if (Math.abs(t.data[i]) >= F16_MAX + 16) {
+			throw new UserError(`${dir}: tensor ${t.name} holds ${t.data[i]} at index ${i}, beyond float16's range (max ${F16_MAX}); use --dtype bf16 or f32`);
+		}
+	}
+}
