@@ -97,3 +97,9 @@ export function product(shape: readonly number[]): number {
 export function fmtShape(shape: readonly number[]): string {
 	return `[${shape.join(', ')}]`;
 }
+
+/** A name read from a file, made safe for a one-line message (control characters escaped, length capped). */
+export function show(name: string): string {
+	const s = name.length > 160 ? `${name.slice(0, 160)}…` : name;
+	return /[\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s;
+}

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { UserError } from '../errors.js';
 import { encodeFloats, type FloatDType } from './dtypes.js';
-import { fmtShape, fsError, itemSize, openForRead, product, readAt, readFloatsAt, type TensorEntry, type TensorSource } from './io.js';
+import { fmtShape, fsError, itemSize, openForRead, product, readAt, readFloatsAt, show, type TensorEntry, type TensorSource } from './io.js';
 
 /** Headers of real checkpoints are a few KB to a few MB; anything bigger is corrupt or hostile. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -29,9 +29,9 @@ export function openSafetensors(path: string): SafetensorsFile {
 			metadata,
 			read(name: string): Float32Array {
 				const e = entries.get(name);
-				if (!e) throw new UserError(`${path}: no tensor ${name}`);
+				if (!e) throw new UserError(`${path}: no tensor ${show(name)}`);
 				if (!open) throw new Error(`${path}: read after close`);
-				return readFloatsAt(fd, path, e.begin, product(e.shape), e.dtype, `tensor ${name}`);
+				return readFloatsAt(fd, path, e.begin, product(e.shape), e.dtype, `tensor ${show(name)}`);
 			},
 			close(): void {
 				if (open) fs.closeSync(fd);
@@ -85,7 +85,7 @@ function parseHeader(fd: number, path: string, size: number): { entries: Map<str
 	let last: [string, SafeEntry] | undefined;
 	for (const cur of sorted) {
 		if (last && cur[1].begin < last[1].end) {
-			throw new UserError(`${path}: tensor ${cur[0]} overlaps tensor ${last[0]} (data_offsets collide)`);
+			throw new UserError(`${path}: tensor ${show(cur[0])} overlaps tensor ${show(last[0])} (data_offsets collide)`);
 		}
 		if (!last || cur[1].end > last[1].end) last = cur;
 	}
@@ -93,7 +93,7 @@ function parseHeader(fd: number, path: string, size: number): { entries: Map<str
 }
 
 function parseEntry(path: string, name: string, value: unknown, dataLen: number): SafeEntry {
-	const where = `${path}: tensor ${name}`;
+	const where = `${path}: tensor ${show(name)}`;
 	if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UserError(`${where}: header entry is not an object`);
 	const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
 	if (typeof dtype !== 'string') throw new UserError(`${where}: missing dtype`);

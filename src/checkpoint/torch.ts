@@ -4,7 +4,7 @@
 // lazily, tensor by tensor, honouring the storage offset.
 import { UserError } from '../errors.js';
 import { bf16ToF32, f16ToF32, isFloatDType } from './dtypes.js';
-import { fmtShape, itemSize, product, type TensorEntry, type TensorSource } from './io.js';
+import { fmtShape, itemSize, product, show, type TensorEntry, type TensorSource } from './io.js';
 import { PDict, PGlobal, PObject, PTuple, unpickle, type PickleHooks, type PValue } from './pickle.js';
 import { ZipReader, type ZipEntry } from './zip.js';
 
@@ -42,8 +42,8 @@ export function openTorchBin(path: string): TensorSource {
 			entries,
 			read(name: string): Float32Array {
 				const e = entries.get(name);
-				if (!e) throw new UserError(`${path}: no tensor ${name}`);
-				if (!isFloatDType(e.dtype)) throw new UserError(`${path}: tensor ${name} has dtype ${e.dtype} (expected F32, F16 or BF16)`);
+				if (!e) throw new UserError(`${path}: no tensor ${show(name)}`);
+				if (!isFloatDType(e.dtype)) throw new UserError(`${path}: tensor ${show(name)} has dtype ${e.dtype} (expected F32, F16 or BF16)`);
 				const n = product(e.shape);
 				const size = itemSize(e.dtype) as number;
 				const out = new Float32Array(n);
@@ -90,7 +90,7 @@ function readStateDict(zip: ZipReader, path: string): Map<string, TorchEntry> {
 	for (const [name, value] of dict.map) {
 		if (typeof name !== 'string' || !isTensor(value)) continue; // non-tensor values (e.g. step counters) are ignored
 		const t = (value as PObject).value as TensorRef;
-		const where = `${path}: tensor ${name}`;
+		const where = `${path}: tensor ${show(name)}`;
 		const zipEntry = zip.entries.get(`${top}data/${t.storage.key}`);
 		if (!zipEntry) throw new UserError(`${where}: storage data/${t.storage.key} is missing from the archive`);
 		const size = itemSize(t.storage.dtype) as number;

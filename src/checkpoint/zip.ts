@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { UserError } from '../errors.js';
-import { openForRead, readAt } from './io.js';
+import { openForRead, readAt, show } from './io.js';
 
 export interface ZipEntry {
 	name: string;
@@ -108,11 +108,11 @@ export class ZipReader {
 			while (e + 4 <= extraEnd) {
 				const id = cd.readUInt16LE(e);
 				const len = cd.readUInt16LE(e + 2);
-				if (e + 4 + len > extraEnd) this.fail(`entry ${name}: corrupt extra field`);
+				if (e + 4 + len > extraEnd) this.fail(`entry ${show(name)}: corrupt extra field`);
 				if (id === 0x0001) {
 					let q = e + 4;
 					const next = (what: string): number => {
-						if (q + 8 > e + 4 + len) this.fail(`entry ${name}: short zip64 extra field`);
+						if (q + 8 > e + 4 + len) this.fail(`entry ${show(name)}: short zip64 extra field`);
 						const v = this.u64(cd, q, what);
 						q += 8;
 						return v;
@@ -125,13 +125,13 @@ export class ZipReader {
 			}
 			p = extraEnd + commentLen;
 			this.checkName(name);
-			if (flags & 1) this.fail(`entry ${name} is encrypted`);
-			if (method !== 0 && method !== 8) this.fail(`entry ${name} uses compression method ${method} (only stored and deflate are supported)`);
-			if (localOffset + 30 + compressedSize > this.size) this.fail(`entry ${name} declares ${compressedSize} bytes at offset ${localOffset}, beyond the file size ${this.size}`);
+			if (flags & 1) this.fail(`entry ${show(name)} is encrypted`);
+			if (method !== 0 && method !== 8) this.fail(`entry ${show(name)} uses compression method ${method} (only stored and deflate are supported)`);
+			if (localOffset + 30 + compressedSize > this.size) this.fail(`entry ${show(name)} declares ${compressedSize} bytes at offset ${localOffset}, beyond the file size ${this.size}`);
 			if (method === 0 ? size !== compressedSize : size > compressedSize * MAX_DEFLATE_RATIO + 1024) {
-				this.fail(`entry ${name} declares an impossible size ${size} for ${compressedSize} stored bytes`);
+				this.fail(`entry ${show(name)} declares an impossible size ${size} for ${compressedSize} stored bytes`);
 			}
-			if (this.entries.has(name)) this.fail(`entry ${name} appears twice`);
+			if (this.entries.has(name)) this.fail(`entry ${show(name)} appears twice`);
 			this.entries.set(name, { name, method, crc, compressedSize, size, localOffset });
 		}
 	}
@@ -151,10 +151,10 @@ export class ZipReader {
 
 	/** File offset where an entry's data starts (after its local header). */
 	private dataOffset(e: ZipEntry): number {
-		const h = this.bytes(e.localOffset, 30, `the local header of ${e.name}`);
-		if (h.readUInt32LE(0) !== LOCAL) this.fail(`entry ${e.name}: bad local header (corrupt zip)`);
+		const h = this.bytes(e.localOffset, 30, `the local header of ${show(e.name)}`);
+		if (h.readUInt32LE(0) !== LOCAL) this.fail(`entry ${show(e.name)}: bad local header (corrupt zip)`);
 		const start = e.localOffset + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
-		if (start + e.compressedSize > this.size) this.fail(`entry ${e.name}: data runs past the end of the file (truncated?)`);
+		if (start + e.compressedSize > this.size) this.fail(`entry ${show(e.name)}: data runs past the end of the file (truncated?)`);
 		return start;
 	}
 
@@ -171,24 +171,24 @@ export class ZipReader {
 	 */
 	readInto(e: ZipEntry, offset: number, target: Uint8Array): void {
 		const length = target.byteLength;
-		if (offset < 0 || offset + length > e.size) this.fail(`entry ${e.name}: read of ${length} bytes at ${offset} is beyond its size ${e.size}`);
+		if (offset < 0 || offset + length > e.size) this.fail(`entry ${show(e.name)}: read of ${length} bytes at ${offset} is beyond its size ${e.size}`);
 		const start = this.dataOffset(e);
 		let whole: Uint8Array;
 		if (e.method === 0) {
-			readAt(this.fd, this.path, target, start + offset, `entry ${e.name}`);
+			readAt(this.fd, this.path, target, start + offset, `entry ${show(e.name)}`);
 			if (offset !== 0 || length !== e.size) return;
 			whole = target;
 		} else {
 			let data: Buffer;
 			try {
-				data = zlib.inflateRawSync(this.bytes(start, e.compressedSize, `entry ${e.name}`), { maxOutputLength: Math.max(1, e.size) });
+				data = zlib.inflateRawSync(this.bytes(start, e.compressedSize, `entry ${show(e.name)}`), { maxOutputLength: Math.max(1, e.size) });
 			} catch {
-				this.fail(`entry ${e.name}: corrupt deflate data`);
+				this.fail(`entry ${show(e.name)}: corrupt deflate data`);
 			}
-			if (data.length !== e.size) this.fail(`entry ${e.name}: inflates to ${data.length} bytes, expected ${e.size}`);
+			if (data.length !== e.size) this.fail(`entry ${show(e.name)}: inflates to ${data.length} bytes, expected ${e.size}`);
 			target.set(data.subarray(offset, offset + length));
 			whole = data;
 		}
-		if (zlib.crc32(whole) >>> 0 !== e.crc) this.fail(`entry ${e.name}: CRC-32 mismatch (corrupt file)`);
+		if (zlib.crc32(whole) >>> 0 !== e.crc) this.fail(`entry ${show(e.name)}: CRC-32 mismatch (corrupt file)`);
 	}
 }
