@@ -1,0 +1,98 @@
+// `mambabyte bench`: prefill and decode bytes/s of a model on each backend that works here, as a table and JSON.
+// --shape DxL benchmarks random weights of that shape (speed does not depend on the values).
+import os from 'node:os';
+import { UsageError } from '../errors.js';
+import { GpuJsKernels } from '../backend/gpujs.js';
+import { selectBackend, parseBackend } from '../backend/select.js';
+import type { Kernels } from '../backend/types.js';
+import { loadCheckpoint, countParameters } from '../checkpoint/index.js';
+import { Mamba } from '../model/mamba.js';
+import { randomCheckpoint, shapeConfig } from '../model/random.js';
+import type { Checkpoint } from '../model/types.js';
+import { DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
+
+export interface BenchResult {
+	backend: string;
+	model: string;
+	params: number;
+	prefill_bytes_per_second: number;
+	decode_bytes_per_second: number;
+	prefill_bytes: number;
+	decode_bytes: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Seconds for fn, median of `repeats` runs after one warm-up (which also compiles the kernels). */
+async function timeIt(fn: () => Promise<unknown>, repeats: number): Promise<number> {
+	await fn();
+	const times: number[] = [];
+	for (let i = 0; i < repeats; i++) {
+		const t0 = performance.now();
+		await fn();
+		times.push((performance.now() - t0) / 1000);
+	}
+	return median(times);
+}
+
+export async function benchModel(ckpt: Checkpoint, kernels: Kernels, sizes?: { prefill: number; decode: number; repeats: number }): Promise<BenchResult> {
+	const params = countParameters(ckpt.config);
+	// Aim for a few seconds per measurement whatever the size: ~2 GFLOP/s is what gpu.js cpu reaches here.
+	const perByte = 2 * params;
+	const prefill = sizes?.prefill ?? Math.max(16, Math.min(512, Math.round(4e9 / perByte / 16) * 16));
+	const decode = sizes?.decode ?? Math.max(4, Math.min(128, Math.round(2e9 / perByte)));
+	const repeats = sizes?.repeats ?? 3;
+	const model = new Mamba(ckpt, kernels);
+	const text = new TextEncoder().encode('It was a dark and stormy night; the rain fell in torrents, except at occasional intervals. '.repeat(8));
+	const prompt = Uint8Array.from({ length: prefill }, (_, i) => text[i % text.length]);
+	const tPrefill = await timeIt(() => model.forward(prompt, model.newState()), repeats);
+	const state = model.newState();
+	await model.forward(prompt.subarray(0, 16), state);
+	const tDecode = await timeIt(async () => {
+		for (let i = 0; i < decode; i++) await model.step(prompt[i], state);
+	}, repeats);
+	return {
+		backend: kernels.name, model: ckpt.name, params,
+		prefill_bytes_per_second: prefill / tPrefill, decode_bytes_per_second: decode / tDecode,
+		prefill_bytes: prefill, decode_bytes: decode,
+	};
+}
+
+export function parseShape(value: string): Checkpoint {
+	const m = /^(\d+)x(\d+)$/.exec(value);
+	if (!m || +m[1] < 4 || +m[1] > 8192 || +m[2] < 1 || +m[2] > 256) throw new UsageError(`--shape ${value}: expected D_MODELxN_LAYER, e.g. 1024x53`);
+	return randomCheckpoint(shapeConfig(+m[1], +m[2]), 1);
+}
+
+export async function benchBackends(choice: string): Promise<{ kernels: Kernels[]; notes: string[] }> {
+	if (choice !== 'auto') return { kernels: [(await selectBackend(parseBackend(choice))).kernels], notes: [] };
+	const { kernels, notes } = await selectBackend('auto');
+	const all: Kernels[] = [kernels];
+	if (kernels.name !== 'cpu') all.push(GpuJsKernels.create('cpu'));
+	all.push(GpuJsKernels.create('webasm'));
+	return { kernels: all, notes };
+}
+
+export const machine = () => `${os.cpus().length}x ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
+
+export function table(rows: BenchResult[]): string {
+	const head = ['backend', 'model', 'params', 'prefill bytes/s', 'decode bytes/s'];
+	const body = rows.map((r) => [r.backend, r.model, (r.params / 1e6).toFixed(1) + 'M', r.prefill_bytes_per_second.toFixed(1), r.decode_bytes_per_second.toFixed(2)]);
+	const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+	const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+	return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
+}
+
+export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
+	if (rest.length > 0) throw new UsageError(`bench: unexpected argument ${rest[0]}`);
+	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : loadCheckpoint(modelDir(flags.model, '--model', DEFAULT_MODEL));
+	const { kernels, notes } = await benchBackends(String(flags.backend ?? 'auto'));
+	if (flags.verbose) for (const n of notes) process.stderr.write(`mambabyte: ${n}\n`);
+	const results: BenchResult[] = [];
+	for (const k of kernels) {
+		const r = await benchModel(ckpt, k);
+		results.push(r);
+		if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
+	}
+	if (!flags.json) process.stdout.write(`${machine()}\n${table(results)}\n`);
+}

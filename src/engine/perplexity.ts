@@ -1,0 +1,174 @@
+// Scoring a byte stream (DESIGN.md §5): bits per byte = Σ −log2 p(b_t | b_<t) / (N − 1); the first byte is context
+// only. One recurrent pass over the whole stream, read in pieces, so memory stays flat however long the file is.
+// With a window W (§7) each byte instead sees at most W − 1 bytes of context: segments of W bytes start every W/2
+// bytes and each scores only its second half (the first scores all), a standard strided sliding window at twice
+// the cost of the single pass.
+import type { Mamba } from '../model/mamba.js';
+import type { PerplexityEvent, PerplexityResult } from './events.js';
+
+export interface ScoreOptions {
+	curve: boolean;
+	bucket: number; // curve bucket size in bytes
+	window: number | null;
+	backend: string;
+	model: string;
+	progressEveryBytes?: number;
+}
+
+const LN2 = Math.LN2;
+const isSpace = (b: number) => b === 0x20 || (b >= 0x09 && b <= 0x0d);
+
+/** Accumulates per-position log-loss, word count and the position curve. */
+class Tally {
+	nats = 0;
+	scored = 0;
+	bytes = 0;
+	words = 0;
+	private inWord = false;
+	readonly buckets = new Map<number, { nats: number; n: number }>();
+	constructor(readonly bucket: number) {}
+
+	see(chunk: Uint8Array) {
+		for (const b of chunk) {
+			const space = isSpace(b);
+			if (!space && !this.inWord) this.words++;
+			this.inWord = !space;
+		}
+		this.bytes += chunk.length;
+	}
+
+	score(position: number, lnp: number) {
+		this.nats -= lnp;
+		this.scored++;
+		const k = Math.floor(position / this.bucket);
+		const b = this.buckets.get(k) ?? { nats: 0, n: 0 };
+		b.nats -= lnp;
+		b.n++;
+		this.buckets.set(k, b);
+	}
+
+	get bitsPerByte() {
+		return this.scored ? this.nats / LN2 / this.scored : NaN;
+	}
+}
+
+/** ln p(next byte) for each position of `inputs` (targets[i] follows inputs[i]), advancing state. */
+async function logProbs(model: Mamba, state: ReturnType<Mamba['newState']>, inputs: Uint8Array, targets: Uint8Array) {
+	const V = model.config.vocabSize;
+	const logits = await model.forward(inputs, state);
+	return model.kernels.logProb(logits, inputs.length, V, targets);
+}
+
+export async function* scoreStream(
+	model: Mamba, file: string, total: number | null, source: AsyncIterable<Uint8Array>, o: ScoreOptions,
+): AsyncGenerator<PerplexityEvent, PerplexityResult> {
+	yield { type: 'file', file, bytes: total };
+	const tally = new Tally(o.bucket);
+	const started = performance.now();
+	const every = o.progressEveryBytes ?? 4096;
+	let lastProgress = 0;
+	const progress = (): PerplexityEvent => {
+		const seconds = (performance.now() - started) / 1000;
+		return { type: 'progress', file, done: tally.bytes, total, bitsPerByte: tally.bitsPerByte, bytesPerSecond: tally.scored / Math.max(seconds, 1e-9) };
+	};
+	const scorer = o.window ? windowScorer(model, tally, o.window) : streamScorer(model, tally);
+	for await (const piece of source) {
+		tally.see(piece);
+		await scorer.push(piece);
+		if (tally.bytes - lastProgress >= every) {
+			lastProgress = tally.bytes;
+			yield progress();
+		}
+	}
+	await scorer.finish();
+	yield progress();
+	const seconds = (performance.now() - started) / 1000;
+	const bpb = tally.bitsPerByte;
+	const result: PerplexityResult = {
+		file,
+		bytes: tally.bytes,
+		scored: tally.scored,
+		bits_per_byte: bpb,
+		word_perplexity: tally.words ? Math.exp((bpb * LN2 * tally.bytes) / tally.words) : NaN,
+		seconds,
+		bytes_per_second: tally.scored / Math.max(seconds, 1e-9),
+		backend: o.backend,
+		model: o.model,
+	};
+	if (o.curve) {
+		result.curve = [...tally.buckets.entries()]
+			.sort((a, b) => a[0] - b[0])
+			.map(([k, b]) => ({ start: k * o.bucket, end: Math.min((k + 1) * o.bucket, tally.bytes), bits_per_byte: b.nats / LN2 / b.n }));
+	}
+	yield { type: 'result', result };
+	return result;
+}
+
+interface Scorer {
+	push(piece: Uint8Array): Promise<void>;
+	finish(): Promise<void>;
+}
+
+/** One recurrent pass: inputs b_0..b_{N−2}, targets b_1..b_{N−1}, in chunks with one byte of lookahead. */
+function streamScorer(model: Mamba, tally: Tally): Scorer {
+	const state = model.newState();
+	const chunk = model.chunk;
+	let pending = new Uint8Array(0); // bytes read but not yet fed as inputs
+	let fed = 0; // position of pending[0] in the file
+	const run = async (n: number) => {
+		const lp = await logProbs(model, state, pending.subarray(0, n), pending.subarray(1, n + 1));
+		for (let i = 0; i < n; i++) tally.score(fed + i + 1, lp[i]);
+		pending = pending.slice(n);
+		fed += n;
+	};
+	return {
+		async push(piece) {
+			const joined = new Uint8Array(pending.length + piece.length);
+			joined.set(pending);
+			joined.set(piece, pending.length);
+			pending = joined;
+			while (pending.length > chunk) await run(chunk);
+		},
+		async finish() {
+			if (pending.length > 1) await run(pending.length - 1);
+		},
+	};
+}
+
+/** Strided sliding window of W bytes (stride ⌈W/2⌉); keeps only the last W bytes in memory. */
+function windowScorer(model: Mamba, tally: Tally, W: number): Scorer {
+	const stride = Math.max(1, Math.ceil(W / 2));
+	let buf = new Uint8Array(0); // file bytes from position base on
+	let base = 0;
+	let start = 0; // start of the next segment
+	let scoredUpTo = 0; // every target position < this has been scored (position 0 is never a target)
+	const segment = async (len: number) => {
+		const s = start - base;
+		const bytes = buf.subarray(s, s + len);
+		const lp = await logProbs(model, model.newState(), bytes.subarray(0, len - 1), bytes.subarray(1, len));
+		for (let i = 0; i < len - 1; i++) {
+			const pos = start + i + 1;
+			if (pos >= scoredUpTo) tally.score(pos, lp[i]);
+		}
+		scoredUpTo = start + len;
+	};
+	return {
+		async push(piece) {
+			const joined = new Uint8Array(buf.length + piece.length);
+			joined.set(buf);
+			joined.set(piece, buf.length);
+			buf = joined;
+			while (start - base + W <= buf.length) {
+				await segment(W);
+				start += stride;
+				const drop = start - base;
+				buf = buf.slice(drop);
+				base += drop;
+			}
+		},
+		async finish() {
+			const len = buf.length - (start - base);
+			if (base + buf.length > scoredUpTo && len >= 2) await segment(len);
+		},
+	};
+}
