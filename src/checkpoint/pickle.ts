@@ -46,9 +46,10 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PV
 	const stack: Slot[] = [];
 	const memo = new Map<number, PValue>();
 	let pos = 0;
+	let opAt = 0; // start of the opcode being run, for error messages
 
 	const fail = (why: string): never => {
-		throw new UserError(`${file}: bad pickle at byte ${pos}: ${why}`);
+		throw new UserError(`${file}: bad pickle at byte ${opAt}: ${why}`);
 	};
 	const need = (n: number): number => {
 		if (n < 0 || pos + n > data.length) fail('truncated');
@@ -117,7 +118,7 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PV
 	};
 
 	while (true) {
-		const opAt = pos;
+		opAt = pos;
 		const op = u8();
 		switch (op) {
 			case 0x80: { // PROTO
@@ -205,7 +206,6 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PV
 			case 0x68: get(u8()); break; // BINGET
 			case 0x6a: get(u32()); break; // LONG_BINGET
 			default:
-				pos = opAt;
 				fail(`unsupported opcode 0x${op.toString(16).padStart(2, '0')} (only tensor state dicts are allowed)`);
 		}
 	}
