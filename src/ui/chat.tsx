@@ -1,6 +1,312 @@
-// (being written in issue 4: the Ink chat REPL)
+// `mambabyte chat`: the Ink REPL. The conversation lives in the model's recurrent state: each turn feeds only the
+// new text (what you type, verbatim — MambaByte is a plain byte LM, there is no hidden chat template) and the model
+// continues it. Enter on an empty line lets the model go on writing.
+//
+// Screen, top to bottom: the transcript (<Static>: printed once, never redrawn), the live turn (the unfinished
+// line and drafted bytes awaiting verification), the status line, the prompt. Events from the engine are batched
+// into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
+import { Box, render, useApp, useInput, type Key } from 'ink';
+import { useRef, useState } from 'react';
 import type { GenerationOptions } from '../cli/options.js';
-import { UserError } from '../errors.js';
-export async function runChat(_opts: GenerationOptions): Promise<void> {
-	throw new UserError('chat is not built yet');
+import type { GenerationStats } from '../engine/events.js';
+import { UsageError, UserError } from '../errors.js';
+import { HELP, parseLine, type Command } from './commands.js';
+import { fixed, formatBytes, formatPercent, formatRate } from './format.js';
+import { item, note, type Item, type SavedItem } from './items.js';
+import { editLine, emptyEditor, type EditorState } from './line-editor.js';
+import { LiveTurn } from './live-turn.js';
+import { Prompt } from './prompt.js';
+import { runTurn } from './runner.js';
+import { mismatch, readSave, writeSave } from './save.js';
+import type { ChatSession, ChatSettings } from './session.js';
+import { StatusLine, type StatusProps } from './status-line.js';
+import { Transcript } from './transcript.js';
+import type { TurnView } from './turn.js';
+
+/** Session totals for /stats, summed from the engine's per-turn stats. */
+export interface Totals {
+	turns: number;
+	generated: number;
+	seconds: number;
+	promptBytes: number;
+	drafted: number;
+	tested: number;
+	accepted: number;
+	passes: number;
+}
+export const noTotals = (): Totals => ({ turns: 0, generated: 0, seconds: 0, promptBytes: 0, drafted: 0, tested: 0, accepted: 0, passes: 0 });
+
+export function addTotals(t: Totals, s: GenerationStats | null): Totals {
+	if (!s) return { ...t, turns: t.turns + 1 };
+	const sp = s.speculative;
+	return {
+		turns: t.turns + 1,
+		generated: t.generated + s.generatedBytes,
+		seconds: t.seconds + s.seconds,
+		promptBytes: t.promptBytes + s.promptBytes,
+		drafted: t.drafted + (sp?.drafted ?? 0),
+		tested: t.tested + (sp?.tested ?? 0),
+		accepted: t.accepted + (sp?.accepted ?? 0),
+		passes: t.passes + (sp?.verifyPasses ?? 0),
+	};
+}
+
+export function statsLines(t: Totals, session: ChatSession, contextBytes: number): string[] {
+	const m = session.model;
+	const lines = [
+		`session: ${t.turns} turn${t.turns === 1 ? '' : 's'} · ${formatBytes(t.generated)} generated in ${fixed(t.seconds, 1)} s` +
+			` (${formatRate(t.seconds > 0 ? t.generated / t.seconds : NaN)}) · ${formatBytes(t.promptBytes)} of prompt read`,
+	];
+	if (t.drafted > 0 || t.passes > 0) {
+		lines.push(
+			`speculative: ${t.drafted} drafted · ${t.tested} tested · ${t.accepted} accepted (${formatPercent(t.tested ? t.accepted / t.tested : NaN)})` +
+				` · mean run ${fixed(t.passes ? t.accepted / t.passes : NaN, 2)} over ${t.passes} verify passes`,
+		);
+	}
+	lines.push(
+		`model: ${m.name} (d ${m.dModel}, ${m.nLayer} layers) on ${session.backend} · context ${formatBytes(contextBytes)} · ` +
+			`state ${formatBytes(session.stateBytes)}, fixed however long the conversation`,
+	);
+	return lines;
+}
+
+export function helpLines(): string[] {
+	const w = Math.max(...HELP.map(([c]) => c.length));
+	return [
+		'What you type is appended to the text and the model continues it; Enter on an empty line lets it go on.',
+		...HELP.map(([c, d]) => `  ${c.padEnd(w)}  ${d}`),
+		'Colours: model-sampled text plain, accepted draft cyan, unverified draft dim.',
+	];
+}
+
+type Phase = StatusProps['phase'];
+
+export interface ChatAppProps {
+	session: ChatSession;
+	settings: ChatSettings;
+	/** Batching interval for live updates in ms (0 = every event, for tests). */
+	intervalMs?: number;
+	/** Line length after which a line without newlines is wrapped into the transcript. */
+	wrapAt?: number;
+}
+
+export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt }: ChatAppProps) {
+	const { exit } = useApp();
+	const [items, setItems] = useState<Item[]>(() => [
+		note(`mambabyte chat · ${session.model.name} on ${session.backend}${session.drafter ? ` · drafter ${session.drafter}` : ''} · /help for commands`, 'dim'),
+	]);
+	const [editor, setEditorState] = useState<EditorState>(emptyEditor());
+	const editorRef = useRef(editor);
+	const [live, setLive] = useState<TurnView | null>(null);
+	const [phase, setPhase] = useState<Phase>('ready');
+	const [settings, setSettingsState] = useState(initial);
+	const settingsRef = useRef(settings);
+	const [stats, setStats] = useState<GenerationStats | null>(null);
+	const [generated, setGenerated] = useState(0);
+	const [contextBytes, setContextBytes] = useState(session.contextBytes);
+	const busy = useRef<AbortController | null>(null); // set while a turn (or a load) runs
+	const totals = useRef(noTotals());
+	const itemsRef = useRef(items);
+
+	const setEditor = (s: EditorState) => {
+		editorRef.current = s;
+		setEditorState(s);
+	};
+	const setSettings = (s: ChatSettings) => {
+		settingsRef.current = s;
+		setSettingsState(s);
+	};
+	const print = (...more: Item[]) => {
+		itemsRef.current = [...itemsRef.current, ...more];
+		setItems(itemsRef.current);
+	};
+	const info = (...lines: string[]) => print(...lines.map((l) => note(l)));
+	const fail = (message: string) => print(note(message, 'error'));
+
+	async function turn(text: string) {
+		const ctl = new AbortController();
+		busy.current = ctl;
+		setPhase('reading');
+		setStats(null);
+		setGenerated(0);
+		if (text !== '') print(item({ kind: 'user' as const, text }));
+		try {
+			const res = await runTurn(session, new TextEncoder().encode(text), settingsRef.current, {
+				signal: ctl.signal,
+				intervalMs,
+				wrapAt,
+				onUpdate: ({ lines, view }) => {
+					if (lines.length > 0) print(...lines.map((spans) => item({ kind: 'model' as const, spans })));
+					setLive(view);
+					if (view) {
+						setPhase('generating');
+						setGenerated(view.generated);
+						if (view.stats) setStats(view.stats);
+					}
+				},
+			});
+			totals.current = addTotals(totals.current, res.stats);
+			setStats(res.stats);
+			setGenerated(res.generated);
+			setPhase(res.reason === 'aborted' ? 'stopped' : 'ready');
+		} catch (e) {
+			fail(`error: ${e instanceof Error ? e.message : String(e)}`);
+			setPhase('ready');
+		} finally {
+			busy.current = null;
+			setLive(null);
+			setContextBytes(session.contextBytes);
+		}
+	}
+
+	async function command(c: Exclude<Command, { kind: 'text' }>) {
+		const s = settingsRef.current;
+		switch (c.kind) {
+			case 'help':
+				return info(...helpLines());
+			case 'reset':
+				session.reset();
+				totals.current = noTotals();
+				setContextBytes(session.contextBytes);
+				setStats(null);
+				setGenerated(0);
+				return print(note('— conversation reset: state zeroed, context 0 B —', 'dim'));
+			case 'temp':
+				setSettings({ ...s, temperature: c.value });
+				return info(`temperature ${c.value}${c.value === 0 ? ' (greedy)' : ''}`);
+			case 'topp':
+				setSettings({ ...s, topP: c.value });
+				return info(`top-p ${c.value}${c.value === 1 ? ' (off)' : ''}`);
+			case 'draft':
+				if (c.on && !session.drafter) return fail('no drafter loaded: start chat with --draft DIR');
+				setSettings({ ...s, draft: c.on });
+				return info(`speculative decoding ${c.on ? 'on' : 'off'}`);
+			case 'accept':
+				setSettings({ ...s, accept: c.accept });
+				return info(`accept ${c.accept.kind === 'exact' ? 'exact (same output as plain decoding)' : `top:${c.accept.k}`}`);
+			case 'stats':
+				return info(...statsLines(totals.current, session, contextBytes));
+			case 'exit':
+				return exit();
+			case 'error':
+				return fail(c.message);
+			case 'save': {
+				const transcript = itemsRef.current.flatMap((i): SavedItem[] =>
+					i.kind === 'user' ? [{ kind: 'user', text: i.text }] : i.kind === 'model' ? [{ kind: 'model', spans: i.spans }] : []);
+				const { seed: _seed, stop: _stop, ...kept } = s;
+				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: kept, transcript, state: session.exportState() });
+				return info(`saved ${c.file} (${formatBytes(n)}: state and ${transcript.length} transcript lines)`);
+			}
+			case 'load': {
+				const saved = readSave(c.file);
+				const why = mismatch(saved.model, session.model);
+				if (why) return fail(`${c.file}: ${why}`);
+				await session.importState(saved.state, saved.contextBytes);
+				if (saved.settings) setSettings({ ...s, ...saved.settings, draft: Boolean(saved.settings.draft && session.drafter) });
+				setContextBytes(session.contextBytes);
+				totals.current = noTotals();
+				setStats(null);
+				print(
+					note(`— loaded ${c.file}: context ${formatBytes(saved.contextBytes)}, ${saved.transcript.length} transcript lines —`, 'dim'),
+					...saved.transcript.map((t) => (t.kind === 'user' ? item({ kind: 'user' as const, text: t.text }) : item({ kind: 'model' as const, spans: t.spans }))),
+				);
+				return;
+			}
+		}
+	}
+
+	function submit(line: string) {
+		const c = parseLine(line);
+		if (c.kind === 'text') {
+			void turn(c.text);
+			return;
+		}
+		const ctl = new AbortController();
+		busy.current = ctl;
+		command(c)
+			.catch((e: unknown) => fail(e instanceof UserError ? e.message : `error: ${e instanceof Error ? e.message : String(e)}`))
+			.finally(() => {
+				if (busy.current === ctl) busy.current = null;
+			});
+	}
+
+	function onKey(input: string, key: Key) {
+		if (key.ctrl && input === 'c') {
+			if (busy.current) busy.current.abort(); // stop the generation; the state keeps what was committed
+			else if (editorRef.current.value !== '') setEditor({ ...editorRef.current, value: '', cursor: 0 });
+			else exit();
+			return;
+		}
+		if (key.ctrl && input === 'd') {
+			if (!busy.current && editorRef.current.value === '') exit();
+			return;
+		}
+		// Text and Enter in one chunk (fast typing, or a terminal multiplexer): type the text, then press Enter.
+		if (input.length > 1 && /[^\r]\r$/.test(input) && !/[\r\n]/.test(input.slice(0, -1))) {
+			onKey(input.slice(0, -1), { ...key, return: false });
+			onKey('', { ...key, return: true });
+			return;
+		}
+		if (key.return && busy.current) return; // keep the line until the model is done
+		const r = editLine(editorRef.current, input, key);
+		setEditor(r.state);
+		if (r.submit !== undefined) submit(r.submit);
+	}
+	useInput(onKey);
+
+	return (
+		<>
+			<Transcript items={items} />
+			<Box flexDirection="column">
+				{live ? <LiveTurn view={live} /> : null}
+				<StatusLine
+					phase={phase}
+					stats={stats}
+					generated={generated}
+					backend={session.backend}
+					model={session.model.name}
+					drafter={session.drafter}
+					draftOn={settings.draft}
+					accept={settings.accept}
+					contextBytes={contextBytes}
+					stateBytes={session.stateBytes}
+					temperature={settings.temperature}
+					topP={settings.topP}
+				/>
+				<Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} />
+			</Box>
+		</>
+	);
+}
+
+export function initialSettings(opts: GenerationOptions, drafter: string | null): ChatSettings {
+	return {
+		temperature: opts.temperature,
+		topP: opts.topP,
+		topK: opts.topK,
+		maxBytes: opts.maxBytes,
+		seed: opts.seed,
+		stop: opts.stop,
+		draft: opts.draft !== null && drafter !== null,
+		accept: opts.accept,
+	};
+}
+
+export async function runChat(opts: GenerationOptions): Promise<void> {
+	if (!process.stdin.isTTY || !process.stdout.isTTY) {
+		throw new UsageError('chat needs a terminal on stdin and stdout (to pipe text, use `mambabyte complete`)');
+	}
+	const { openChatSession } = await import('./engine-session.js');
+	const session = await openChatSession(opts);
+	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter)} />, {
+		exitOnCtrlC: false, // Ctrl-C stops a generation; only at an empty prompt does it exit
+		maxFps: 30,
+		incrementalRendering: true,
+		patchConsole: true,
+	});
+	try {
+		await app.waitUntilExit();
+	} finally {
+		app.cleanup();
+	}
 }

@@ -1,0 +1,54 @@
+// What the chat UI needs from a conversation: feed text into the recurrent state, generate from it as a stream of
+// GenerationEvents, reset, and export/import the state for /save and /load. The engine's Session is adapted to
+// this in engine-session.ts; tests use a scripted fake. The UI never computes model figures itself.
+import type { Accept } from '../cli/options.js';
+import type { GenerationEvent } from '../engine/events.js';
+
+/** Per-turn generation settings the user can change with /temp, /topp, /draft, /accept. */
+export interface ChatSettings {
+	temperature: number; // 0 = greedy
+	topP: number; // 1 = off
+	topK: number; // 0 = off
+	maxBytes: number; // per turn
+	seed: number;
+	stop: string[];
+	draft: boolean; // speculative decoding on (only when a drafter is loaded)
+	accept: Accept;
+}
+
+/** A recurrent state as named float arrays plus JSON metadata: what /save writes and /load reads back. */
+export interface StateBlob {
+	meta: Record<string, unknown>;
+	arrays: Float32Array[];
+}
+
+/** Identity of the model a state belongs to: a state only loads into the same architecture and model. */
+export interface ModelIdentity {
+	name: string;
+	dModel: number;
+	nLayer: number;
+	dInner: number;
+	dState: number;
+	dConv: number;
+	vocabSize: number;
+}
+
+export interface ChatSession {
+	readonly backend: string;
+	readonly model: ModelIdentity;
+	/** Name of the loaded subword drafter, or null when speculative decoding is unavailable. */
+	readonly drafter: string | null;
+	/** Bytes of recurrent state (the byte model's, plus the drafter's when loaded): fixed, whatever the context. */
+	readonly stateBytes: number;
+	/** Bytes of conversation the state has consumed (prompt text plus generated text). */
+	readonly contextBytes: number;
+	/** Feed new text into the state; only the new bytes are read, never the earlier turns. */
+	append(bytes: Uint8Array): Promise<void>;
+	/** Continue the text. Stops at settings.maxBytes, a stop string, or when `signal` aborts ('done' with 'aborted'). */
+	generate(settings: ChatSettings, signal: AbortSignal): AsyncIterable<GenerationEvent>;
+	/** Forget everything: zero state, context 0. */
+	reset(): void;
+	exportState(): StateBlob;
+	/** Replace the state with a saved one (already checked to belong to this model). */
+	importState(blob: StateBlob, contextBytes: number): Promise<void>;
+}

@@ -1,0 +1,94 @@
+// Scripted stand-ins for the engine, for the UI tests: a ChatSession that replays GenerationEvents, optionally
+// pausing before chosen events so a test can look at the screen mid-stream. No timing is involved.
+import type { GenerationEvent, GenerationStats, SpeculativeStats } from '../src/engine/events.js';
+import type { ChatSession, ChatSettings, ModelIdentity, StateBlob } from '../src/ui/session.js';
+
+const enc = new TextEncoder();
+export const commit = (text: string | Uint8Array, source: 'draft' | 'model' = 'model'): GenerationEvent =>
+	({ type: 'commit', bytes: typeof text === 'string' ? enc.encode(text) : text, source });
+export const draft = (text: string | Uint8Array): GenerationEvent => ({ type: 'draft', bytes: typeof text === 'string' ? enc.encode(text) : text });
+export const reject = (count: number): GenerationEvent => ({ type: 'reject', count });
+
+export function genStats(over: Partial<GenerationStats> = {}, spec: Partial<SpeculativeStats> | null = null): GenerationStats {
+	return {
+		promptBytes: 6, generatedBytes: 256, seconds: 2, bytesPerSecond: 128,
+		speculative: spec ? { drafted: 120, tested: 117, accepted: 91, acceptanceRate: 91 / 117, meanAcceptedRun: 4.3, verifyPasses: 21, ...spec } : null,
+		...over,
+	};
+}
+export const done = (stats = genStats(), reason: 'max-bytes' | 'stop' | 'aborted' = 'max-bytes'): GenerationEvent => ({ type: 'done', reason, stats });
+
+/** Resolvable promise. */
+export function deferred<T = void>() {
+	let resolve!: (v: T) => void;
+	const promise = new Promise<T>((r) => (resolve = r));
+	return { promise, resolve };
+}
+
+/** Let pending promise callbacks, immediates and React/Ink renders run (a few event-loop turns, no clock). */
+export async function settle(turns = 10): Promise<void> {
+	for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+export const tinyModel: ModelIdentity = { name: 'tiny-test', dModel: 8, nLayer: 2, dInner: 16, dState: 4, dConv: 4, vocabSize: 256 };
+
+export class FakeSession implements ChatSession {
+	backend = 'cpu';
+	model = tinyModel;
+	stateBytes = 98304;
+	contextBytes = 0;
+	appended: string[] = [];
+	settingsSeen: ChatSettings[] = [];
+	resets = 0;
+	imported: { blob: StateBlob; contextBytes: number } | null = null;
+	turns = 0;
+	/** Called before each event is yielded; return a promise to hold the stream there. */
+	gate: (e: GenerationEvent, index: number) => Promise<void> | void = () => {};
+	/** Resolves when the current generate() has finished (reset per call). */
+	finished = deferred();
+
+	constructor(
+		private readonly script: (turn: number, s: ChatSettings) => GenerationEvent[],
+		readonly drafter: string | null = null,
+	) {}
+
+	async append(bytes: Uint8Array): Promise<void> {
+		this.appended.push(new TextDecoder().decode(bytes));
+		this.contextBytes += bytes.length;
+	}
+
+	async *generate(settings: ChatSettings, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
+		this.settingsSeen.push(settings);
+		const events = this.script(this.turns++, settings);
+		try {
+			for (let i = 0; i < events.length; i++) {
+				await this.gate(events[i], i);
+				if (signal.aborted) {
+					yield done(genStats({ generatedBytes: 1 }), 'aborted');
+					return;
+				}
+				const e = events[i];
+				if (e.type === 'commit') this.contextBytes += e.bytes.length;
+				yield e;
+			}
+		} finally {
+			const f = this.finished;
+			this.finished = deferred();
+			f.resolve();
+		}
+	}
+
+	reset(): void {
+		this.resets++;
+		this.contextBytes = 0;
+	}
+
+	exportState(): StateBlob {
+		return { meta: { position: this.contextBytes }, arrays: [Float32Array.from([1, 2, 3]), Float32Array.from([-0.5, 0.25])] };
+	}
+
+	async importState(blob: StateBlob, contextBytes: number): Promise<void> {
+		this.imported = { blob, contextBytes };
+		this.contextBytes = contextBytes;
+	}
+}
