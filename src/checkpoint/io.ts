@@ -100,6 +100,6 @@ export function fmtShape(shape: readonly number[]): string {
 
 /** A name read from a file, made safe for a one-line message (control characters escaped, length capped). */
 export function show(name: string): string {
-	const s = name.length > 160 ? `${name.slice(0, 160)}…` : name;
-	return /[\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s;
+	const s = /[\x00-\x1f\x7f]/.test(name) ? JSON.stringify(name) : name;
+	return s.length > 120 ? `${s.slice(0, 120)}…` : s;
 }

@@ -145,7 +145,7 @@ export class ZipReader {
 	private checkName(name: string): void {
 		const parts = name.split(/[\\/]/);
 		if (name.startsWith('/') || name.startsWith('\\') || /^[A-Za-z]:/.test(name) || name.includes('\0') || parts.includes('..')) {
-			this.fail(`refusing zip entry with unsafe path ${JSON.stringify(name)}`);
+			this.fail(`refusing zip entry with unsafe path ${show(JSON.stringify(name))}`);
 		}
 	}
 
