@@ -44,8 +44,8 @@ export class FakeSession implements ChatSession {
 	turns = 0;
 	/** Called before each event is yielded; return a promise to hold the stream there. */
 	gate: (e: GenerationEvent, index: number) => Promise<void> | void = () => {};
-	/** Resolves when the current generate() has finished (reset per call). */
-	finished = deferred();
+	completed = 0; // generate() calls that have finished
+	private waiters: { n: number; resolve: () => void }[] = [];
 
 	constructor(
 		private readonly script: (turn: number, s: ChatSettings) => GenerationEvent[],
@@ -72,10 +72,16 @@ export class FakeSession implements ChatSession {
 				yield e;
 			}
 		} finally {
-			const f = this.finished;
-			this.finished = deferred();
-			f.resolve();
+			this.completed++;
+			for (const w of this.waiters.filter((w) => this.completed >= w.n)) w.resolve();
+			this.waiters = this.waiters.filter((w) => this.completed < w.n);
 		}
+	}
+
+	/** Resolves once `n` generate() calls have finished (default: every call started so far). */
+	whenDone(n = this.turns): Promise<void> {
+		if (this.completed >= n) return Promise.resolve();
+		return new Promise((resolve) => this.waiters.push({ n, resolve }));
 	}
 
 	reset(): void {

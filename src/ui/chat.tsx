@@ -88,10 +88,16 @@ export interface ChatAppProps {
 	intervalMs?: number;
 	/** Line length after which a line without newlines is wrapped into the transcript. */
 	wrapAt?: number;
+	/** Called when the user leaves (before Ink unmounts). */
+	onExit?: () => void;
 }
 
-export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt }: ChatAppProps) {
-	const { exit } = useApp();
+export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, onExit }: ChatAppProps) {
+	const app = useApp();
+	const exit = () => {
+		onExit?.();
+		app.exit();
+	};
 	const [items, setItems] = useState<Item[]>(() => [
 		note(`mambabyte chat · ${session.model.name} on ${session.backend}${session.drafter ? ` · drafter ${session.drafter}` : ''} · /help for commands`, 'dim'),
 	]);
