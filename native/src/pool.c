@@ -1,0 +1,161 @@
+// See pool.h. One ticket word holds [generation:32 | chunks:16 | next chunk:16]; a thread claims a chunk with a
+// compare-and-swap that also checks the generation, so a worker that wakes late can never take a chunk of a newer
+// job with the old job's function. The job's fields are read only after a successful claim: the caller cannot
+// publish the next job until every claimed chunk has been counted done.
+#define _GNU_SOURCE
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define MAX_THREADS 64
+
+static _Atomic uint64_t ticket;
+static _Atomic int done;
+static _Atomic int sleepers;
+static _Atomic int stop_below; // workers with index >= this exit (resizing)
+static _Atomic int spin_ns = 2000000;
+static _Atomic int busy; // a job is in flight (a second JS thread runs its job inline instead)
+static struct {
+	mb_task_fn fn;
+	void *ctx;
+} job;
+static uint32_t generation;
+static int nthreads = 1;
+static pthread_t workers[MAX_THREADS];
+static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+
+static inline uint32_t gen_of(uint64_t v) { return (uint32_t)(v >> 32); }
+
+static int claim(uint32_t gen) {
+	uint64_t v = atomic_load_explicit(&ticket, memory_order_acquire);
+	for (;;) {
+		if (gen_of(v) != gen) return -1;
+		uint32_t n = (uint32_t)(v >> 16) & 0xffff, i = (uint32_t)v & 0xffff;
+		if (i >= n) return -1;
+		if (atomic_compare_exchange_weak_explicit(&ticket, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) return (int)i;
+	}
+}
+
+static void work(uint32_t gen) {
+	int i;
+	while ((i = claim(gen)) >= 0) {
+		job.fn(job.ctx, i);
+		atomic_fetch_add_explicit(&done, 1, memory_order_release);
+	}
+}
+
+static int64_t now_ns(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void *worker_main(void *arg) {
+	int index = (int)(intptr_t)arg;
+	uint32_t seen = gen_of(atomic_load(&ticket));
+	for (;;) {
+		// Spin for a while: decode issues a job every few tens of microseconds.
+		int64_t start = now_ns();
+		uint32_t g;
+		for (unsigned it = 1;; it++) {
+			g = gen_of(atomic_load_explicit(&ticket, memory_order_acquire));
+			if (g != seen || index >= atomic_load_explicit(&stop_below, memory_order_relaxed)) break;
+			cpu_relax();
+			if ((it & 1023) == 0 && now_ns() - start > atomic_load_explicit(&spin_ns, memory_order_relaxed)) {
+				pthread_mutex_lock(&mutex);
+				atomic_fetch_add(&sleepers, 1);
+				while (gen_of(atomic_load(&ticket)) == seen && index < atomic_load(&stop_below)) pthread_cond_wait(&wake, &mutex);
+				atomic_fetch_sub(&sleepers, 1);
+				pthread_mutex_unlock(&mutex);
+				start = now_ns();
+			}
+		}
+		if (index >= atomic_load(&stop_below)) return NULL;
+		seen = g;
+		work(g);
+	}
+}
+
+static void wake_all(void) {
+	if (atomic_load(&sleepers) > 0) {
+		pthread_mutex_lock(&mutex);
+		pthread_cond_broadcast(&wake);
+		pthread_mutex_unlock(&mutex);
+	}
+}
+
+int mb_available_cpus(void) {
+#ifdef __linux__
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0) return n;
+	}
+#endif
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+void mb_pool_init(int threads) {
+	if (threads < 1) threads = 1;
+	if (threads > MAX_THREADS) threads = MAX_THREADS;
+	// Stop the current workers (indices 1..nthreads-1), then start the new ones.
+	atomic_store(&stop_below, 0);
+	pthread_mutex_lock(&mutex);
+	pthread_cond_broadcast(&wake);
+	pthread_mutex_unlock(&mutex);
+	for (int i = 1; i < nthreads; i++) pthread_join(workers[i], NULL);
+	atomic_store(&stop_below, MAX_THREADS);
+	int started = 1;
+	for (int i = 1; i < threads; i++) {
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 1 << 20);
+		if (pthread_create(&workers[i], &attr, worker_main, (void *)(intptr_t)i) != 0) {
+			pthread_attr_destroy(&attr);
+			break;
+		}
+		pthread_attr_destroy(&attr);
+		started++;
+	}
+	nthreads = started;
+}
+
+int mb_pool_threads(void) { return nthreads; }
+
+void mb_pool_set_spin_us(int us) { atomic_store(&spin_ns, us < 0 ? 0 : us > 1000000 ? 1000000000 : us * 1000); }
+
+void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
+	if (nchunks <= 0) return;
+	int expected = 0;
+	if (nthreads == 1 || nchunks == 1 || nchunks > 0xffff ||
+	    !atomic_compare_exchange_strong(&busy, &expected, 1)) {
+		for (int i = 0; i < nchunks; i++) fn(ctx, i);
+		return;
+	}
+	job.fn = fn;
+	job.ctx = ctx;
+	atomic_store_explicit(&done, 0, memory_order_relaxed);
+	uint32_t gen = ++generation;
+	atomic_store(&ticket, ((uint64_t)gen << 32) | ((uint64_t)nchunks << 16)); // seq_cst: pairs with the sleepers check
+	wake_all();
+	work(gen);
+	while (atomic_load_explicit(&done, memory_order_acquire) < nchunks) cpu_relax();
+	atomic_store(&busy, 0);
+}

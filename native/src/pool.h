@@ -1,0 +1,19 @@
+// A persistent pool of worker threads for the kernels. The calling (JavaScript) thread always takes part, so
+// `threads` = workers + 1. A job is split into chunks that every thread claims from one atomic counter: if a
+// worker is descheduled (a shared machine), the others simply take its chunks instead of waiting for it.
+#ifndef MB_POOL_H
+#define MB_POOL_H
+
+typedef void (*mb_task_fn)(void *ctx, int chunk);
+
+/** Start the pool with `threads` threads in all (1 = no workers). Safe to call again to resize. */
+void mb_pool_init(int threads);
+int mb_pool_threads(void);
+/** Idle workers spin this long (microseconds) waiting for the next job before they sleep. */
+void mb_pool_set_spin_us(int us);
+/** Run fn(ctx, 0..nchunks-1) across the pool; returns when every chunk is done. nchunks < 65536. */
+void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks);
+/** The number of CPUs this process may run on. */
+int mb_available_cpus(void);
+
+#endif
