@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { loadCheckpoint } from '../src/checkpoint/load.js';
 import { PDict, PGlobal, PObject, PTuple, unpickle, type PickleHooks } from '../src/checkpoint/pickle.js';
 import { openTorchBin } from '../src/checkpoint/torch.js';
+import { crc32, crc32Portable } from '../src/checkpoint/zip.js';
 import {
 	folderWith, PickleBuilder, throwsUser, tinyTensors, tmpDir, torchPickle, torchZip, writeTiny, zip, zipWithPickle,
 } from './helpers/checkpoint-fixtures.js';
@@ -186,6 +187,12 @@ test('openTorchBin lists dtypes and shapes before reading any data', () => {
 	const src = openTorchBin(file);
 	assert.equal(src.entries.get('backbone.layers.1.mixer.conv1d.weight'), { ...src.entries.get('backbone.layers.1.mixer.conv1d.weight')!, dtype: 'BF16', shape: [16, 1, 4] });
 	src.close();
+});
+
+test('the portable CRC-32 (Node < 20.15) agrees with the native one', () => {
+	const data = Buffer.from(torchZip(tinyTensors(ssmLN)));
+	assert.is(crc32Portable(data), crc32(data));
+	assert.is(crc32Portable(Buffer.from('123456789')), 0xcbf43926);
 });
 
 test.run();

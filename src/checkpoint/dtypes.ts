@@ -50,7 +50,17 @@ const scratchU = new Uint32Array(scratchF.buffer);
 /** float32 -> float16 bits, round to nearest even; overflow gives +-Inf (callers check range first). */
 export function floatToHalf(v: number): number {
 	scratchF[0] = v;
-	const x = scratchU[0];
+	return halfBits(scratchU[0]);
+}
+
+/** float32 -> bfloat16 bits, round to nearest even; NaN stays NaN. */
+export function floatToBFloat16(v: number): number {
+	scratchF[0] = v;
+	return bfloat16Bits(scratchU[0]);
+}
+
+// The encoders work on the float's bit pattern so that whole tensors can be converted through an integer view.
+function halfBits(x: number): number {
 	const sign = (x >>> 16) & 0x8000;
 	const exp = (x >>> 23) & 0xff;
 	let mant = x & 0x7fffff;
@@ -74,10 +84,7 @@ export function floatToHalf(v: number): number {
 	return sign | half;
 }
 
-/** float32 -> bfloat16 bits, round to nearest even; NaN stays NaN. */
-export function floatToBFloat16(v: number): number {
-	scratchF[0] = v;
-	const x = scratchU[0];
+function bfloat16Bits(x: number): number {
 	if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
 	return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
@@ -94,9 +101,10 @@ export function firstNonFinite(a: Float32Array): number {
 /** Encode float32 values as raw little-endian bytes of the given dtype. */
 export function encodeFloats(data: Float32Array, dtype: FloatDType): Uint8Array {
 	if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+	const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
 	const out = new Uint16Array(data.length);
-	const enc = dtype === 'F16' ? floatToHalf : floatToBFloat16;
-	for (let i = 0; i < data.length; i++) out[i] = enc(data[i]);
+	if (dtype === 'F16') for (let i = 0; i < bits.length; i++) out[i] = halfBits(bits[i]);
+	else for (let i = 0; i < bits.length; i++) out[i] = bfloat16Bits(bits[i]);
 	return new Uint8Array(out.buffer);
 }
 

@@ -23,6 +23,25 @@ const LOCAL = 0x04034b50;
 const MAX_CENTRAL_DIR = 100_000_000;
 const MAX_DEFLATE_RATIO = 1032; // deflate cannot expand data more than this
 
+// zlib.crc32 is native but only exists from Node 20.15; older Node 20 releases get the table version.
+let crcTable: Uint32Array | undefined;
+function jsCrc32(b: Uint8Array): number {
+	if (!crcTable) {
+		crcTable = new Uint32Array(256);
+		for (let n = 0; n < 256; n++) {
+			let c = n;
+			for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+			crcTable[n] = c >>> 0;
+		}
+	}
+	let c = 0xffffffff;
+	for (let i = 0; i < b.length; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+	return (c ^ 0xffffffff) >>> 0;
+}
+export const crc32: (b: Uint8Array) => number =
+	typeof (zlib as { crc32?: unknown }).crc32 === 'function' ? (b) => zlib.crc32(b) >>> 0 : jsCrc32;
+export { jsCrc32 as crc32Portable };
+
 export class ZipReader {
 	readonly entries = new Map<string, ZipEntry>();
 	private readonly fd: number;
@@ -189,6 +208,6 @@ export class ZipReader {
 			target.set(data.subarray(offset, offset + length));
 			whole = data;
 		}
-		if (zlib.crc32(whole) >>> 0 !== e.crc) this.fail(`entry ${show(e.name)}: CRC-32 mismatch (corrupt file)`);
+		if (crc32(whole) !== e.crc) this.fail(`entry ${show(e.name)}: CRC-32 mismatch (corrupt file)`);
 	}
 }

@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { UserError } from '../../src/errors.js';
 import { decodeFloats, encodeFloats, type FloatDType } from '../../src/checkpoint/dtypes.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors.js';
+import { crc32 } from '../../src/checkpoint/zip.js';
 
 export function rng(seed: number): () => number {
 	// mulberry32: small, seedable, good enough for test data
@@ -260,7 +261,7 @@ export function zip(entries: ZipIn[], zip64 = false): Buffer {
 		const name = Buffer.from(e.name, 'utf8');
 		const method = e.method ?? 0;
 		const body = method === 8 ? zlib.deflateRawSync(e.data) : Buffer.from(e.data);
-		const crc = zlib.crc32(e.data) >>> 0;
+		const crc = crc32(e.data);
 		const size = e.declaredSize ?? e.data.length;
 		const pad = (64 - ((offset + 30 + name.length + 4) % 64)) % 64;
 		const extra = Buffer.alloc(4 + pad);
