@@ -44,9 +44,9 @@ export class GpuJsKernels implements Kernels {
 	private readonly perWeight = new WeakMap<Matrix, Map<string, Kernel>>();
 	private readonly perShape = new Map<string, Kernel>();
 
-	constructor(readonly name: Exclude<BackendName, 'reference'>, readonly gpu: GPUType) {}
+	constructor(readonly name: Exclude<BackendName, 'reference' | 'native'>, readonly gpu: GPUType) {}
 
-	static create(name: Exclude<BackendName, 'reference'>): GpuJsKernels {
+	static create(name: Exclude<BackendName, 'reference' | 'native'>): GpuJsKernels {
 		return new GpuJsKernels(name, new GPU({ mode: name }));
 	}
 

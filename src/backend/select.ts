@@ -1,12 +1,14 @@
 // Choosing a backend. `auto` tries the accelerated ones and keeps the first that actually works, saying why each
 // other one was skipped (printed under --verbose): webgpu (Dawn, the npm `webgpu` package) needs a GPU adapter and a
-// libstdc++ with GLIBCXX_3.4.32; headlessgl needs the optional `gl` package, which does not build without X11
-// headers. On a CPU-only machine `auto` lands on gpu.js's `cpu` backend: measured faster than `webasm` here, whose
-// SIMD path gathers lane by lane and calls Math.exp through JS (../shared/notes/gpujs-cpu-study.md).
+// libstdc++ with GLIBCXX_3.4.32; native (C kernels, src/backend/native.ts) needs the optional addon that the install
+// step builds with node-gyp when a C compiler is present; headlessgl needs the optional `gl` package, which does not
+// build without X11 headers. Without any of them `auto` lands on gpu.js's `cpu` backend: measured faster than
+// `webasm` here, whose SIMD path gathers lane by lane and calls Math.exp through JS (../shared/notes/gpujs-cpu-study.md).
 import { createRequire } from 'node:module';
 import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from './gpujs.js';
-import type { BackendChoice, Kernels } from './types.js';
+import { NativeKernels } from './native.js';
+import { BACKEND_CHOICES, type BackendChoice, type Kernels } from './types.js';
 
 export interface Selected {
 	kernels: Kernels;
@@ -48,7 +50,7 @@ interface AdapterLike { requestDevice: (...a: unknown[]) => Promise<object> }
 async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<Kernels> {
 	if (name === 'webgpu') await enableWebGPU();
 	if (name === 'headlessgl') createRequire(import.meta.url)('gl');
-	const kernels = GpuJsKernels.create(name);
+	const kernels = name === 'native' ? NativeKernels.create() : GpuJsKernels.create(name);
 	// A tiny projection proves the backend compiles and runs kernels here, not just that it loads.
 	const y = await kernels.linear({ data: Float32Array.of(1, 2, 3, 4), rows: 1, cols: 4 }, Float32Array.of(1, 1, 1, 1), 1, 4);
 	if (Math.abs(y[0] - 10) > 1e-4) throw new Error(`self-test gave ${y[0]}, expected 10`);
@@ -64,7 +66,7 @@ export async function selectBackend(choice: BackendChoice): Promise<Selected> {
 		}
 	}
 	const notes: string[] = [];
-	for (const name of ['webgpu', 'headlessgl'] as const) {
+	for (const name of ['webgpu', 'native', 'headlessgl'] as const) {
 		try {
 			return { kernels: await tryBackend(name), notes };
 		} catch (e) {
@@ -76,7 +78,7 @@ export async function selectBackend(choice: BackendChoice): Promise<Selected> {
 }
 
 export function parseBackend(value: string): BackendChoice {
-	const choices: readonly string[] = ['auto', 'cpu', 'webasm', 'webgpu', 'headlessgl'];
+	const choices: readonly string[] = BACKEND_CHOICES;
 	if (!choices.includes(value)) throw new UsageError(`--backend ${value}: expected one of ${choices.join(', ')}`);
 	return value as BackendChoice;
 }

@@ -1,10 +1,11 @@
-// The kernel interface the model runs on. Two implementations: gpu.js kernels (src/backend/gpujs.ts, the fast
-// path, one gpu.js mode per backend name) and the plain references (src/backend/reference.ts, slow and obviously
-// correct, used by tests). Every array is row-major Float32Array; shapes in comments.
+// The kernel interface the model runs on. Three implementations: gpu.js kernels (src/backend/gpujs.ts, the fast
+// path, one gpu.js mode per backend name), the native C kernels for CPUs (src/backend/native.ts, an optional addon)
+// and the plain references (src/backend/reference.ts, slow and obviously correct, used by tests). Every array is
+// row-major Float32Array; shapes in comments.
 import type { Matrix } from '../../kernels/types.js';
 
-export type BackendName = 'cpu' | 'webasm' | 'webgpu' | 'headlessgl' | 'reference';
-export const BACKEND_CHOICES = ['auto', 'cpu', 'webasm', 'webgpu', 'headlessgl'] as const;
+export type BackendName = 'cpu' | 'webasm' | 'webgpu' | 'headlessgl' | 'native' | 'reference';
+export const BACKEND_CHOICES = ['auto', 'cpu', 'webasm', 'webgpu', 'headlessgl', 'native'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface Epilogue {
