@@ -256,8 +256,7 @@ test('chat: /save then /load restores state and transcript; /reset zeroes; /exit
 	await app.enter();
 	await settle();
 	assert.ok(s.imported);
-	assert.is(s.imported.contextBytes, 30);
-	assert.equal([...s.imported.blob.arrays[1]], [-0.5, 0.25]);
+	assert.equal([...s.imported], [30, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
 	const f = app.frame();
 	assert.match(f, `loaded ${file}: context 30 B, 2 transcript lines`);
 	assert.match(f, /› It was\n {3}a dark and stormy night\n[^]*› It was\n {3}a dark and stormy night/);

@@ -1,7 +1,7 @@
 // Scripted stand-ins for the engine, for the UI tests: a ChatSession that replays GenerationEvents, optionally
 // pausing before chosen events so a test can look at the screen mid-stream. No timing is involved.
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from '../src/engine/events.js';
-import type { ChatSession, ChatSettings, ModelIdentity, StateBlob } from '../src/ui/session.js';
+import type { ChatSession, ChatSettings, ModelIdentity } from '../src/ui/session.js';
 
 const enc = new TextEncoder();
 export const commit = (text: string | Uint8Array, source: 'draft' | 'model' = 'model'): GenerationEvent =>
@@ -40,7 +40,7 @@ export class FakeSession implements ChatSession {
 	appended: string[] = [];
 	settingsSeen: ChatSettings[] = [];
 	resets = 0;
-	imported: { blob: StateBlob; contextBytes: number } | null = null;
+	imported: Uint8Array | null = null;
 	turns = 0;
 	/** Called before each event is yielded; return a promise to hold the stream there. */
 	gate: (e: GenerationEvent, index: number) => Promise<void> | void = () => {};
@@ -89,12 +89,16 @@ export class FakeSession implements ChatSession {
 		this.contextBytes = 0;
 	}
 
-	exportState(): StateBlob {
-		return { meta: { position: this.contextBytes }, arrays: [Float32Array.from([1, 2, 3]), Float32Array.from([-0.5, 0.25])] };
+	/** A made-up state: the context length, then four marker bytes. */
+	exportState(): Uint8Array {
+		const out = new Uint8Array(8);
+		new DataView(out.buffer).setUint32(0, this.contextBytes, true);
+		out.set([0xde, 0xad, 0xbe, 0xef], 4);
+		return out;
 	}
 
-	async importState(blob: StateBlob, contextBytes: number): Promise<void> {
-		this.imported = { blob, contextBytes };
-		this.contextBytes = contextBytes;
+	async importState(bytes: Uint8Array): Promise<void> {
+		this.imported = bytes;
+		this.contextBytes = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
 	}
 }

@@ -144,6 +144,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 				onUpdate: ({ lines, view }) => {
 					if (lines.length > 0) print(...lines.map((spans) => item({ kind: 'model' as const, spans })));
 					setLive(view);
+					setContextBytes(session.contextBytes);
 					if (view) {
 						setPhase('generating');
 						setGenerated(view.generated);
@@ -207,13 +208,13 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 				const saved = readSave(c.file);
 				const why = mismatch(saved.model, session.model);
 				if (why) return fail(`${c.file}: ${why}`);
-				await session.importState(saved.state, saved.contextBytes);
+				await session.importState(saved.state);
 				if (saved.settings) setSettings({ ...s, ...saved.settings, draft: Boolean(saved.settings.draft && session.drafter) });
 				setContextBytes(session.contextBytes);
 				totals.current = noTotals();
 				setStats(null);
 				print(
-					note(`— loaded ${c.file}: context ${formatBytes(saved.contextBytes)}, ${saved.transcript.length} transcript lines —`, 'dim'),
+					note(`— loaded ${c.file}: context ${formatBytes(session.contextBytes)}, ${saved.transcript.length} transcript lines —`, 'dim'),
 					...saved.transcript.map((t) => (t.kind === 'user' ? item({ kind: 'user' as const, text: t.text }) : item({ kind: 'model' as const, spans: t.spans }))),
 				);
 				return;
@@ -307,7 +308,7 @@ export async function runChat(opts: GenerationOptions): Promise<void> {
 	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter)} />, {
 		exitOnCtrlC: false, // Ctrl-C stops a generation; only at an empty prompt does it exit
 		maxFps: 30,
-		incrementalRendering: true,
+		incrementalRendering: false,
 		patchConsole: true,
 	});
 	try {

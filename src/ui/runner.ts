@@ -46,7 +46,15 @@ export async function runTurn(session: ChatSession, text: Uint8Array, settings: 
 	};
 	let reason: TurnResult['reason'] = 'aborted';
 	try {
-		if (text.length > 0) await session.append(text);
+		if (text.length > 0) {
+			try {
+				await session.append(text, o.signal);
+			} catch (e) {
+				// Stopped while reading the prompt: the text is in the context, partly consumed; nothing generated.
+				if (e instanceof Error && e.name === 'AbortError') return { reason: 'aborted', stats: null, generated: 0 };
+				throw e;
+			}
+		}
 		if (o.signal.aborted) return { reason: 'aborted', stats: null, generated: 0 };
 		let lastYield = now();
 		for await (const e of session.generate(settings, o.signal)) {

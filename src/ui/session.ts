@@ -16,12 +16,6 @@ export interface ChatSettings {
 	accept: Accept;
 }
 
-/** A recurrent state as named float arrays plus JSON metadata: what /save writes and /load reads back. */
-export interface StateBlob {
-	meta: Record<string, unknown>;
-	arrays: Float32Array[];
-}
-
 /** Identity of the model a state belongs to: a state only loads into the same architecture and model. */
 export interface ModelIdentity {
 	name: string;
@@ -42,13 +36,14 @@ export interface ChatSession {
 	readonly stateBytes: number;
 	/** Bytes of conversation the state has consumed (prompt text plus generated text). */
 	readonly contextBytes: number;
-	/** Feed new text into the state; only the new bytes are read, never the earlier turns. */
-	append(bytes: Uint8Array): Promise<void>;
+	/** Feed new text into the state; only the new bytes are read, never the earlier turns. Abortable. */
+	append(bytes: Uint8Array, signal?: AbortSignal): Promise<void>;
 	/** Continue the text. Stops at settings.maxBytes, a stop string, or when `signal` aborts ('done' with 'aborted'). */
 	generate(settings: ChatSettings, signal: AbortSignal): AsyncIterable<GenerationEvent>;
 	/** Forget everything: zero state, context 0. */
 	reset(): void;
-	exportState(): StateBlob;
-	/** Replace the state with a saved one (already checked to belong to this model). */
-	importState(blob: StateBlob, contextBytes: number): Promise<void>;
+	/** The whole conversation state as bytes (the engine's own snapshot format), for /save. */
+	exportState(): Uint8Array;
+	/** Replace the state with one from exportState() (already checked to belong to this model), for /load. */
+	importState(bytes: Uint8Array): Promise<void>;
 }
