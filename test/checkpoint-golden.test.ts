@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { countParameters, loadCheckpoint } from '../src/checkpoint/load.js';
+import { decodeFloats, encodeFloats } from '../src/checkpoint/dtypes.js';
 import type { Checkpoint } from '../src/model/types.js';
 
 // dist/test/x.js and test/x.ts both sit two levels below the repository root.
@@ -78,6 +79,22 @@ test('golden: the torch.save pytorch_model.bin and its safetensors twin hold ide
 	if (!st || !bin) return;
 	assert.equal(bin.config, st.config);
 	assert.equal(bin.weights, st.weights);
+});
+
+test('golden: the F16 and BF16 exports are tiny-hf rounded by torch exactly as convert rounds it', () => {
+	const f32 = fixture('tiny-hf');
+	for (const [name, dtype] of [['tiny-hf-f16', 'F16'], ['tiny-hf-bf16', 'BF16']] as const) {
+		const half = fixture(name);
+		if (!f32 || !half) continue;
+		const round = (a: Float32Array) => decodeFloats(encodeFloats(a, dtype), dtype);
+		assert.equal(half.weights.embedding, round(f32.weights.embedding), `${name} embedding`);
+		half.weights.layers.forEach((l, i) => {
+			const o = f32.weights.layers[i];
+			for (const k of ['inProj', 'convWeight', 'xProj', 'dtProj', 'dtBias', 'aLog', 'D', 'outProj', 'norm'] as const) {
+				assert.equal(l[k], round(o[k]), `${name} layer ${i} ${k}`);
+			}
+		});
+	}
 });
 
 test.run();
