@@ -78,7 +78,7 @@ if HAVE_TRITON:
                         hloc_ptr, dsum_ptr,
                         L, Dn, SEG, K,
                         sxb, sxl, stb, stl, sBb, sBl,
-                        N: tl.constexpr, BD: tl.constexpr):
+                        N: tl.constexpr, BD: tl.constexpr, NS: tl.constexpr):
         """Pass 1: end state of each segment from a zero start, and the segment's sum of delta."""
         pid_b = tl.program_id(0)
         pid_d = tl.program_id(1)
@@ -94,7 +94,7 @@ if HAVE_TRITON:
         t0_64 = t0.to(tl.int64)
         h = tl.zeros((BD, N), dtype=tl.float32)
         dsum = tl.zeros((BD,), dtype=tl.float32)
-        for i in range(0, t1 - t0):
+        for i in tl.range(0, t1 - t0, num_stages=NS):
             t = t0_64 + i
             xv = tl.load(x_ptr + b64 * sxb + t * sxl + offs_d, mask=dmask, other=0.0).to(tl.float32)
             dtv = tl.load(dt_ptr + b64 * stb + t * stl + offs_d, mask=dmask, other=0.0).to(tl.float32)
@@ -138,7 +138,7 @@ if HAVE_TRITON:
                       L, Dn, SEG, K,
                       sxb, sxl, stb, stl, sBb, sBl, sCb, sCl, szb, szl, sob, sol,
                       N: tl.constexpr, BD: tl.constexpr,
-                      HAS_HIN: tl.constexpr, STORE_H: tl.constexpr, STORE_LAST: tl.constexpr):
+                      HAS_HIN: tl.constexpr, STORE_H: tl.constexpr, STORE_LAST: tl.constexpr, NS: tl.constexpr):
         """Pass 2: walk the segment from its true start state, write gated y (and h_t if STORE_H)."""
         pid_b = tl.program_id(0)
         pid_d = tl.program_id(1)
@@ -158,7 +158,7 @@ if HAVE_TRITON:
         else:
             h = tl.zeros((BD, N), dtype=tl.float32)
         t0_64 = t0.to(tl.int64)
-        for i in range(0, t1 - t0):
+        for i in tl.range(0, t1 - t0, num_stages=NS):
             t = t0_64 + i
             xv = tl.load(x_ptr + b64 * sxb + t * sxl + offs_d, mask=dmask, other=0.0).to(tl.float32)
             dtv = tl.load(dt_ptr + b64 * stb + t * stl + offs_d, mask=dmask, other=0.0).to(tl.float32)
@@ -182,7 +182,7 @@ if HAVE_TRITON:
     def _scan_bwd_local(dt_ptr, bias_ptr, A_ptr, C_ptr, z_ptr, dout_ptr, u_ptr,
                         L, Dn, SEG, K,
                         stb, stl, sCb, sCl, szb, szl, sgb, sgl,
-                        N: tl.constexpr, BD: tl.constexpr):
+                        N: tl.constexpr, BD: tl.constexpr, NS: tl.constexpr):
         """Backward pass A: reverse walk of dh with a zero carry; stores u = exp(delta_t0*A) * dh_t0."""
         pid_b = tl.program_id(0)
         pid_d = tl.program_id(1)
@@ -197,7 +197,7 @@ if HAVE_TRITON:
         t1 = tl.minimum(t0 + SEG, L)
         carry = tl.zeros((BD, N), dtype=tl.float32)
         t0_64 = t0.to(tl.int64)
-        for i in range(0, t1 - t0):
+        for i in tl.range(0, t1 - t0, num_stages=NS):
             t = t0_64 + (t1 - t0 - 1 - i)
             dtv = tl.load(dt_ptr + b64 * stb + t * stl + offs_d, mask=dmask, other=0.0).to(tl.float32)
             zv = tl.load(z_ptr + b64 * szb + t * szl + offs_d, mask=dmask, other=0.0).to(tl.float32)
@@ -217,7 +217,7 @@ if HAVE_TRITON:
                   dx_ptr, ddt_ptr, dz_ptr, dBp_ptr, dCp_ptr, dAp_ptr, dDp_ptr, dbp_ptr,
                   L, Dn, SEG, K, NBLK,
                   sxb, sxl, stb, stl, sBb, sBl, sCb, sCl, szb, szl, sgb, sgl,
-                  N: tl.constexpr, BD: tl.constexpr, HAS_DHIN: tl.constexpr):
+                  N: tl.constexpr, BD: tl.constexpr, HAS_DHIN: tl.constexpr, NS: tl.constexpr):
         """Backward pass B: full reverse walk with the true carry; h_t read from H (fp32)."""
         pid_b = tl.program_id(0)
         pid_d = tl.program_id(1)
@@ -240,7 +240,7 @@ if HAVE_TRITON:
         dA_acc = tl.zeros((BD, N), dtype=tl.float32)
         dD_acc = tl.zeros((BD,), dtype=tl.float32)
         db_acc = tl.zeros((BD,), dtype=tl.float32)
-        for i in range(0, t1 - t0):
+        for i in tl.range(0, t1 - t0, num_stages=NS):
             t = t0_64 + (t1 - t0 - 1 - i)
             xv = tl.load(x_ptr + b64 * sxb + t * sxl + offs_d, mask=dmask, other=0.0).to(tl.float32)
             dtv = tl.load(dt_ptr + b64 * stb + t * stl + offs_d, mask=dmask, other=0.0).to(tl.float32)
@@ -359,7 +359,7 @@ if HAVE_TRITON:
 # Python wrappers
 # ----------------------------------------------------------------------------------------------
 
-SCAN_CFG = {"BD": 32, "num_warps": 2, "seg": 256}
+SCAN_CFG = {"BD": 32, "num_warps": 2, "seg": 256, "stages": 1}
 
 
 def _nseg(L, Bsz, nblk, seg):
@@ -375,7 +375,7 @@ def _check(t):
 
 def scan_forward(x, dt, dt_bias, A, Bm, Cm, D, z, store_h=False, out_dtype=None, cfg=None):
     cfg = cfg or SCAN_CFG
-    BD, nw = cfg["BD"], cfg["num_warps"]
+    BD, nw, ns = cfg["BD"], cfg["num_warps"], cfg.get("stages", 1)
     Bsz, L, Dn = x.shape
     N = A.shape[1]
     for t in (x, dt, Bm, Cm, z):
@@ -392,7 +392,7 @@ def scan_forward(x, dt, dt_bias, A, Bm, Cm, D, z, store_h=False, out_dtype=None,
         dsum = torch.empty(Bsz, K, Dn, device=dev, dtype=torch.float32)
         _scan_fwd_local[(Bsz, nblk, K)](x, dt, dt_bias, A, Bm, hloc, dsum, L, Dn, SEG, K,
                                         x.stride(0), x.stride(1), dt.stride(0), dt.stride(1),
-                                        Bm.stride(0), Bm.stride(1), N=N, BD=BD, num_warps=nw)
+                                        Bm.stride(0), Bm.stride(1), N=N, BD=BD, NS=ns, num_warps=nw)
         hin = torch.empty_like(hloc)
         _scan_carry[(Bsz, nblk)](hloc, dsum, A, hin, Dn, K, N=N, BD=BD, REVERSE=False, num_warps=nw)
     else:
@@ -402,14 +402,14 @@ def scan_forward(x, dt, dt_bias, A, Bm, Cm, D, z, store_h=False, out_dtype=None,
                                   x.stride(0), x.stride(1), dt.stride(0), dt.stride(1),
                                   Bm.stride(0), Bm.stride(1), Cm.stride(0), Cm.stride(1),
                                   z.stride(0), z.stride(1), out.stride(0), out.stride(1),
-                                  N=N, BD=BD, HAS_HIN=K > 1, STORE_H=store_h, STORE_LAST=False,
+                                  N=N, BD=BD, HAS_HIN=K > 1, STORE_H=store_h, STORE_LAST=False, NS=ns,
                                   num_warps=nw)
     return out, (H if store_h else None), dsum, K, SEG
 
 
 def scan_backward(dout, x, dt, dt_bias, A, Bm, Cm, D, z, H, dsum, K, SEG, cfg=None):
     cfg = cfg or SCAN_CFG
-    BD, nw = cfg["BD"], cfg["num_warps"]
+    BD, nw, ns = cfg["BD"], cfg["num_warps"], cfg.get("stages", 1)
     Bsz, L, Dn = x.shape
     N = A.shape[1]
     A = A.float().contiguous()
@@ -421,7 +421,7 @@ def scan_backward(dout, x, dt, dt_bias, A, Bm, Cm, D, z, H, dsum, K, SEG, cfg=No
         _scan_bwd_local[(Bsz, nblk, K)](dt, dt_bias, A, Cm, z, dout, u, L, Dn, SEG, K,
                                         dt.stride(0), dt.stride(1), Cm.stride(0), Cm.stride(1),
                                         z.stride(0), z.stride(1), dout.stride(0), dout.stride(1),
-                                        N=N, BD=BD, num_warps=nw)
+                                        N=N, BD=BD, NS=ns, num_warps=nw)
         dhin = torch.empty_like(u)
         _scan_carry[(Bsz, nblk)](u, dsum, A, dhin, Dn, K, N=N, BD=BD, REVERSE=True, num_warps=nw)
     else:
@@ -443,7 +443,7 @@ def scan_backward(dout, x, dt, dt_bias, A, Bm, Cm, D, z, H, dsum, K, SEG, cfg=No
                               x.stride(0), x.stride(1), dt.stride(0), dt.stride(1),
                               Bm.stride(0), Bm.stride(1), Cm.stride(0), Cm.stride(1),
                               z.stride(0), z.stride(1), dout.stride(0), dout.stride(1),
-                              N=N, BD=BD, HAS_DHIN=K > 1, num_warps=nw)
+                              N=N, BD=BD, HAS_DHIN=K > 1, NS=ns, num_warps=nw)
     return dx, ddt, dz, dBp.sum(2), dCp.sum(2), dAp.sum((0, 1)), dDp.sum((0, 1)), dbp.sum((0, 1))
 
 

@@ -143,13 +143,16 @@ class MambaLM(nn.Module):
         for blk in self.backbone.layers:
             blk.mixer.mamba_init(self.cfg.n_layer, gen=gen)
 
-    def hidden(self, ids, impl="triton"):
+    impl = "triton"
+
+    def hidden(self, ids, impl=None):
+        impl = impl or self.impl
         h = self.backbone.embeddings(ids).float()
         for blk in self.backbone.layers:
             h = blk(h, impl)
         return self.backbone.norm_f(h)
 
-    def forward(self, ids, impl="triton"):
+    def forward(self, ids, impl=None):
         h = self.hidden(ids, impl)
         return F.linear(h, self.backbone.embeddings.weight)
 
@@ -224,7 +227,7 @@ def load_hf(path, device="cpu"):
 # ----------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def sum_nll(model: MambaLM, ids: torch.Tensor, impl="triton", chunk=65536):
+def sum_nll(model: MambaLM, ids: torch.Tensor, impl=None, chunk=65536):
     """ids: 1-D LongTensor. Returns (sum over t=1..n-1 of -ln p(ids[t] | ids[<t]), n-1), in one pass."""
     h = model.hidden(ids[None], impl)[0]                        # (n, d) fp32
     E = model.backbone.embeddings.weight.float()

@@ -1,0 +1,340 @@
+"""Train one shipped model (the byte model or the subword drafter) on the GPU machine, export it, evaluate it.
+
+    python3 train/train.py --kind byte    --corpus /tmp/corpus --out /tmp/ckpt/byte-model     --budget 420
+    python3 train/train.py --kind subword --corpus /tmp/corpus --out /tmp/ckpt/subword-drafter --budget 75 \
+        --tokenizer checkpoints/subword-drafter/tokenizer.json
+
+Training: random windows of the TRAIN books only (a book drawn with probability proportional to its length,
+then a uniform offset inside it), AdamW, linear warmup then a cosine schedule over the wall-clock budget
+(so the run ends on time whatever the throughput), bf16 autocast for the matmuls (scan math in fp32),
+grad clip 1.0, valid bits-per-byte on fixed valid windows every --eval-every seconds.
+After training: export to the HF layout (F16), reload the ROUNDED weights into an fp32 model (TF32 off)
+and score the whole valid and test splits (one pass per book), the first 65536 bytes of each test book
+(byte model), and optionally transformers' MambaForCausalLM on one 64 KB test window (--hf-check).
+--snap-dir: every --snap-every seconds and at the end, a tar of the output folder is written there in
+parts of at most 15 MiB (name.tar.partNN), so a run cut short still returns a checkpoint.
+"""
+import argparse, glob, io, json, math, os, sys, tarfile, time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mamba_ops as ops  # noqa: E402
+from model import MambaCfg, MambaLM, export_hf, load_hf, sum_nll  # noqa: E402
+
+T_START = time.time()
+
+
+def log(*a):
+    print(f"[{time.time() - T_START:7.1f}s]", *a, flush=True)
+
+
+def book_files(corpus, split):
+    fs = sorted(glob.glob(os.path.join(corpus, split, "*.txt")))
+    assert fs, f"no books in {corpus}/{split}"
+    return fs
+
+
+class Windows:
+    """Random windows of length L+1 from a list of 1-D token arrays (one per book), sampled on the GPU."""
+
+    def __init__(self, arrays, dev):
+        lens = np.array([len(a) for a in arrays], dtype=np.int64)
+        self.data = torch.from_numpy(np.concatenate(arrays).astype(np.int64 if arrays[0].dtype != np.uint8 else np.uint8)).to(dev)
+        self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(lens)[:-1]])).to(dev)
+        self.lens = torch.from_numpy(lens).to(dev)
+        self.w = self.lens.double() / self.lens.sum()
+        self.total = int(lens.sum())
+        self.dev = dev
+
+    def batch(self, B, L):
+        bi = torch.multinomial(self.w, B, replacement=True)
+        room = (self.lens[bi] - (L + 1)).clamp(min=1)
+        off = (torch.rand(B, device=self.dev, dtype=torch.float64) * room).long()
+        idx = (self.starts[bi] + off)[:, None] + torch.arange(L + 1, device=self.dev)[None]
+        w = self.data[idx].long()
+        return w[:, :-1], w[:, 1:]
+
+
+def lr_at(step, frac, a):
+    warm = min(1.0, (step + 1) / a.warmup)
+    cos = 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+    return a.lr * warm * (a.min_lr_ratio + (1 - a.min_lr_ratio) * cos)
+
+
+def snapshot(src_dir, snap_dir, name, part_bytes=15 * 1024 * 1024):
+    if not snap_dir:
+        return
+    os.makedirs(snap_dir, exist_ok=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.add(src_dir, arcname=name)
+    data = buf.getvalue()
+    for old in glob.glob(os.path.join(snap_dir, f"{name}.tar.part*")):
+        os.remove(old)
+    for i in range(0, max(1, -(-len(data) // part_bytes))):
+        p = os.path.join(snap_dir, f"{name}.tar.part{i:02d}")
+        with open(p + ".tmp", "wb") as f:
+            f.write(data[i * part_bytes:(i + 1) * part_bytes])
+        os.replace(p + ".tmp", p)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kind", choices=["byte", "subword"], required=True)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tokenizer", default=None)
+    ap.add_argument("--budget", type=float, default=420, help="training wall-clock seconds")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = budget only)")
+    ap.add_argument("--d-model", type=int, default=384)
+    ap.add_argument("--n-layer", type=int, default=9)
+    ap.add_argument("--d-state", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--min-lr-ratio", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--wd", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-every", type=float, default=60)
+    ap.add_argument("--snap-every", type=float, default=120)
+    ap.add_argument("--snap-dir", default=None)
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--scan-bd", type=int, default=32)
+    ap.add_argument("--scan-warps", type=int, default=2)
+    ap.add_argument("--scan-seg", type=int, default=256)
+    ap.add_argument("--hf-check", action="store_true")
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--vocab-pad", type=int, default=8)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--impl", default="triton", help="triton, or ref (slow PyTorch; for CPU smoke tests)")
+    a = ap.parse_args()
+    name = a.name or os.path.basename(a.out.rstrip("/"))
+    dev = a.device
+    torch.manual_seed(a.seed)
+    ops.SCAN_CFG.update(BD=a.scan_bd, num_warps=a.scan_warps, seg=a.scan_seg)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    # ---------------- data ----------------
+    tok = None
+    if a.kind == "byte":
+        enc = lambda text_bytes: np.frombuffer(text_bytes, dtype=np.uint8)
+        vocab = 256
+    else:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(a.tokenizer)
+        vocab = tok.get_vocab_size()
+        enc = None
+    vocab_padded = -(-vocab // a.vocab_pad) * a.vocab_pad
+
+    def load_split(split):
+        fs = book_files(a.corpus, split)
+        raw = [open(f, "rb").read() for f in fs]
+        if a.kind == "byte":
+            arrs = [enc(r) for r in raw]
+        else:
+            encs = tok.encode_batch([r.decode("utf-8") for r in raw])
+            arrs = [np.array(e.ids, dtype=np.int32) for e in encs]
+        return fs, raw, arrs
+
+    t0 = time.time()
+    tr_files, tr_raw, tr_arrs = load_split("train")
+    n_train_bytes = sum(len(r) for r in tr_raw)
+    n_train_units = sum(len(x) for x in tr_arrs)
+    log(f"train: {len(tr_files)} books, {n_train_bytes} bytes, {n_train_units} units ({time.time() - t0:.1f}s)")
+    data = Windows(tr_arrs, dev)
+    del tr_raw
+    va_files, va_raw, va_arrs = load_split("valid")
+    te_files, te_raw, te_arrs = load_split("test")
+    # fixed valid windows for periodic eval
+    g = np.random.default_rng(1234)
+    vw = []
+    for _ in range(16):
+        i = int(g.integers(len(va_arrs)))
+        arr = va_arrs[i]
+        s = int(g.integers(0, len(arr) - a.ctx - 1))
+        vw.append(arr[s:s + a.ctx + 1].astype(np.int64))
+    vwin = torch.from_numpy(np.stack(vw)).to(dev)
+    # bytes per unit in the valid windows (for subword: bytes of the scored tokens)
+    if a.kind == "byte":
+        v_bytes = vwin[:, 1:].numel()
+    else:
+        v_bytes = sum(len(tok.decode(list(map(int, w[1:]))).encode("utf-8")) for w in vw)
+
+    # ---------------- model ----------------
+    cfg = MambaCfg(vocab_size=vocab_padded, d_model=a.d_model, n_layer=a.n_layer, d_state=a.d_state)
+    model = MambaLM(cfg)
+    model.init_weights(seed=a.seed)
+    model.impl = a.impl
+    model.to(dev)
+    nparams = model.num_params()
+    log(f"model: {cfg}  params {nparams:,}")
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (decay if p.dim() >= 2 and not n.endswith("A_log") else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
+
+    def valid_bpb():
+        model.eval()
+        with torch.no_grad(), torch.autocast(dev.split(":")[0], dtype=torch.bfloat16):
+            logits = model(vwin[:, :-1])
+            nll = F.cross_entropy(logits.float().reshape(-1, vocab_padded), vwin[:, 1:].reshape(-1), reduction="sum")
+        model.train()
+        return nll.item() / math.log(2) / v_bytes
+
+    extra = {"training_context_length": a.ctx}
+    if a.kind == "subword":
+        extra.update({"tokenizer": "tokenizer.json", "tokenizer_vocab_size": vocab, "vocab_padded_to_multiple_of": a.vocab_pad})
+
+    def export(path):
+        return export_hf(model, path, a.ctx, dtype=torch.float16, extra=extra)
+
+    # ---------------- train ----------------
+    history = []
+    model.train()
+    step, units_seen = 0, 0
+    t_train = time.time()
+    last_eval = last_snap = t_train
+    losses = []
+    while True:
+        el = time.time() - t_train
+        if el >= a.budget or (a.max_steps and step >= a.max_steps):
+            break
+        lr = lr_at(step, el / a.budget, a)
+        for gr in opt.param_groups:
+            gr["lr"] = lr
+        x, y = data.batch(a.batch, a.ctx)
+        with torch.autocast(dev.split(":")[0], dtype=torch.bfloat16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, vocab_padded), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        units_seen += x.numel()
+        losses.append(loss.detach())
+        if step % 100 == 0 or step == 10:
+            l = torch.stack(losses).mean().item(); losses = []
+            el = time.time() - t_train
+            rate = units_seen / el
+            log(f"step {step} lr {lr:.2e} loss {l:.4f} nats/unit ({l / math.log(2):.4f} bits) gnorm {gn.item():.2f} "
+                f"{rate:,.0f} units/s  mem {(torch.cuda.max_memory_allocated() if dev.startswith('cuda') else 0) / 2**30:.1f} GiB")
+            if not math.isfinite(l):
+                raise SystemExit("loss is not finite")
+        now = time.time()
+        if now - last_eval >= a.eval_every:
+            vb = valid_bpb()
+            history.append({"step": step, "seconds": round(now - t_train, 1), "valid_window_bpb": vb})
+            log(f"step {step} valid-window bpb {vb:.4f}")
+            last_eval = now
+        if a.snap_dir and now - last_snap >= a.snap_every:
+            export(a.out)
+            snapshot(a.out, a.snap_dir, name)
+            last_snap = now
+    if dev.startswith("cuda"):
+        torch.cuda.synchronize()
+    train_secs = time.time() - t_train
+    vb = valid_bpb()
+    history.append({"step": step, "seconds": round(train_secs, 1), "valid_window_bpb": vb})
+    bytes_per_unit = n_train_bytes / n_train_units
+    res = {
+        "kind": a.kind, "params": nparams, "config": cfg.__dict__, "tokenizer_vocab_size": vocab,
+        "steps": step, "batch": a.batch, "context": a.ctx, "train_units": units_seen,
+        "train_bytes_equiv": units_seen * bytes_per_unit, "train_seconds": train_secs,
+        "units_per_second": units_seen / train_secs, "bytes_per_second": units_seen * bytes_per_unit / train_secs,
+        "epochs": units_seen / n_train_units, "lr": a.lr, "warmup": a.warmup, "wd": a.wd,
+        "train_split_bytes": n_train_bytes, "train_split_units": n_train_units,
+        "scan_cfg": dict(ops.SCAN_CFG), "history": history, "device": torch.cuda.get_device_name() if dev.startswith("cuda") else dev,
+        "torch": torch.__version__,
+    }
+    log(f"trained {step} steps in {train_secs:.1f}s, {res['bytes_per_second']:,.0f} bytes/s, final valid-window bpb {vb:.4f}")
+    info = export(a.out)
+    res["export"] = info
+    if tok is not None:
+        tok.save(os.path.join(a.out, "tokenizer.json"))
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    snapshot(a.out, a.snap_dir, name)
+    log("exported", info)
+    if a.no_eval:
+        return
+
+    # ---------------- evaluation of the exported (rounded) weights, fp32, no TF32 ----------------
+    del opt, model
+    if dev.startswith("cuda"):
+        torch.cuda.empty_cache()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    m, _ = load_hf(a.out, dev)
+    m.impl = a.impl
+    m.eval()
+    ln2 = math.log(2)
+
+    def score_split(files, raws, arrs):
+        per, tot_bits, tot_bytes = {}, 0.0, 0
+        for f, r, arr in zip(files, raws, arrs):
+            ids = torch.from_numpy(arr.astype(np.int64)).to(dev)
+            nll, n = sum_nll(m, ids)
+            if a.kind == "byte":
+                nb = n                               # bytes scored: N - 1
+            else:
+                nb = len(r) - len(tok.decode([int(arr[0])]).encode("utf-8"))
+            per[os.path.basename(f)] = nll / ln2 / nb
+            tot_bits += nll / ln2
+            tot_bytes += nb
+        return tot_bits / tot_bytes, per
+
+    t_ev = time.time()
+    res["valid_bpb"], res["valid_per_book"] = score_split(va_files, va_raw, va_arrs)
+    res["test_bpb"], res["test_per_book"] = score_split(te_files, te_raw, te_arrs)
+    res["eval_method"] = ("each book scored in one pass over the whole book (first unit context only), fp32, "
+                          "weights as exported; split bpb = total bits / total scored bytes")
+    log(f"valid bpb {res['valid_bpb']:.4f}  test bpb {res['test_bpb']:.4f}  ({time.time() - t_ev:.1f}s)")
+    if a.kind == "byte":
+        first = {}
+        for f, r in zip(te_files, te_raw):
+            ids = torch.from_numpy(np.frombuffer(r[:65536], dtype=np.uint8).astype(np.int64)).to(dev)
+            nll, n = sum_nll(m, ids)
+            first[os.path.basename(f)] = nll / ln2 / n
+        res["test_first64k_bpb"] = first
+        with open(os.path.join(a.out, "eval_first64k.json"), "w") as f:
+            json.dump(first, f, indent=2)
+            f.write("\n")
+        log("first 64 KB per test book:", json.dumps(first))
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    snapshot(a.out, a.snap_dir, name)
+    if a.kind == "byte" and a.hf_check:
+        try:
+            from transformers import MambaForCausalLM
+            t_hf = time.time()
+            hf = MambaForCausalLM.from_pretrained(a.out, dtype=torch.float32).to(dev).eval()
+            book = os.path.basename(te_files[0])
+            ids = torch.from_numpy(np.frombuffer(te_raw[0][:65536], dtype=np.uint8).astype(np.int64)).to(dev)
+            with torch.no_grad():
+                lg = hf(ids[None], use_cache=False).logits[0]
+                nll = F.cross_entropy(lg[:-1].double(), ids[1:], reduction="sum").item()
+                ours = m(ids[None])[0]
+                maxdiff = (ours - lg).abs().max().item()
+            res["hf_check"] = {"book": book, "window": "first 65536 bytes", "transformers_bpb": nll / ln2 / (len(ids) - 1),
+                               "ours_bpb": res["test_first64k_bpb"][book], "max_abs_logit_diff": maxdiff,
+                               "seconds": time.time() - t_hf, "path": "transformers slow path (torch), fp32, TF32 off"}
+            log("HF check:", res["hf_check"])
+        except Exception as e:  # report, don't lose the run
+            res["hf_check"] = {"error": repr(e)}
+            log("HF check failed:", repr(e))
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump(res, f, indent=2)
+        snapshot(a.out, a.snap_dir, name)
+    log("done")
+
+
+if __name__ == "__main__":
+    main()
