@@ -44,6 +44,10 @@ class Tmux {
 	screen(): string {
 		return this.run('capture-pane', '-p', '-J', '-t', 'e2e');
 	}
+	/** The screen with its colours and attributes as escape codes. */
+	styled(): string {
+		return this.run('capture-pane', '-p', '-e', '-t', 'e2e');
+	}
 	cursorVisible(): boolean {
 		return this.run('display-message', '-p', '-t', 'e2e', '#{cursor_flag}').trim() === '1';
 	}
@@ -106,6 +110,27 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 		assert.ok(tmux.cursorVisible(), 'cursor shown again');
 	} finally {
 		tmux.kill();
+	}
+});
+
+test('chat in a terminal: colour by default, none with NO_COLOR', async () => {
+	if (!hasTmux || !MODEL) {
+		console.log(`  (skipped: ${!hasTmux ? 'tmux is not installed' : 'no model'})`);
+		return;
+	}
+	for (const noColor of [false, true]) {
+		const tmux = new Tmux();
+		try {
+			tmux.start(`${noColor ? 'NO_COLOR=1 ' : ''}node ${BIN} chat --model ${MODEL} --backend cpu; sleep 30`);
+			await tmux.waitFor('the prompt', (s) => s.includes('/help for commands') && s.includes('(fixed)'));
+			const styled = tmux.styled();
+			if (noColor) assert.not.match(styled, /\x1b\[[0-9;]*m/, 'NO_COLOR: no colour or attribute codes');
+			else assert.match(styled, /\x1b\[3\dm/, 'colours on a terminal');
+			tmux.key('C-c');
+			await tmux.waitFor('exit', (s) => !s.includes('type text for the model'));
+		} finally {
+			tmux.kill();
+		}
 	}
 });
 

@@ -48,7 +48,9 @@ test('status line: speed, acceptance (accepted/tested), mean run, bytes, model, 
 	assert.match(off, 'draft off');
 	assert.match(off, 'top-p 0.9');
 	const first = renderToString(<StatusLine {...status} phase="reading" stats={null} generated={0} />, { columns: 160 });
-	assert.match(first, '● – B/s · no draft · 0 B generated · reading prompt…');
+	assert.match(first, '● – B/s · accept – (0/0) · mean run – · 0 B generated · reading prompt…');
+	const firstPlain = renderToString(<StatusLine {...status} phase="reading" stats={null} generated={0} draftOn={false} />, { columns: 160 });
+	assert.match(firstPlain, '● – B/s · no draft · 0 B generated · reading prompt…');
 });
 
 test('live turn: accepted draft, model text and pending draft are rendered distinctly', () => {

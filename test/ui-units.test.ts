@@ -9,6 +9,8 @@ import { fixed, formatBytes, formatDuration, formatPercent, formatRate } from '.
 import { editLine, emptyEditor, type EditorState, type KeyLike } from '../src/ui/line-editor.js';
 import { decodeSave, encodeSave, mismatch, readSave, writeSave, type ChatSave } from '../src/ui/save.js';
 import { incompleteTail, printable, Utf8Stream } from '../src/ui/text.js';
+import { applyColorEnv } from '../src/ui/theme.js';
+import chalk from 'chalk';
 import { spansText, TurnBuffer } from '../src/ui/turn.js';
 import { commit, done, draft, genStats, reject, tinyModel } from './ui-fakes.js';
 
@@ -228,6 +230,21 @@ test('formatting', () => {
 	assert.is(formatDuration(NaN), '–');
 	assert.is(formatPercent(91 / 117), '78%');
 	assert.is(fixed(NaN, 3), '–');
+});
+
+test('NO_COLOR turns colour off unless FORCE_COLOR is given', () => {
+	const level = chalk.level;
+	try {
+		chalk.level = 2;
+		applyColorEnv({ NO_COLOR: '' });
+		assert.is(chalk.level, 2, 'empty NO_COLOR is not set');
+		applyColorEnv({ NO_COLOR: '1', FORCE_COLOR: '2' });
+		assert.is(chalk.level, 2, 'FORCE_COLOR wins');
+		applyColorEnv({ NO_COLOR: '1' });
+		assert.is(chalk.level, 0);
+	} finally {
+		chalk.level = level;
+	}
 });
 
 test.run();

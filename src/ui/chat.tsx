@@ -6,7 +6,7 @@
 // line and drafted bytes awaiting verification), the status line, the prompt. Events from the engine are batched
 // into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
 import { Box, render, useApp, useInput, type Key } from 'ink';
-import { useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { GenerationOptions } from '../cli/options.js';
 import type { GenerationStats } from '../engine/events.js';
 import { UsageError, UserError } from '../errors.js';
@@ -20,6 +20,7 @@ import { runTurn } from './runner.js';
 import { mismatch, readSave, writeSave } from './save.js';
 import type { ChatSession, ChatSettings } from './session.js';
 import { StatusLine, type StatusProps } from './status-line.js';
+import { applyColorEnv } from './theme.js';
 import { Transcript } from './transcript.js';
 import type { TurnView } from './turn.js';
 
@@ -94,9 +95,14 @@ export interface ChatAppProps {
 
 export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, onExit }: ChatAppProps) {
 	const app = useApp();
+	// Leaving: one last frame without the prompt (the status line stays as a summary), then unmount.
+	const [leaving, setLeaving] = useState(false);
+	useEffect(() => {
+		if (leaving) app.exit();
+	}, [leaving]);
 	const exit = () => {
 		onExit?.();
-		app.exit();
+		setLeaving(true);
 	};
 	const [items, setItems] = useState<Item[]>(() => [
 		note(`mambabyte chat · ${session.model.name} on ${session.backend}${session.drafter ? ` · drafter ${session.drafter}` : ''} · /help for commands`, 'dim'),
@@ -280,7 +286,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 					temperature={settings.temperature}
 					topP={settings.topP}
 				/>
-				<Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} />
+				{leaving ? null : <Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} />}
 			</Box>
 		</>
 	);
@@ -303,6 +309,7 @@ export async function runChat(opts: GenerationOptions): Promise<void> {
 	if (!process.stdin.isTTY || !process.stdout.isTTY) {
 		throw new UsageError('chat needs a terminal on stdin and stdout (to pipe text, use `mambabyte complete`)');
 	}
+	applyColorEnv();
 	const { openChatSession } = await import('./engine-session.js');
 	const session = await openChatSession(opts);
 	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter)} />, {

@@ -6,7 +6,7 @@ import { Box, render, Static, Text } from 'ink';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import { bar, barChart, sparkline } from './chart.js';
 import { fixed, formatBytes, formatDuration, formatRate } from './format.js';
-import { theme } from './theme.js';
+import { applyColorEnv, theme } from './theme.js';
 
 export interface FileProgress {
 	file: string;
@@ -139,6 +139,7 @@ export async function renderPerplexity(
 	events: AsyncIterable<PerplexityEvent>,
 	opts: { curve: boolean; stream?: NodeJS.WriteStream; intervalMs?: number },
 ): Promise<PerplexityResult[]> {
+	applyColorEnv();
 	const interval = opts.intervalMs ?? 50;
 	let state = emptyPerplexity();
 	const view = (final: boolean) => <PerplexityView state={state} curve={opts.curve} final={final} />;

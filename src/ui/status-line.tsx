@@ -23,9 +23,10 @@ export interface StatusProps {
 
 const acceptName = (a: Accept) => (a.kind === 'exact' ? 'exact' : `top:${a.k}`);
 
-export function Figures(p: Pick<StatusProps, 'phase' | 'stats' | 'generated'>) {
+export function Figures(p: Pick<StatusProps, 'phase' | 'stats' | 'generated' | 'draftOn'>) {
 	const { stats } = p;
-	const spec = stats?.speculative ?? null;
+	// Before the engine's first figures of a speculative turn: the acceptance fields, empty.
+	const spec = stats?.speculative ?? (p.draftOn && !stats ? { accepted: 0, tested: 0, acceptanceRate: NaN, meanAcceptedRun: NaN } : null);
 	const mark = p.phase === 'generating' || p.phase === 'reading' ? '●' : '○';
 	return (
 		<Text>
@@ -61,7 +62,7 @@ export function Setting(p: Omit<StatusProps, 'phase' | 'stats' | 'generated'>) {
 export function StatusLine(p: StatusProps) {
 	return (
 		<Box flexDirection="column">
-			<Figures phase={p.phase} stats={p.stats} generated={p.generated} />
+			<Figures phase={p.phase} stats={p.stats} generated={p.generated} draftOn={p.drafter !== null && p.draftOn} />
 			<Setting {...p} />
 		</Box>
 	);
