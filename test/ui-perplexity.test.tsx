@@ -49,6 +49,7 @@ test('final table: file, bytes, bits/byte, word ppl, bytes/s, aligned', () => {
 	assert.is(lines[2], 'pg1.txt              7000     1.2345     33.04   1999.7');
 	assert.is(lines[3], 'a-longer-name.txt  123456     0.9300         –     12.0');
 	assert.ok(lines.every((l) => l.length === lines[0].length));
+	assert.match(tableLines([result('r.txt', { word_perplexity: 3.754e16 })])[2], ' 3.75e+16 ');
 });
 
 test('charts: bars in eighths, merged ranges weighted by bytes, sparkline from min to max', () => {

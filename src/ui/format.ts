@@ -46,3 +46,9 @@ export function fixed(v: number, digits: number): string {
 export function grouped(n: number): string {
 	return Math.round(n).toLocaleString('en-US');
 }
+
+/** A perplexity: two decimals, or scientific notation when huge (a random model's word perplexity is ~1e16). */
+export function formatPpl(v: number): string {
+	if (!Number.isFinite(v)) return '–';
+	return v < 1e6 ? v.toFixed(2) : v.toExponential(2);
+}

@@ -5,7 +5,7 @@
 import { Box, render, Static, Text } from 'ink';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import { bar, barChart, sparkline } from './chart.js';
-import { fixed, formatBytes, formatDuration, formatRate } from './format.js';
+import { fixed, formatBytes, formatDuration, formatPpl, formatRate } from './format.js';
 import { applyColorEnv, theme } from './theme.js';
 
 export interface FileProgress {
@@ -62,7 +62,7 @@ export function ProgressLine({ p, width = 24 }: { p: FileProgress; width?: numbe
 export function DoneLine({ r }: { r: PerplexityResult }) {
 	return (
 		<Text>
-			<Text color={theme.rate}>✓</Text> {r.file}  <Text bold>{fixed(r.bits_per_byte, 4)}</Text> bits/byte · word ppl {fixed(r.word_perplexity, 2)} ·{' '}
+			<Text color={theme.rate}>✓</Text> {r.file}  <Text bold>{fixed(r.bits_per_byte, 4)}</Text> bits/byte · word ppl {formatPpl(r.word_perplexity)} ·{' '}
 			{formatBytes(r.bytes)} in {formatDuration(r.seconds)} ({formatRate(r.bytes_per_second)})
 		</Text>
 	);
@@ -71,7 +71,7 @@ export function DoneLine({ r }: { r: PerplexityResult }) {
 /** The final table as lines of text: file, bytes, bits/byte, word ppl, bytes/s (numbers right-aligned). */
 export function tableLines(results: PerplexityResult[]): string[] {
 	const head = ['file', 'bytes', 'bits/byte', 'word ppl', 'bytes/s'];
-	const rows = results.map((r) => [r.file, String(r.bytes), fixed(r.bits_per_byte, 4), fixed(r.word_perplexity, 2), fixed(r.bytes_per_second, 1)]);
+	const rows = results.map((r) => [r.file, String(r.bytes), fixed(r.bits_per_byte, 4), formatPpl(r.word_perplexity), fixed(r.bytes_per_second, 1)]);
 	const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 	const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
 	return [line(head), w.map((n) => '─'.repeat(n)).join('  '), ...rows.map(line)];
@@ -143,7 +143,7 @@ export async function renderPerplexity(
 	const interval = opts.intervalMs ?? 50;
 	let state = emptyPerplexity();
 	const view = (final: boolean) => <PerplexityView state={state} curve={opts.curve} final={final} />;
-	const ink = render(view(false), { stdout: opts.stream ?? process.stderr, patchConsole: false, maxFps: 20 });
+	const ink = render(view(false), { stdout: opts.stream ?? process.stderr, patchConsole: false, maxFps: 30 }); // Ink draws each (≥ 50 ms apart) update at once
 	let last = 0;
 	try {
 		const it = events[Symbol.asyncIterator]();
