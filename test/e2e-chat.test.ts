@@ -14,6 +14,7 @@ import * as assert from 'uvu/assert';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'bin', 'mambabyte.js');
+const NODE = JSON.stringify(process.execPath);
 const MODEL = ['test/fixtures/tiny-hf', 'checkpoints/byte-model'].map((d) => path.join(ROOT, d)).find((d) => existsSync(path.join(d, 'config.json')));
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 
@@ -83,7 +84,7 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 		// A shell first, so the test can see the exit status and the terminal settings before and after.
 		tmux.start('bash --norc --noprofile');
 		await tmux.waitFor('a shell', (s) => s.trim().length > 0);
-		tmux.type(`clear; stty -g > ${before}; node ${BIN} chat --model ${MODEL} --backend cpu --seed 1 -n 1000000; echo "EXIT=$?"; stty -g > ${after}`);
+		tmux.type(`clear; stty -g > ${before}; ${NODE} ${BIN} chat --model ${MODEL} --backend cpu --seed 1 -n 1000000; echo "EXIT=$?"; stty -g > ${after}`);
 		tmux.key('Enter');
 		await tmux.waitFor('the prompt', (s) => s.includes('/help for commands') && /state [\d.]+ \w*B \(fixed\)/.test(s));
 
@@ -101,7 +102,7 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 		tmux.key('C-c');
 		const stopped = await tmux.waitFor('the generation to stop', (s) => s.includes('· stopped') && s.includes('type text for the model'));
 		assert.match(stopped, /○ (?:[\d.]+|–) \w*B\/s · no draft · [\d.]+ \w*B generated · stopped/);
-		assert.not.match(stopped, 'EXIT=', 'Ctrl-C during generation does not exit');
+		assert.not.match(stopped, /EXIT=\d/, 'Ctrl-C during generation does not exit');
 
 		tmux.key('C-c'); // at an empty prompt: leave
 		const exited = await tmux.waitFor('the exit status', (s) => /EXIT=\d+/.test(s) && existsSync(after) && readFileSync(after, 'utf8').length > 0);
@@ -121,7 +122,7 @@ test('chat in a terminal: colour by default, none with NO_COLOR', async () => {
 	for (const noColor of [false, true]) {
 		const tmux = new Tmux();
 		try {
-			tmux.start(`${noColor ? 'NO_COLOR=1 ' : ''}node ${BIN} chat --model ${MODEL} --backend cpu; sleep 30`);
+			tmux.start(`${noColor ? 'NO_COLOR=1 ' : ''}${NODE} ${BIN} chat --model ${MODEL} --backend cpu; sleep 30`);
 			await tmux.waitFor('the prompt', (s) => s.includes('/help for commands') && s.includes('(fixed)'));
 			const styled = tmux.styled();
 			if (noColor) assert.not.match(styled, /\x1b\[[0-9;]*m/, 'NO_COLOR: no colour or attribute codes');
