@@ -5,7 +5,7 @@
 // Screen, top to bottom: the transcript (<Static>: printed once, never redrawn), the live turn (the unfinished
 // line and drafted bytes awaiting verification), the status line, the prompt. Events from the engine are batched
 // into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
-import { Box, render, useApp, useInput, type Key } from 'ink';
+import { Box, render, useApp, useInput, useStdout, type Key } from 'ink';
 import { useEffect, useRef, useState } from 'react';
 import type { GenerationOptions } from '../cli/options.js';
 import type { GenerationStats } from '../engine/events.js';
@@ -87,7 +87,7 @@ export interface ChatAppProps {
 	settings: ChatSettings;
 	/** Batching interval for live updates in ms (0 = every event, for tests). */
 	intervalMs?: number;
-	/** Line length after which a line without newlines is wrapped into the transcript. */
+	/** Line length after which a line without newlines is wrapped into the transcript (default: 3 rows' worth). */
 	wrapAt?: number;
 	/** Called when the user leaves (before Ink unmounts). */
 	onExit?: () => void;
@@ -95,6 +95,7 @@ export interface ChatAppProps {
 
 export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, onExit }: ChatAppProps) {
 	const app = useApp();
+	const { stdout } = useStdout();
 	// Leaving: one last frame without the prompt (the status line stays as a summary), then unmount.
 	const [leaving, setLeaving] = useState(false);
 	useEffect(() => {
@@ -146,7 +147,8 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			const res = await runTurn(session, new TextEncoder().encode(text), settingsRef.current, {
 				signal: ctl.signal,
 				intervalMs,
-				wrapAt,
+				// the live line stays at most ~3 rows of this terminal: longer text moves up into the transcript
+				wrapAt: wrapAt ?? Math.max(60, 3 * ((stdout.columns || 80) - 2)),
 				onUpdate: ({ lines, view }) => {
 					if (lines.length > 0) print(...lines.map((spans) => item({ kind: 'model' as const, spans })));
 					setLive(view);
@@ -315,6 +317,9 @@ export async function runChat(opts: GenerationOptions): Promise<void> {
 	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter)} />, {
 		exitOnCtrlC: false, // Ctrl-C stops a generation; only at an empty prompt does it exit
 		maxFps: 30,
+		// Ink 6.8's incremental mode redraws the live rows below themselves once <Static> output is written (seen in
+		// tmux), so the whole (small) live part is redrawn instead, inside synchronized-update marks (DEC 2026) that
+		// terminals supporting them use to show each frame whole.
 		incrementalRendering: false,
 		patchConsole: true,
 	});
