@@ -26,7 +26,7 @@ export function deferred<T = void>() {
 }
 
 /** Let pending promise callbacks, immediates and React/Ink renders run (a few event-loop turns, no clock). */
-export async function settle(turns = 10): Promise<void> {
+export async function settle(turns = 20): Promise<void> {
 	for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
