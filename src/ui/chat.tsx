@@ -10,8 +10,8 @@ import { useEffect, useRef, useState } from 'react';
 import type { GenerationOptions } from '../cli/options.js';
 import type { GenerationStats } from '../engine/events.js';
 import { UsageError, UserError } from '../errors.js';
-import { HELP, parseLine, type Command } from './commands.js';
-import { fixed, formatBytes, formatPercent, formatRate } from './format.js';
+import { parseLine, type Command } from './commands.js';
+import { formatBytes } from './format.js';
 import { item, note, type Item, type SavedItem } from './items.js';
 import { editLine, emptyEditor, type EditorState } from './line-editor.js';
 import { LiveTurn } from './live-turn.js';
@@ -21,64 +21,9 @@ import { mismatch, readSave, writeSave } from './save.js';
 import type { ChatSession, ChatSettings } from './session.js';
 import { StatusLine, type StatusProps } from './status-line.js';
 import { applyColorEnv } from './theme.js';
+import { addTotals, helpLines, noTotals, statsLines } from './totals.js';
 import { Transcript } from './transcript.js';
 import type { TurnView } from './turn.js';
-
-/** Session totals for /stats, summed from the engine's per-turn stats. */
-export interface Totals {
-	turns: number;
-	generated: number;
-	seconds: number;
-	promptBytes: number;
-	drafted: number;
-	tested: number;
-	accepted: number;
-	passes: number;
-}
-export const noTotals = (): Totals => ({ turns: 0, generated: 0, seconds: 0, promptBytes: 0, drafted: 0, tested: 0, accepted: 0, passes: 0 });
-
-export function addTotals(t: Totals, s: GenerationStats | null): Totals {
-	if (!s) return { ...t, turns: t.turns + 1 };
-	const sp = s.speculative;
-	return {
-		turns: t.turns + 1,
-		generated: t.generated + s.generatedBytes,
-		seconds: t.seconds + s.seconds,
-		promptBytes: t.promptBytes + s.promptBytes,
-		drafted: t.drafted + (sp?.drafted ?? 0),
-		tested: t.tested + (sp?.tested ?? 0),
-		accepted: t.accepted + (sp?.accepted ?? 0),
-		passes: t.passes + (sp?.verifyPasses ?? 0),
-	};
-}
-
-export function statsLines(t: Totals, session: ChatSession, contextBytes: number): string[] {
-	const m = session.model;
-	const lines = [
-		`session: ${t.turns} turn${t.turns === 1 ? '' : 's'} · ${formatBytes(t.generated)} generated in ${fixed(t.seconds, 1)} s` +
-			` (${formatRate(t.seconds > 0 ? t.generated / t.seconds : NaN)}) · ${formatBytes(t.promptBytes)} of prompt read`,
-	];
-	if (t.drafted > 0 || t.passes > 0) {
-		lines.push(
-			`speculative: ${t.drafted} drafted · ${t.tested} tested · ${t.accepted} accepted (${formatPercent(t.tested ? t.accepted / t.tested : NaN)})` +
-				` · mean run ${fixed(t.passes ? t.accepted / t.passes : NaN, 2)} over ${t.passes} verify passes`,
-		);
-	}
-	lines.push(
-		`model: ${m.name} (d ${m.dModel}, ${m.nLayer} layers) on ${session.backend} · context ${formatBytes(contextBytes)} · ` +
-			`state ${formatBytes(session.stateBytes)}, fixed however long the conversation`,
-	);
-	return lines;
-}
-
-export function helpLines(): string[] {
-	const w = Math.max(...HELP.map(([c]) => c.length));
-	return [
-		'What you type is appended to the text and the model continues it; Enter on an empty line lets it go on.',
-		...HELP.map(([c, d]) => `  ${c.padEnd(w)}  ${d}`),
-		'Colours: model-sampled text plain, accepted draft cyan, unverified draft dim.',
-	];
-}
 
 type Phase = StatusProps['phase'];
 
