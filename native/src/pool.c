@@ -28,7 +28,10 @@ static _Atomic uint64_t ticket;
 static _Atomic int done;
 static _Atomic int sleepers;
 static _Atomic int stop_below; // workers with index >= this exit (resizing)
-static _Atomic int spin_ns = 2000000;
+static _Atomic int spin_ns = 300000;
+static _Atomic int main_waiting; // the caller sleeps until the last chunk is done
+static pthread_cond_t finished = PTHREAD_COND_INITIALIZER;
+#define MAIN_SPIN_NS 30000
 static _Atomic int busy; // a job is in flight (a second JS thread runs its job inline instead)
 static struct {
 	mb_task_fn fn;
@@ -52,11 +55,17 @@ static int claim(uint32_t gen) {
 	}
 }
 
-static void work(uint32_t gen) {
+static void work(uint32_t gen, int is_worker) {
 	int i;
 	while ((i = claim(gen)) >= 0) {
+		const int n = (int)(atomic_load_explicit(&ticket, memory_order_relaxed) >> 16) & 0xffff;
 		job.fn(job.ctx, i);
-		atomic_fetch_add_explicit(&done, 1, memory_order_release);
+		// seq_cst: pairs with the caller's main_waiting store before it re-checks `done`
+		if (atomic_fetch_add(&done, 1) + 1 == n && is_worker && atomic_load(&main_waiting)) {
+			pthread_mutex_lock(&mutex);
+			pthread_cond_signal(&finished);
+			pthread_mutex_unlock(&mutex);
+		}
 	}
 }
 
@@ -88,7 +97,7 @@ static void *worker_main(void *arg) {
 		}
 		if (index >= atomic_load(&stop_below)) return NULL;
 		seen = g;
-		work(g);
+		work(g, 1);
 	}
 }
 
@@ -155,7 +164,40 @@ void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
 	uint32_t gen = ++generation;
 	atomic_store(&ticket, ((uint64_t)gen << 32) | ((uint64_t)nchunks << 16)); // seq_cst: pairs with the sleepers check
 	wake_all();
-	work(gen);
-	while (atomic_load_explicit(&done, memory_order_acquire) < nchunks) cpu_relax();
+	work(gen, 0);
+	// The last chunks are a worker's. Spin briefly; if it is slow — descheduled on a busy machine — sleep, so the
+	// scheduler can run the worker on this CPU, and let it wake us.
+	if (atomic_load_explicit(&done, memory_order_acquire) < nchunks) {
+		const int64_t start = now_ns();
+#ifdef MB_POOL_STATS
+		extern double mb_stat_wait_ns, mb_stat_sleeps;
+		int slept = 0;
+#endif
+		unsigned it = 0;
+		while (atomic_load_explicit(&done, memory_order_acquire) < nchunks) {
+			cpu_relax();
+			if ((++it & 255) == 0 && now_ns() - start > MAIN_SPIN_NS) {
+				pthread_mutex_lock(&mutex);
+				atomic_store(&main_waiting, 1);
+				while (atomic_load(&done) < nchunks) pthread_cond_wait(&finished, &mutex);
+				atomic_store(&main_waiting, 0);
+				pthread_mutex_unlock(&mutex);
+#ifdef MB_POOL_STATS
+				slept = 1;
+#endif
+			}
+		}
+#ifdef MB_POOL_STATS
+		mb_stat_wait_ns += now_ns() - start;
+		mb_stat_sleeps += slept;
+#endif
+	}
+#ifdef MB_POOL_STATS
+	{
+		extern double mb_stat_wait_ns, mb_stat_jobs, mb_stat_sleeps;
+		mb_stat_jobs += 1;
+		(void)0;
+	}
+#endif
 	atomic_store(&busy, 0);
 }
