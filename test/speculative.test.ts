@@ -349,6 +349,11 @@ test('fixture tiny-drafter (random subword Mamba + tokenizer.json): exact greedy
 		const spec = await run(model, enc(p), { ...GREEDY, maxBytes: 60 }, drafter);
 		assert.ok(same(plain.bytes, spec.bytes), p);
 	}
+	// our tokenization of input.txt is what Python's tokenizers produced
+	const { readFileSync } = await import('node:fs');
+	const expected = JSON.parse(readFileSync(path.join(tinyDrafterDir, 'expected.json'), 'utf8')) as { token_ids: number[] };
+	const input = new Uint8Array(readFileSync(path.join(root, 'test', 'fixtures', 'input.txt')));
+	assert.equal(drafter.tokenizer.tokenize(input).map((x) => x.id), expected.token_ids);
 	const r = rng(9);
 	const bytes = Uint8Array.from({ length: 300 }, () => Math.floor(r() * 256));
 	assert.ok(same(drafter.tokenizer.detokenize(drafter.tokenizer.tokenize(bytes).map((x) => x.id)), bytes), 'random bytes round-trip');

@@ -1,6 +1,123 @@
-// (being written in issue 3: `mambabyte complete`)
+// `mambabyte complete [PROMPT]` (DESIGN.md §9): continue PROMPT, or all of stdin, and write ONLY the continuation's
+// bytes to stdout, exactly as the model committed them (drafted bytes never reach stdout before the verifier
+// accepts them). `--json` prints one object instead. Ctrl-C stops generation cleanly (what was generated stays
+// written) and exits 130; a closed stdout (`| head -c 10`) ends quietly (main.ts exits 0 on EPIPE).
+// An empty prompt generates from "\n" as context (generate.ts): the model needs a byte to predict from.
 import type { GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
-export async function runComplete(_prompt: string | null, _opts: GenerationOptions): Promise<void> {
-	throw new UserError('complete is not built yet');
+import { openModel } from '../model/open.js';
+import type { Mamba } from '../model/mamba.js';
+import { generate } from '../engine/generate.js';
+import { Drafter } from '../engine/speculative.js';
+import { decodeUtf8 } from '../engine/utf8.js';
+import type { GenerationStats } from '../engine/events.js';
+
+async function readStdin(): Promise<Uint8Array> {
+	const chunks: Buffer[] = [];
+	for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+	return new Uint8Array(Buffer.concat(chunks));
 }
+
+/** Write to stdout without throwing; waits for the pipe to drain so memory stays flat on slow readers. */
+function writeOut(bytes: Uint8Array): Promise<void> {
+	return new Promise((resolve) => {
+		try {
+			if (process.stdout.write(bytes)) resolve();
+			else process.stdout.once('drain', resolve);
+		} catch {
+			resolve(); // a destroyed stdout: main.ts's 'error' listener ends the process
+		}
+	});
+}
+
+function checkByteModel(model: Mamba, dir: string): void {
+	if (model.checkpoint.tokenizerPath) {
+		throw new UserError(`--model ${dir}: this is a subword model (it has tokenizer.json); expected a byte model (use it as --draft)`);
+	}
+	if (model.config.vocabSize < 256) throw new UserError(`--model ${dir}: vocabulary of ${model.config.vocabSize}, a byte model needs 256`);
+}
+
+export function speculativeJson(stats: GenerationStats) {
+	const s = stats.speculative;
+	return s
+		? {
+			drafted: s.drafted, tested: s.tested, accepted: s.accepted, acceptance_rate: s.acceptanceRate,
+			mean_accepted_run: s.meanAcceptedRun, verify_passes: s.verifyPasses,
+		}
+		: null;
+}
+
+export async function runComplete(prompt: string | null, opts: GenerationOptions): Promise<void> {
+	const promptBytes = prompt !== null ? new TextEncoder().encode(prompt) : await readStdin();
+	const opened = await openModel(opts.model, opts.backend);
+	if (opts.verbose) for (const note of opened.notes) process.stderr.write(`mambabyte: ${note}\n`);
+	checkByteModel(opened.model, opts.model);
+	let drafter: Drafter | null = null;
+	if (opts.draft) {
+		const d = await openModel(opts.draft, opened.kernels);
+		drafter = new Drafter(d.model, Drafter.tokenizerOf(d.model));
+	}
+	if (opts.verbose) {
+		const c = opened.model.config;
+		process.stderr.write(
+			`mambabyte: model ${opened.model.checkpoint.name} (d ${c.dModel}, ${c.nLayer} layers) on ${opened.kernels.name}` +
+			(drafter ? `, drafter ${drafter.name} (${drafter.tokenizer.size} tokens, m=${opts.draftSubwords}, accept ${opts.accept.kind === 'top' ? `top:${opts.accept.k}` : 'exact'})` : ', no drafter') +
+			`, seed ${opts.seed}\n`,
+		);
+	}
+
+	const controller = new AbortController();
+	const onSigint = () => controller.abort();
+	process.once('SIGINT', onSigint); // a second Ctrl-C gets Node's default: exit at once
+	const out: Uint8Array[] = [];
+	let finalStats: GenerationStats | null = null;
+	let aborted = false;
+	try {
+		for await (const ev of generate(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter)) {
+			if (ev.type === 'commit') {
+				if (opts.json) out.push(ev.bytes);
+				else await writeOut(ev.bytes);
+			} else if (ev.type === 'done') {
+				finalStats = ev.stats;
+				aborted = ev.reason === 'aborted';
+			}
+		}
+	} finally {
+		process.removeListener('SIGINT', onSigint);
+	}
+	const stats = finalStats!;
+	if (opts.json) {
+		const text = decodeUtf8(concatBytes(out));
+		const obj = {
+			text,
+			prompt_bytes: promptBytes.length,
+			generated_bytes: stats.generatedBytes,
+			seconds: round(stats.seconds, 4),
+			bytes_per_second: round(stats.bytesPerSecond, 2),
+			speculative: speculativeJson(stats),
+		};
+		await writeOut(new TextEncoder().encode(JSON.stringify(obj) + '\n'));
+	}
+	if (opts.verbose) {
+		const s = stats.speculative;
+		process.stderr.write(
+			`\nmambabyte: ${stats.generatedBytes} bytes in ${stats.seconds.toFixed(2)} s (${stats.bytesPerSecond.toFixed(1)} bytes/s)` +
+			(s ? `; drafted ${s.drafted}, accepted ${s.accepted}/${s.tested} tested (${(100 * s.acceptanceRate).toFixed(1)}%), ` +
+				`mean accepted run ${s.meanAcceptedRun.toFixed(2)}, ${s.verifyPasses} verify passes` : '') + '\n',
+		);
+	}
+	if (aborted) process.exitCode = 130;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+	const outBytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+	let at = 0;
+	for (const p of parts) {
+		outBytes.set(p, at);
+		at += p.length;
+	}
+	return outBytes;
+}
+
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+

@@ -35,7 +35,7 @@ import type { GenerationEvent, GenerationStats, SpeculativeStats } from './event
 import { Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
 import {
-	abortError, acceptByte, ByteBuffer, DraftContext, isBoundaryByte, RecordingKernels, replacementByte,
+	abortError, acceptByte, breathe, ByteBuffer, DraftContext, isBoundaryByte, RecordingKernels, replacementByte,
 	type AcceptRule, type Drafter, type DraftSnapshot,
 } from './speculative.js';
 
@@ -50,6 +50,7 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 const PREFILL_CHUNK = 1024; // bytes per forward while feeding text (bounds the (T, V) logits array)
+
 const NEWLINE = new Uint8Array([0x0a]);
 
 export interface SessionSnapshot {
@@ -121,6 +122,7 @@ export class Session {
 	private async flush(signal?: AbortSignal): Promise<Float32Array> {
 		const V = this.model.config.vocabSize;
 		while (this.pending.length > 0) {
+			await breathe();
 			if (signal?.aborted) throw abortError();
 			const n = Math.min(PREFILL_CHUNK, this.pending.length);
 			const part = this.pending.view().slice(0, n);
@@ -226,6 +228,7 @@ export class Session {
 			if (this.empty) await this.feedContext(NEWLINE, signal);
 			let phase: 'draft' | 'bytes' = speculative ? 'draft' : 'bytes';
 			while (generated < opts.maxBytes && !stopped) {
+				await breathe();
 				if (signal?.aborted) throw abortError();
 				if (spec && phase === 'draft') {
 					await this.draft!.sync(signal);

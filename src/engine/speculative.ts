@@ -334,6 +334,7 @@ export class DraftContext {
 		}
 		const V = this.drafter.model.config.vocabSize;
 		for (let s = 0; s < ids.length; s += FEED_CHUNK) {
+			await breathe();
 			if (signal?.aborted) throw abortError();
 			const part = ids.slice(s, s + FEED_CHUNK);
 			const rows = await this.drafter.model.forward(part, this.state);
@@ -422,6 +423,18 @@ export function pickToken(logits: Float32Array, tokenBytes: (Uint8Array | null)[
 		bestZ = z;
 	}
 	return best;
+}
+
+/**
+ * Kernels may resolve without ever leaving the microtask queue (the cpu backend does), which would starve timers,
+ * I/O and signal handlers (Ctrl-C) for a whole generation. Awaiting this lets the event loop run every 25 ms.
+ */
+let lastBreath = 0;
+export async function breathe(): Promise<void> {
+	const now = performance.now();
+	if (now - lastBreath < 25) return;
+	await new Promise<void>((resolve) => setImmediate(resolve));
+	lastBreath = performance.now();
 }
 
 function abortError(): Error {
