@@ -1,5 +1,5 @@
 // `mambabyte perplexity FILE...`: score each file (or stdin for '-') and print bits per byte and word perplexity.
-// Plain lines on stdout (or one JSON object per file with --json); a live progress view on stderr when it is a TTY.
+// Plain lines on stdout (or one JSON object per file with --json); the Ink progress view on stderr when it is a TTY.
 import { createReadStream, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
@@ -41,44 +41,36 @@ export async function runPerplexity(files: string[], o: PerplexityOptions): Prom
 	const { model, kernels, notes } = await openModel(o.model, o.backend);
 	if (o.verbose) for (const n of [...notes, `backend ${kernels.name} chosen`]) process.stderr.write(`mambabyte: ${n}\n`);
 	const bucket = o.bucket ?? model.config.contextLength ?? DEFAULT_BUCKET;
-	const live = process.stderr.isTTY && !o.json;
-	let nothingScored = 0;
-	for (const src of sources) {
-		const events = scoreStream(model, src.name, src.size, src.open(), {
-			curve: o.curve, bucket, window: o.window, backend: kernels.name, model: model.checkpoint.name,
-		});
-		const result = live ? await showLive(events) : await lastResult(events);
-		if (result.scored === 0) {
-			process.stderr.write(`mambabyte: ${src.name}: ${result.bytes} byte${result.bytes === 1 ? '' : 's'}, nothing to score (the first byte is only context)\n`);
-			nothingScored++;
-			continue;
-		}
-		process.stdout.write((o.json ? JSON.stringify(result) : formatResult(result) + curveLines(result)) + '\n');
-	}
-	if (nothingScored > 0) process.exitCode = 1;
-}
-
-async function lastResult(events: AsyncGenerator<PerplexityEvent, PerplexityResult>): Promise<PerplexityResult> {
-	for (;;) {
-		const n = await events.next();
-		if (n.done) return n.value;
-	}
-}
-
-/** A one-line progress display on stderr (the Ink view replaces this when present). */
-async function showLive(events: AsyncGenerator<PerplexityEvent, PerplexityResult>): Promise<PerplexityResult> {
-	for (;;) {
-		const n = await events.next();
-		if (n.done) {
-			process.stderr.write('\r\x1b[K');
-			return n.value;
-		}
-		const e = n.value;
-		if (e.type === 'progress') {
-			const pct = e.total ? ` ${((100 * e.done) / e.total).toFixed(1)}%` : '';
-			process.stderr.write(`\r\x1b[K${e.file}${pct}  ${e.done} bytes  ${e.bitsPerByte.toFixed(4)} bits/byte  ${e.bytesPerSecond.toFixed(0)} bytes/s`);
+	const empty: PerplexityResult[] = [];
+	const results: PerplexityResult[] = [];
+	// Every file's events in order; files with nothing to score are set aside instead of shown as NaN.
+	async function* events(): AsyncGenerator<PerplexityEvent> {
+		for (const src of sources) {
+			const scoring = scoreStream(model, src.name, src.size, src.open(), {
+				curve: o.curve, bucket, window: o.window, backend: kernels.name, model: model.checkpoint.name,
+			});
+			for await (const e of scoring) {
+				if (e.type === 'result' && e.result.scored === 0) empty.push(e.result);
+				else yield e;
+				if (e.type === 'result' && e.result.scored > 0) results.push(e.result);
+			}
 		}
 	}
+	// A live view on stderr when it is a terminal; stdout gets the plain lines unless it is that terminal too.
+	const live = Boolean(process.stderr.isTTY) && !o.json;
+	if (live) {
+		const { renderPerplexity } = await import('../ui/perplexity.js');
+		await renderPerplexity(events(), { curve: o.curve });
+		if (!process.stdout.isTTY) for (const r of results) process.stdout.write(formatResult(r) + curveLines(r) + '\n');
+	} else {
+		for await (const e of events()) {
+			if (e.type === 'result') process.stdout.write((o.json ? JSON.stringify(e.result) : formatResult(e.result) + curveLines(e.result)) + '\n');
+		}
+	}
+	for (const r of empty) {
+		process.stderr.write(`mambabyte: ${r.file}: ${r.bytes} byte${r.bytes === 1 ? '' : 's'}, nothing to score (the first byte is only context)\n`);
+	}
+	if (empty.length > 0) process.exitCode = 1;
 }
 
 const curveLines = (r: PerplexityResult): string =>
