@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--vocab-pad", type=int, default=8)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--init-from", default=None, help="continue from an exported HF folder (its weights; fresh optimizer)")
     ap.add_argument("--impl", default="triton", help="triton, or ref (slow PyTorch; for CPU smoke tests)")
     a = ap.parse_args()
     name = a.name or os.path.basename(a.out.rstrip("/"))
@@ -170,6 +171,18 @@ def main():
     model = MambaLM(cfg)
     model.init_weights(seed=a.seed)
     model.impl = a.impl
+    prev = None
+    if a.init_from:
+        from safetensors.torch import load_file
+        sd = {k: v.float() for k, v in load_file(os.path.join(a.init_from, "model.safetensors")).items()}
+        model.load_state_dict(sd, strict=True)
+        for fn in ("training_results.json", "results.json"):
+            p = os.path.join(a.init_from, fn)
+            if os.path.exists(p):
+                with open(p) as f:
+                    prev = json.load(f)
+                break
+        log(f"initialised from {a.init_from}")
     model.to(dev)
     nparams = model.num_params()
     log(f"model: {cfg}  params {nparams:,}")
@@ -253,6 +266,11 @@ def main():
         "scan_cfg": dict(ops.SCAN_CFG), "history": history, "device": torch.cuda.get_device_name() if dev.startswith("cuda") else dev,
         "torch": torch.__version__,
     }
+    if prev is not None:
+        res["init_from"] = {k: prev.get(k) for k in ("steps", "train_units", "train_bytes_equiv", "train_seconds",
+                                                     "bytes_per_second", "epochs", "lr", "valid_bpb", "test_bpb",
+                                                     "batch", "context", "warmup")}
+        res["init_from"]["history"] = prev.get("history")
     log(f"trained {step} steps in {train_secs:.1f}s, {res['bytes_per_second']:,.0f} bytes/s, final valid-window bpb {vb:.4f}")
     info = export(a.out)
     res["export"] = info
