@@ -17,6 +17,10 @@ const BIN = path.join(ROOT, 'bin', 'mambabyte.js');
 const NODE = JSON.stringify(process.execPath);
 const MODEL = ['test/fixtures/tiny-hf', 'checkpoints/byte-model'].map((d) => path.join(ROOT, d)).find((d) => existsSync(path.join(d, 'config.json')));
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+// With the tiny model, the tiny drafter (speculative decoding on, so drafts and acceptance are on screen).
+const DRAFT = MODEL?.endsWith('tiny-hf') && existsSync(path.join(ROOT, 'test/fixtures/tiny-drafter/tokenizer.json'))
+	? `--draft ${path.join(ROOT, 'test/fixtures/tiny-drafter')}` : '';
+const FIGURES = String.raw`(?:[\d.]+|–) \w*B\/s · (?:no draft|accept (?:–|\d+%) \(\d+\/\d+\) · mean run (?:–|[\d.]+))`;
 
 /** The environment of a person's terminal: not CI (Ink draws differently there), no forced colour. */
 function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -28,8 +32,10 @@ function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 const ESC = '\x1b';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+let sockets = 0;
 class Tmux {
-	readonly socket = `mambabyte-e2e-${process.pid}`;
+	// A private server per use: a server still shutting down never meets the next test's.
+	readonly socket = `mambabyte-e2e-${process.pid}-${++sockets}`;
 	private run(...args: string[]): string {
 		return execFileSync('tmux', ['-L', this.socket, '-f', '/dev/null', ...args], { env: userEnv(), encoding: 'utf8' });
 	}
@@ -84,7 +90,7 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 		// A shell first, so the test can see the exit status and the terminal settings before and after.
 		tmux.start('bash --norc --noprofile');
 		await tmux.waitFor('a shell', (s) => s.trim().length > 0);
-		tmux.type(`clear; stty -g > ${before}; ${NODE} ${BIN} chat --model ${MODEL} --backend cpu --seed 1 -n 1000000; echo "EXIT=$?"; stty -g > ${after}`);
+		tmux.type(`clear; stty -g > ${before}; ${NODE} ${BIN} chat --model ${MODEL} ${DRAFT} --backend cpu --seed 1 -n 1000000; echo "EXIT=$?"; stty -g > ${after}`);
 		tmux.key('Enter');
 		await tmux.waitFor('the prompt', (s) => s.includes('/help for commands') && /state [\d.]+ \w*B \(fixed\)/.test(s));
 
@@ -95,13 +101,13 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 			const m = /● .*· ([\d.]+) \w*B generated/.exec(s);
 			return m !== null && Number(m[1]) > 0 && /\n {2}\S/.test(s.split('› It was a dark and stormy night')[1] ?? '');
 		});
-		assert.match(streaming, /● (?:[\d.]+|–) \w*B\/s · no draft · /);
-		assert.match(streaming, /on cpu · no drafter · context [\d.]+ \w*B · state [\d.]+ \w*B \(fixed\)/);
+		assert.match(streaming, new RegExp(`● ${FIGURES} · [\\d.]+ \\w*B generated`));
+		assert.match(streaming, /on cpu · (?:no drafter|draft \S+ \(exact\)) · context [\d.]+ \w*B · state [\d.]+ \w*B \(fixed\)/);
 		assert.match(streaming, 'Ctrl-C stops');
 
 		tmux.key('C-c');
 		const stopped = await tmux.waitFor('the generation to stop', (s) => s.includes('· stopped') && s.includes('type text for the model'));
-		assert.match(stopped, /○ (?:[\d.]+|–) \w*B\/s · no draft · [\d.]+ \w*B generated · stopped/);
+		assert.match(stopped, new RegExp(`○ ${FIGURES} · [\\d.]+ \\w*B generated · stopped`));
 		assert.not.match(stopped, /EXIT=\d/, 'Ctrl-C during generation does not exit');
 
 		tmux.key('C-c'); // at an empty prompt: leave
