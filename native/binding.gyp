@@ -1,6 +1,7 @@
-# The optional native CPU backend (src/backend/native.ts). kernels.c is compiled twice: a portable build with the
-# compiler's baseline flags, and on x86-64 an AVX2+FMA build that the addon uses only when the CPU reports both
-# (__builtin_cpu_supports), so a binary built on one machine still runs on an older one. No -march=native.
+# The optional native CPU backend (src/backend/native.ts). kernels.c is compiled once per instruction set: a
+# portable build with the compiler's baseline flags, and on x86-64 an AVX2+FMA build that the addon uses only when
+# the CPU (and OS) report both (__builtin_cpu_supports), so a binary built on one machine still runs on an older
+# one. No -march=native.
 {
   "target_defaults": {
     "cflags": ["-std=gnu11", "-O3", "-fPIC", "-ffp-contract=fast", "-fno-math-errno", "-Wno-unused-function", "-Wno-psabi"],
@@ -17,7 +18,7 @@
       "libraries": ["-lm", "-lpthread"],
       "conditions": [
         ["target_arch=='x64'", {
-          "defines": ["MB_HAVE_AVX2"],
+          "defines": ["MB_HAVE_X86"],
           "dependencies": ["mambabyte_avx2"]
         }]
       ]

@@ -16,8 +16,9 @@
 
 static const mb_kernels *K_ = &mb_kernels_generic;
 
+// __builtin_cpu_supports also checks that the OS saves the wider registers (XGETBV), not just CPUID.
 static int avx2_supported(void) {
-#if defined(MB_HAVE_AVX2)
+#if defined(MB_HAVE_X86)
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
@@ -27,10 +28,18 @@ static int avx2_supported(void) {
 
 static const mb_kernels *isa_by_name(const char *name) {
 	if (strcmp(name, "generic") == 0) return &mb_kernels_generic;
-#if defined(MB_HAVE_AVX2)
+#if defined(MB_HAVE_X86)
 	if (strcmp(name, "avx2") == 0 && avx2_supported()) return &mb_kernels_avx2;
 #endif
 	return NULL;
+}
+
+/** The fastest set this CPU runs. */
+static const mb_kernels *best_isa(void) {
+#if defined(MB_HAVE_X86)
+	if (avx2_supported()) return &mb_kernels_avx2;
+#endif
+	return &mb_kernels_generic;
 }
 
 // ---- argument helpers -----------------------------------------------------------------------------------------
@@ -381,7 +390,7 @@ static int initialised = 0;
 NAPI_MODULE_INIT() {
 	if (!initialised) {
 		initialised = 1;
-		K_ = avx2_supported() ? isa_by_name("avx2") : &mb_kernels_generic;
+		K_ = best_isa();
 		const char *isa = getenv("MAMBABYTE_NATIVE_ISA");
 		if (isa && *isa && isa_by_name(isa)) K_ = isa_by_name(isa);
 		const char *th = getenv("MAMBABYTE_THREADS");

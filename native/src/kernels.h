@@ -1,5 +1,6 @@
 // The kernels' arguments and the per-instruction-set function table. kernels.c is compiled once per instruction
-// set (generic: the compiler's baseline; avx2: -mavx2 -mfma) and addon.c picks a table at run time.
+// set (generic: the compiler's baseline; avx2: -mavx2 -mfma) and addon.c picks a table at run time from what the
+// CPU reports.
 // Every function computes a slice of the output ([n0, n1) rows or channels), so the pool can split the work.
 #ifndef MB_KERNELS_H
 #define MB_KERNELS_H
@@ -51,7 +52,7 @@ typedef struct {
 } mb_kernels;
 
 extern const mb_kernels mb_kernels_generic;
-#if defined(MB_HAVE_AVX2)
+#if defined(MB_HAVE_X86)
 extern const mb_kernels mb_kernels_avx2;
 #endif
 
