@@ -86,7 +86,7 @@ async function main(argv: string[]): Promise<void> {
 	let [command, ...rest] = cli.input;
 	if (!(COMMANDS as readonly string[]).includes(command)) {
 		rest = cli.input;
-		command = rest.length === 0 && process.stdin.isTTY ? 'chat' : 'complete';
+		command = rest.length === 0 && process.stdin.isTTY && process.stdout.isTTY ? 'chat' : 'complete';
 	}
 	switch (command) {
 		case 'perplexity': {

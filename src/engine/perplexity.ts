@@ -72,12 +72,16 @@ export async function* scoreStream(
 		return { type: 'progress', file, done: tally.bytes, total, bitsPerByte: tally.bitsPerByte, bytesPerSecond: tally.scored / Math.max(seconds, 1e-9) };
 	};
 	const scorer = o.window ? windowScorer(model, tally, o.window) : streamScorer(model, tally);
-	for await (const piece of source) {
-		tally.see(piece);
-		await scorer.push(piece);
-		if (tally.bytes - lastProgress >= every) {
-			lastProgress = tally.bytes;
-			yield progress();
+	for await (const read of source) {
+		// Feed reads in pieces of `every` bytes so progress arrives during a large read, not only between reads.
+		for (let at = 0; at < read.length; at += every) {
+			const piece = read.subarray(at, at + every);
+			tally.see(piece);
+			await scorer.push(piece);
+			if (tally.bytes - lastProgress >= every) {
+				lastProgress = tally.bytes;
+				yield progress();
+			}
 		}
 	}
 	await scorer.finish();
