@@ -9,6 +9,7 @@ import { Mamba } from '../src/model/mamba.js';
 import { GpuJsKernels } from '../src/backend/gpujs.js';
 import { referenceKernels } from '../src/backend/reference.js';
 import type { Kernels } from '../src/backend/types.js';
+import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
 import { scoreStream } from '../src/engine/perplexity.js';
 
 const FIXTURES = path.resolve('test/fixtures');
@@ -19,7 +20,9 @@ const backends: [string, () => Kernels][] = [
 	['reference', () => referenceKernels],
 	['cpu', () => GpuJsKernels.create('cpu')],
 	['webasm', () => GpuJsKernels.create('webasm')],
+	...(nativeAvailable() ? [['native', () => NativeKernels.create()] as [string, () => Kernels]] : []),
 ];
+if (!nativeAvailable()) console.log('  (golden: native backend not built; checked reference, cpu and webasm)');
 
 function expected(name: string) {
 	const dir = path.join(FIXTURES, name);
