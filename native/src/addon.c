@@ -337,6 +337,16 @@ static napi_value make_info(napi_env env) {
 	napi_set_named_property(env, o, "threads", v);
 	napi_create_int32(env, mb_available_cpus(), &v);
 	napi_set_named_property(env, o, "cpus", v);
+	const mb_pool_stats st = mb_pool_get_stats();
+	napi_value so;
+	napi_create_object(env, &so);
+	napi_create_double(env, st.jobs, &v);
+	napi_set_named_property(env, so, "jobs", v);
+	napi_create_double(env, st.wait_ns / 1e6, &v);
+	napi_set_named_property(env, so, "waitMs", v);
+	napi_create_double(env, st.sleeps, &v);
+	napi_set_named_property(env, so, "sleeps", v);
+	napi_set_named_property(env, o, "pool", so);
 	return o;
 }
 

@@ -38,6 +38,7 @@ static struct {
 	void *ctx;
 } job;
 static uint32_t generation;
+static mb_pool_stats stats; // written by the calling thread only
 static int nthreads = 1;
 static pthread_t workers[MAX_THREADS];
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -148,6 +149,8 @@ void mb_pool_init(int threads) {
 
 int mb_pool_threads(void) { return nthreads; }
 
+mb_pool_stats mb_pool_get_stats(void) { return stats; }
+
 void mb_pool_set_spin_us(int us) { atomic_store(&spin_ns, us < 0 ? 0 : us > 1000000 ? 1000000000 : us * 1000); }
 
 void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
@@ -158,6 +161,7 @@ void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
 		for (int i = 0; i < nchunks; i++) fn(ctx, i);
 		return;
 	}
+	stats.jobs++;
 	job.fn = fn;
 	job.ctx = ctx;
 	atomic_store_explicit(&done, 0, memory_order_relaxed);
@@ -169,10 +173,7 @@ void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
 	// scheduler can run the worker on this CPU, and let it wake us.
 	if (atomic_load_explicit(&done, memory_order_acquire) < nchunks) {
 		const int64_t start = now_ns();
-#ifdef MB_POOL_STATS
-		extern double mb_stat_wait_ns, mb_stat_sleeps;
-		int slept = 0;
-#endif
+
 		unsigned it = 0;
 		while (atomic_load_explicit(&done, memory_order_acquire) < nchunks) {
 			cpu_relax();
@@ -182,22 +183,10 @@ void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
 				while (atomic_load(&done) < nchunks) pthread_cond_wait(&finished, &mutex);
 				atomic_store(&main_waiting, 0);
 				pthread_mutex_unlock(&mutex);
-#ifdef MB_POOL_STATS
-				slept = 1;
-#endif
+				stats.sleeps++;
 			}
 		}
-#ifdef MB_POOL_STATS
-		mb_stat_wait_ns += now_ns() - start;
-		mb_stat_sleeps += slept;
-#endif
+		stats.wait_ns += now_ns() - start;
 	}
-#ifdef MB_POOL_STATS
-	{
-		extern double mb_stat_wait_ns, mb_stat_jobs, mb_stat_sleeps;
-		mb_stat_jobs += 1;
-		(void)0;
-	}
-#endif
 	atomic_store(&busy, 0);
 }

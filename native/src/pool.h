@@ -13,6 +13,13 @@ int mb_pool_threads(void);
 void mb_pool_set_spin_us(int us);
 /** Run fn(ctx, 0..nchunks-1) across the pool; returns when every chunk is done. nchunks < 65536. */
 void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks);
+typedef struct {
+	double jobs;    // jobs split across threads
+	double wait_ns; // time the caller waited for workers to finish their last chunks
+	double sleeps;  // waits long enough that the caller slept (a worker was descheduled)
+} mb_pool_stats;
+mb_pool_stats mb_pool_get_stats(void);
+
 /** The number of CPUs this process may run on. */
 int mb_available_cpus(void);
 

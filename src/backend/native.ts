@@ -15,6 +15,8 @@ export interface NativeInfo {
 	isas: string[]; // those this CPU and build can run
 	threads: number; // threads per kernel, this one included
 	cpus: number; // CPUs this process may run on
+	/** Since load: jobs split across threads, ms the caller waited for workers' last chunks, and how often it slept. */
+	pool: { jobs: number; waitMs: number; sleeps: number };
 }
 
 interface Addon {
