@@ -23,16 +23,15 @@
 #endif
 
 #define MAX_THREADS 64
+#define MAIN_SPIN_NS 30000 // the caller spins this long for the workers' last chunks before it sleeps
 
-static _Atomic uint64_t ticket;
-static _Atomic int done;
-static _Atomic int sleepers;
-static _Atomic int stop_below; // workers with index >= this exit (resizing)
+static _Atomic uint64_t ticket;  // [generation | chunks | next chunk] of the current job
+static _Atomic int done;         // chunks of the current job finished
+static _Atomic int busy;         // a job is in flight (a second JS thread runs its job inline instead)
+static _Atomic int sleepers;     // workers asleep on `wake`
+static _Atomic int main_waiting; // the caller is asleep on `finished`
+static _Atomic int stop_below;   // workers with index >= this exit (resizing)
 static _Atomic int spin_ns = 300000;
-static _Atomic int main_waiting; // the caller sleeps until the last chunk is done
-static pthread_cond_t finished = PTHREAD_COND_INITIALIZER;
-#define MAIN_SPIN_NS 30000
-static _Atomic int busy; // a job is in flight (a second JS thread runs its job inline instead)
 static struct {
 	mb_task_fn fn;
 	void *ctx;
@@ -42,7 +41,7 @@ static mb_pool_stats stats; // written by the calling thread only
 static int nthreads = 1;
 static pthread_t workers[MAX_THREADS];
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER, finished = PTHREAD_COND_INITIALIZER;
 
 static inline uint32_t gen_of(uint64_t v) { return (uint32_t)(v >> 32); }
 
@@ -173,7 +172,6 @@ void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks) {
 	// scheduler can run the worker on this CPU, and let it wake us.
 	if (atomic_load_explicit(&done, memory_order_acquire) < nchunks) {
 		const int64_t start = now_ns();
-
 		unsigned it = 0;
 		while (atomic_load_explicit(&done, memory_order_acquire) < nchunks) {
 			cpu_relax();

@@ -6,7 +6,7 @@
 
 typedef void (*mb_task_fn)(void *ctx, int chunk);
 
-/** Start the pool with `threads` threads in all (1 = no workers). Safe to call again to resize. */
+/** Start the pool with `threads` threads in all (1 = no workers). Call again to resize, but not while a job runs. */
 void mb_pool_init(int threads);
 int mb_pool_threads(void);
 /** Idle workers spin this long (microseconds) waiting for the next job before they sleep. */
