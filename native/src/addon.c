@@ -105,12 +105,13 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
 	return 1;
 }
 
-/** Chunks of `align`-multiples of `total` units: each worth at least min_work, and about 4 per thread. */
+/** Chunk size (units per chunk, a multiple of `align`): about 8 chunks per thread, each worth at least min_work
+ *  (below that, splitting costs more than it saves and the job runs on the calling thread alone). */
 static int chunk_size(int total, double unit_work, double min_work, int align) {
-	int threads = mb_pool_threads();
-	int size = (int)ceil(min_work / (unit_work > 0 ? unit_work : 1));
-	int spread = (total + 4 * threads - 1) / (4 * threads);
-	if (size > spread) size = spread;
+	const int threads = mb_pool_threads();
+	int size = (total + 8 * threads - 1) / (8 * threads);
+	const double least = ceil(min_work / (unit_work > 0 ? unit_work : 1));
+	if (size < least) size = least < total ? (int)least : total;
 	if (size < 1) size = 1;
 	size = (size + align - 1) / align * align;
 	if (size * 65535.0 < total) size = (total + 65534) / 65535;
