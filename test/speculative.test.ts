@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { referenceKernels } from '../src/backend/reference.js';
 import { GpuJsKernels } from '../src/backend/gpujs.js';
+import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
 import type { Kernels } from '../src/backend/types.js';
 import { Mamba } from '../src/model/mamba.js';
 import type { MambaState } from '../src/model/state.js';
@@ -20,6 +21,11 @@ import {
 import { byteModel, concat, CORPUS, cycleModel, enc, oracleDrafter, randomDrafter, tinyTokenizer, trainByteBpe } from './engine-fixtures.js';
 
 const cpu = GpuJsKernels.create('cpu');
+
+if (process.env.TIME_TESTS) {
+	test.before.each((ctx) => void (ctx.t0 = performance.now()));
+	test.after.each((ctx) => console.log(`  ${((performance.now() - (ctx.t0 as number)) / 1000).toFixed(2)} s  ${ctx.__test__}`));
+}
 
 const GREEDY: GenerateOptions = { maxBytes: 100, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: true };
 
@@ -109,7 +115,10 @@ function assertStatesEqual(a: MambaState, b: MambaState, what: string) {
 	}
 }
 
-for (const [name, kernels] of [['reference', referenceKernels], ['cpu', cpu]] as [string, Kernels][]) {
+const rollbackBackends: [string, Kernels][] = [['reference', referenceKernels], ['cpu', cpu]];
+// one thread: no worker pool left spinning through the rest of the file
+if (nativeAvailable()) rollbackBackends.push(['native', NativeKernels.create({ threads: 1 })]);
+for (const [name, kernels] of rollbackBackends) {
 	test(`rollback by replay equals recomputation from scratch, conv state included (${name})`, async () => {
 		const rec = new RecordingKernels(kernels);
 		const model = byteModel(rec, 21, 16, 3, 8); // chunk 8: a 20-byte draft spans three chunks
@@ -168,14 +177,17 @@ for (const [mname, makeModel] of models) {
 			const plain = await run(model, prompt, GREEDY);
 			assert.is(plain.bytes.length, GREEDY.maxBytes);
 			const context = prompt.length > 0 ? prompt : enc('\n');
-			const drafters: [string, Drafter, number][] = [
-				['random drafter', randomDrafter(referenceKernels, 5), 3],
-				['oracle drafter', oracleDrafter(concat([context, plain.bytes]), 4), 3],
-				['oracle drafter m=1', oracleDrafter(concat([context, plain.bytes]), 3), 1],
-				['oracle drafter m=6', oracleDrafter(concat([context, plain.bytes]), 5), 6],
+			const reference = concat([context, plain.bytes]);
+			const drafters: [string, Drafter, Partial<GenerateOptions>][] = [
+				['random drafter', randomDrafter(referenceKernels, 5), {}],
+				['random drafter, boundary schedule', randomDrafter(referenceKernels, 5), { resume: 'boundary' }],
+				['oracle drafter', oracleDrafter(reference, 4), {}],
+				['oracle drafter, boundary schedule', oracleDrafter(reference, 4), { resume: 'boundary' }],
+				['oracle drafter m=1', oracleDrafter(reference, 3), { draftSubwords: 1 }],
+				['oracle drafter m=6, no confidence cut', oracleDrafter(reference, 5), { draftSubwords: 6, draftConfidence: 0 }],
 			];
-			for (const [dname, drafter, m] of drafters) {
-				const spec = await run(model, prompt, { ...GREEDY, draftSubwords: m }, drafter);
+			for (const [dname, drafter, o] of drafters) {
+				const spec = await run(model, prompt, { ...GREEDY, ...o }, drafter);
 				assert.ok(same(spec.bytes, plain.bytes), `${dname}, prompt ${JSON.stringify(p)}:\n plain ${show(plain.bytes)}\n spec  ${show(spec.bytes)}`);
 				const st = spec.done.stats.speculative!;
 				assert.ok(st.accepted <= st.tested && st.tested <= st.drafted);
@@ -365,8 +377,9 @@ test('shipped pair: exact greedy speculative output == plain greedy output', asy
 		return;
 	}
 	const { openModel } = await import('../src/model/open.js');
-	const byte = await openModel(shippedModel, cpu);
-	const d = await openModel(shippedDraft, cpu);
+	const kernels = nativeAvailable() ? NativeKernels.create({ threads: 1 }) : cpu; // the fastest that is here
+	const byte = await openModel(shippedModel, kernels);
+	const d = await openModel(shippedDraft, kernels);
 	const drafter = new Drafter(d.model, Drafter.tokenizerOf(d.model));
 	for (const p of ['It was a dark and stormy night', 'CHAPTER I.\n\n', 'The old man said, \u201c']) {
 		const plain = await run(byte.model, enc(p), { ...GREEDY, maxBytes: 48 });

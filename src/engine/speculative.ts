@@ -31,7 +31,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { nextConvState } from '../../kernels/conv.js';
 import type { Matrix } from '../../kernels/types.js';
 import type { Epilogue, Kernels } from '../backend/types.js';
 import type { Mamba } from '../model/mamba.js';
@@ -347,9 +346,10 @@ export class DraftContext {
 
 	/**
 	 * Draft up to m subwords greedily from the synced state, healing the tail; stops early once `maxBytes` new bytes
-	 * are proposed. Call sync() first.
+	 * are proposed, or once the drafter's own probability of its proposal (the product of softmax(top) over the
+	 * subwords that go past the tail) falls below `minConfidence`. Call sync() first.
 	 */
-	async draft(m: number, maxBytes: number): Promise<Draft> {
+	async draft(m: number, maxBytes: number, minConfidence = 0): Promise<Draft> {
 		const empty = { ids: [], proposal: new Uint8Array(0) };
 		if (!this.logits || maxBytes <= 0) return empty;
 		const tok = this.drafter.tokenizer;
@@ -361,6 +361,7 @@ export class DraftContext {
 		let logits = this.logits;
 		let work: MambaState | null = null;
 		const snaps: { state: MambaState; logits: Float32Array }[] = [];
+		let confidence = 1;
 		for (let i = 0; i < m; i++) {
 			const id = pickToken(logits, tok.tokenBytes, tail, length);
 			if (id < 0) break;
@@ -369,6 +370,10 @@ export class DraftContext {
 			parts.push(b);
 			length += b.length;
 			if (i === m - 1 || length - tail.length >= maxBytes) break;
+			if (minConfidence > 0 && length > tail.length) {
+				confidence *= softmaxAt(logits, id);
+				if (confidence < minConfidence) break;
+			}
 			work = work ? work : this.state.clone();
 			logits = await model.step(id, work);
 			this.tokensFed++;
@@ -397,6 +402,15 @@ export class DraftContext {
 		this.fed = s.fed;
 		this.reuse = null;
 	}
+}
+
+/** softmax(logits)[id] in float64. */
+function softmaxAt(logits: Float32Array, id: number): number {
+	let max = -Infinity;
+	for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+	let sum = 0;
+	for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+	return Math.exp(logits[id] - max) / sum;
 }
 
 /**
@@ -449,8 +463,8 @@ export { abortError };
 
 interface ConvRecord {
 	state: Float32Array; // the layer's conv state array (identifies the layer)
-	before: Float32Array;
-	xz: Float32Array; // (T, 2E)
+	before: Float32Array; // (E, k−1) before this call
+	x: Float32Array; // (T, E): the x half of xz, the conv's raw inputs
 	T: number;
 	E: number;
 	k: number;
@@ -458,11 +472,10 @@ interface ConvRecord {
 
 interface ScanRecord {
 	h: Float32Array; // the layer's SSM state array
-	before: Float32Array;
-	delta: Float32Array;
-	xs: Float32Array;
-	dbc: Float32Array;
-	xz: Float32Array;
+	before: Float32Array; // (E, N) before this call
+	delta: Float32Array; // (T, E)
+	xs: Float32Array; // (T, E)
+	dbc: Float32Array; // (T, R + 2N)
 	A: Float32Array;
 	D: Float32Array;
 	T: number;
@@ -471,12 +484,32 @@ interface ScanRecord {
 	R: number;
 }
 
-/** Kernels that pass every call through and, while recording, keep what a rollback needs (see the header). */
+/** The conv state after the first j inputs of a call: the last k−1 of [before | x[0..j)] (pure data movement). */
+function convStateAfter(before: Float32Array, x: Float32Array, j: number, E: number, k: number): Float32Array {
+	const m = k - 1;
+	const next = new Float32Array(E * m);
+	for (let c = 0; c < E; c++) {
+		for (let i = 0; i < m; i++) {
+			const t = j - m + i; // time index of the i-th kept input; negative = still in the old state
+			next[c * m + i] = t >= 0 ? x[t * E + c] : before[c * m + m + t];
+		}
+	}
+	return next;
+}
+
+/**
+ * Kernels that pass every call through and, while recording, keep what a rollback needs (see the header): per call
+ * the conv and SSM states before it and the recurrence's inputs (x, Δ, xs, B/C). z is not kept: the state does not
+ * depend on it (only the output y does), so the replay gives the scan zeros for it.
+ */
 export class RecordingKernels implements Kernels {
 	readonly name;
+	/** True once a recorded forward was checked to be fully covered by the records (the model calls us as expected). */
+	trusted = false;
 	private recording = false;
 	private conv: ConvRecord[] = [];
 	private scans: ScanRecord[] = [];
+	private zeros = new Float32Array(0);
 
 	constructor(readonly inner: Kernels) {
 		this.name = inner.name;
@@ -495,7 +528,11 @@ export class RecordingKernels implements Kernels {
 	}
 
 	convSilu(xz: Float32Array, T: number, E: number, k: number, state: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
-		if (this.recording) this.conv.push({ state, before: state.slice(), xz: xz.slice(0, T * 2 * E), T, E, k });
+		if (this.recording) {
+			const x = new Float32Array(T * E);
+			for (let t = 0; t < T; t++) x.set(xz.subarray(t * 2 * E, t * 2 * E + E), t * E);
+			this.conv.push({ state, before: state.slice(), x, T, E, k });
+		}
 		return this.inner.convSilu(xz, T, E, k, state, w, b);
 	}
 
@@ -506,7 +543,7 @@ export class RecordingKernels implements Kernels {
 		if (this.recording) {
 			this.scans.push({
 				h, before: h.slice(), delta: delta.slice(0, T * E), xs: xs.slice(0, T * E),
-				dbc: dbc.slice(0, T * (R + 2 * N)), xz: xz.slice(0, T * 2 * E), A, D, T, E, N, R,
+				dbc: dbc.slice(0, T * (R + 2 * N)), A, D, T, E, N, R,
 			});
 		}
 		return this.inner.scan(delta, xs, dbc, xz, A, D, h, T, E, N, R);
@@ -528,37 +565,55 @@ export class RecordingKernels implements Kernels {
 		this.recording = false;
 	}
 
+	/** The records grouped per layer, or null when they do not cover a forward of `total` tokens over `state`. */
+	private group(state: MambaState, total: number): { conv: ConvRecord[][]; scan: ScanRecord[][] } | null {
+		const L = state.conv.length;
+		const conv: ConvRecord[][] = Array.from({ length: L }, () => []);
+		const scan: ScanRecord[][] = Array.from({ length: L }, () => []);
+		for (const r of this.conv) {
+			const l = state.conv.indexOf(r.state);
+			if (l < 0) return null;
+			conv[l].push(r);
+		}
+		for (const r of this.scans) {
+			const l = state.ssm.indexOf(r.h);
+			if (l < 0) return null;
+			scan[l].push(r);
+		}
+		for (let l = 0; l < L; l++) {
+			if (conv[l].length !== scan[l].length) return null;
+			let sum = 0;
+			for (let i = 0; i < conv[l].length; i++) {
+				if (conv[l][i].T !== scan[l][i].T) return null;
+				sum += conv[l][i].T;
+			}
+			if (sum !== total) return null;
+		}
+		return { conv, scan };
+	}
+
+	/** Whether the records cover a forward of `total` tokens over `state` (and if so, trust them from now on). */
+	check(state: MambaState, total: number): boolean {
+		const ok = this.group(state, total) !== null;
+		if (ok) this.trusted = true;
+		return ok;
+	}
+
 	/**
 	 * After a recorded forward of `total` tokens over `state`, set `state` to what it would be after only the first j
 	 * of them (0 ≤ j ≤ total). Returns false (state untouched) when the records do not cover the forward as expected.
 	 */
 	async rollback(state: MambaState, startPosition: number, total: number, j: number): Promise<boolean> {
+		const g = this.group(state, total);
+		if (!g) return false;
 		const L = state.conv.length;
-		const convBy: ConvRecord[][] = Array.from({ length: L }, () => []);
-		const scanBy: ScanRecord[][] = Array.from({ length: L }, () => []);
-		for (const r of this.conv) {
-			const l = state.conv.indexOf(r.state);
-			if (l < 0) return false;
-			convBy[l].push(r);
-		}
-		for (const r of this.scans) {
-			const l = state.ssm.indexOf(r.h);
-			if (l < 0) return false;
-			scanBy[l].push(r);
-		}
-		for (let l = 0; l < L; l++) {
-			const sumC = convBy[l].reduce((n, r) => n + r.T, 0);
-			const sumS = scanBy[l].reduce((n, r) => n + r.T, 0);
-			if (sumC !== total || sumS !== total || convBy[l].length !== scanBy[l].length) return false;
-			for (let i = 0; i < convBy[l].length; i++) if (convBy[l][i].T !== scanBy[l][i].T) return false;
-		}
 		const conv: Float32Array[] = [];
 		const ssm: Float32Array[] = [];
 		for (let l = 0; l < L; l++) {
 			let s = 0;
-			for (let i = 0; i < convBy[l].length; i++) {
-				const c = convBy[l][i];
-				const r = scanBy[l][i];
+			for (let i = 0; i < g.conv[l].length; i++) {
+				const c = g.conv[l][i];
+				const r = g.scan[l][i];
 				if (j > s + c.T) {
 					s += c.T;
 					continue;
@@ -568,12 +623,13 @@ export class RecordingKernels implements Kernels {
 					conv.push(c.before);
 					ssm.push(r.before);
 				} else {
-					conv.push(nextConvState(c.before, c.xz, jj, c.E, c.k));
+					conv.push(convStateAfter(c.before, c.x, jj, c.E, c.k));
 					const h = r.before.slice();
 					const { E, N, R } = r;
+					if (this.zeros.length < jj * 2 * E) this.zeros = new Float32Array(jj * 2 * E);
 					await this.inner.scan(
 						r.delta.subarray(0, jj * E), r.xs.subarray(0, jj * E), r.dbc.subarray(0, jj * (R + 2 * N)),
-						r.xz.subarray(0, jj * 2 * E), r.A, r.D, h, jj, E, N, R,
+						this.zeros.subarray(0, jj * 2 * E), r.A, r.D, h, jj, E, N, R,
 					);
 					ssm.push(h);
 				}
