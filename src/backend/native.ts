@@ -32,7 +32,9 @@ interface Addon {
 	configure(o: { isa?: string; threads?: number; spinUs?: number }): NativeInfo;
 }
 
-const ADDON = fileURLToPath(new URL('../../../native/build/Release/mambabyte.node', import.meta.url));
+// From dist/src/backend/ (the compiled CLI) or src/backend/ (TypeScript run directly) to native/build/.
+const ADDON_PATHS = ['../../../native/build/Release/mambabyte.node', '../../native/build/Release/mambabyte.node']
+	.map((p) => fileURLToPath(new URL(p, import.meta.url)));
 
 let loaded: Addon | undefined;
 let loadError: Error | undefined;
@@ -42,8 +44,9 @@ export function loadNative(): Addon {
 	if (loaded) return loaded;
 	if (loadError) throw loadError;
 	try {
-		if (!existsSync(ADDON)) throw new Error('the native addon is not built (npm run build:native builds it; the install log is native/build.log)');
-		loaded = createRequire(import.meta.url)(ADDON) as Addon;
+		const path = ADDON_PATHS.find((p) => existsSync(p));
+		if (!path) throw new Error('the native addon is not built (npm run build:native builds it; the install log is native/build.log)');
+		loaded = createRequire(import.meta.url)(path) as Addon;
 		return loaded;
 	} catch (e) {
 		loadError = e instanceof Error ? e : new Error(String(e));
