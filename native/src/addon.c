@@ -105,11 +105,12 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
 	return 1;
 }
 
-/** Chunk size (units per chunk, a multiple of `align`): about 8 chunks per thread, each worth at least min_work
- *  (below that, splitting costs more than it saves and the job runs on the calling thread alone). */
+/** Chunk size (units per chunk, a multiple of `align`): about 16 chunks per thread, as the last chunk claimed sets
+ *  how long the others wait, but each worth at least min_work (below that, splitting costs more than it saves, and
+ *  a job of one chunk runs on the calling thread alone). */
 static int chunk_size(int total, double unit_work, double min_work, int align) {
 	const int threads = mb_pool_threads();
-	int size = (total + 8 * threads - 1) / (8 * threads);
+	int size = (total + 16 * threads - 1) / (16 * threads);
 	const double least = ceil(min_work / (unit_work > 0 ? unit_work : 1));
 	if (size < least) size = least < total ? (int)least : total;
 	if (size < 1) size = 1;
