@@ -183,12 +183,4 @@ export function oracleDrafter(reference: Uint8Array, corruptEvery = 4): Drafter 
 
 export const enc = (s: string) => new TextEncoder().encode(s);
 
-export function concat(parts: Uint8Array[]): Uint8Array {
-	const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-	let at = 0;
-	for (const p of parts) {
-		out.set(p, at);
-		at += p.length;
-	}
-	return out;
-}
+export { concatBytes as concat } from '../src/util/bytes.js';

@@ -5,6 +5,7 @@
 // An empty prompt generates from "\n" as context (generate.ts): the model needs a byte to predict from.
 // The shipped drafter (the default --draft) is skipped in exact mode on backends where speculative decoding is slower
 // (speculative.ts draftingPays: gpu.js cpu/webasm); --verbose says so. An explicit --draft DIR is always used.
+import { concatBytes } from '../util/bytes.js';
 import { DEFAULT_DRAFT, type GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
@@ -117,15 +118,6 @@ export async function runComplete(prompt: string | null, opts: GenerationOptions
 	if (aborted) process.exitCode = 130;
 }
 
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-	const outBytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-	let at = 0;
-	for (const p of parts) {
-		outBytes.set(p, at);
-		at += p.length;
-	}
-	return outBytes;
-}
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 

@@ -4,6 +4,7 @@
 // bytes and each scores only its second half (the first scores all), a standard strided sliding window at twice
 // the cost of the single pass.
 import type { Mamba } from '../model/mamba.js';
+import { concatBytes } from '../util/bytes.js';
 import type { PerplexityEvent, PerplexityResult } from './events.js';
 
 export interface ScoreOptions {
@@ -117,7 +118,7 @@ interface Scorer {
 function streamScorer(model: Mamba, tally: Tally): Scorer {
 	const state = model.newState();
 	const chunk = model.chunk;
-	let pending = new Uint8Array(0); // bytes read but not yet fed as inputs
+	let pending: Uint8Array = new Uint8Array(0); // bytes read but not yet fed as inputs
 	let fed = 0; // position of pending[0] in the file
 	const run = async (n: number) => {
 		const lp = await logProbs(model, state, pending.subarray(0, n), pending.subarray(1, n + 1));
@@ -127,10 +128,7 @@ function streamScorer(model: Mamba, tally: Tally): Scorer {
 	};
 	return {
 		async push(piece) {
-			const joined = new Uint8Array(pending.length + piece.length);
-			joined.set(pending);
-			joined.set(piece, pending.length);
-			pending = joined;
+			pending = concatBytes([pending, piece]);
 			while (pending.length > chunk) await run(chunk);
 		},
 		async finish() {
@@ -142,7 +140,7 @@ function streamScorer(model: Mamba, tally: Tally): Scorer {
 /** Strided sliding window of W bytes (stride ⌈W/2⌉); keeps only the last W bytes in memory. */
 function windowScorer(model: Mamba, tally: Tally, W: number): Scorer {
 	const stride = Math.max(1, Math.ceil(W / 2));
-	let buf = new Uint8Array(0); // file bytes from position base on
+	let buf: Uint8Array = new Uint8Array(0); // file bytes from position base on
 	let base = 0;
 	let start = 0; // start of the next segment
 	let scoredUpTo = 0; // every target position < this has been scored (position 0 is never a target)
@@ -158,10 +156,7 @@ function windowScorer(model: Mamba, tally: Tally, W: number): Scorer {
 	};
 	return {
 		async push(piece) {
-			const joined = new Uint8Array(buf.length + piece.length);
-			joined.set(buf);
-			joined.set(piece, buf.length);
-			buf = joined;
+			buf = concatBytes([buf, piece]);
 			while (start - base + W <= buf.length) {
 				await segment(W);
 				start += stride;

@@ -28,6 +28,7 @@
 //     removed and renormalised → every output byte is distributed exactly as under plain sampling.
 //   top:K (the paper's rule, β = K): accept b while it is among the K allowed bytes with the highest logits (the
 //     UTF-8 mask still applies); on rejection the byte model samples position c as usual. This changes the output.
+import { concatBytes } from '../util/bytes.js';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -195,14 +196,7 @@ export class ByteLevelTokenizer {
 
 	/** Bytes of a token sequence (special tokens contribute nothing). */
 	detokenize(ids: readonly number[]): Uint8Array {
-		const parts = ids.map((id) => this.tokenBytes[id] ?? new Uint8Array(0));
-		const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-		let at = 0;
-		for (const p of parts) {
-			out.set(p, at);
-			at += p.length;
-		}
-		return out;
+		return concatBytes(ids.map((id) => this.tokenBytes[id] ?? new Uint8Array(0)));
 	}
 }
 

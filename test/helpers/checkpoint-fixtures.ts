@@ -11,17 +11,8 @@ import { decodeFloats, encodeFloats, type FloatDType } from '../../src/checkpoin
 import { writeSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors.js';
 import { crc32 } from '../../src/checkpoint/zip.js';
 
-export function rng(seed: number): () => number {
-	// mulberry32: small, seedable, good enough for test data
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+import { rng } from '../../src/model/random.js';
+export { rng };
 
 export function tmpDir(tag = 'ckpt'): string {
 	return fs.mkdtempSync(nodePath.join(os.tmpdir(), `mambabyte-${tag}-`));
