@@ -157,7 +157,7 @@ static napi_value Linear(napi_env env, napi_callback_info info) {
 	j.a.y = y;
 	j.a.epi = epi;
 	j.rows = chunk_size(j.a.N, (double)K * T, 65536, 12);
-	mb_pool_run(linear_task, &j, (j.a.N + j.rows - 1) / j.rows);
+	mb_pool_run(linear_task, &j, (j.a.N + j.rows - 1) / j.rows, (double)N * K * (T + 8)); // T = 1 is memory-bound
 	return NULL;
 }
 
@@ -196,7 +196,7 @@ static napi_value Norm(napi_env env, napi_callback_info info) {
 	j.a.y = y;
 	j.a.eps = (float)eps;
 	j.rows = chunk_size(j.a.T, (double)d, 16384, 1);
-	mb_pool_run(norm_task, &j, (j.a.T + j.rows - 1) / j.rows);
+	mb_pool_run(norm_task, &j, (j.a.T + j.rows - 1) / j.rows, 2.0 * T * d);
 	return NULL;
 }
 
@@ -234,7 +234,7 @@ static napi_value ConvSilu(napi_env env, napi_callback_info info) {
 	j.a.b = b;
 	j.a.y = y;
 	j.chans = chunk_size(j.a.E, (double)T * k, 16384, 8);
-	mb_pool_run(conv_task, &j, (j.a.E + j.chans - 1) / j.chans);
+	mb_pool_run(conv_task, &j, (j.a.E + j.chans - 1) / j.chans, 4.0 * T * E * k);
 	return NULL;
 }
 
@@ -278,7 +278,7 @@ static napi_value Scan(napi_env env, napi_callback_info info) {
 	j.a.h = h;
 	j.a.y = y;
 	j.chans = chunk_size(j.a.E, (double)T * N * 4, 32768, 8);
-	mb_pool_run(scan_task, &j, (j.a.E + j.chans - 1) / j.chans);
+	mb_pool_run(scan_task, &j, (j.a.E + j.chans - 1) / j.chans, 16.0 * T * E * N); // mostly the exps
 	return NULL;
 }
 
@@ -348,6 +348,10 @@ static napi_value make_info(napi_env env) {
 	napi_set_named_property(env, so, "waitMs", v);
 	napi_create_double(env, st.sleeps, &v);
 	napi_set_named_property(env, so, "sleeps", v);
+	napi_create_double(env, st.alone_jobs, &v);
+	napi_set_named_property(env, so, "aloneJobs", v);
+	napi_create_double(env, st.switches, &v);
+	napi_set_named_property(env, so, "switches", v);
 	napi_set_named_property(env, o, "pool", so);
 	return o;
 }

@@ -11,12 +11,17 @@ void mb_pool_init(int threads);
 int mb_pool_threads(void);
 /** Idle workers spin this long (microseconds) waiting for the next job before they sleep. */
 void mb_pool_set_spin_us(int us);
-/** Run fn(ctx, 0..nchunks-1) across the pool; returns when every chunk is done. nchunks < 65536. */
-void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks);
+/**
+ * Run fn(ctx, 0..nchunks-1) across the pool; returns when every chunk is done. nchunks < 65536. `cost` estimates
+ * the job's cost in any fixed unit: the pool compares time per unit split and unsplit (see pool.c).
+ */
+void mb_pool_run(mb_task_fn fn, void *ctx, int nchunks, double cost);
 typedef struct {
-	double jobs;    // jobs split across threads
-	double wait_ns; // time the caller waited for workers to finish their last chunks
-	double sleeps;  // waits long enough that the caller slept (a worker was descheduled)
+	double jobs;       // jobs split across threads
+	double alone_jobs; // jobs of several chunks run on the calling thread alone (busy CPUs, or a probe)
+	double wait_ns;    // time the caller waited for workers to finish their last chunks
+	double sleeps;     // waits long enough that the caller slept (a worker was descheduled)
+	double switches;   // changes of the preferred mode (split / alone)
 } mb_pool_stats;
 mb_pool_stats mb_pool_get_stats(void);
 

@@ -15,8 +15,12 @@ export interface NativeInfo {
 	isas: string[]; // those this CPU and build can run
 	threads: number; // threads per kernel, this one included
 	cpus: number; // CPUs this process may run on
-	/** Since load: jobs split across threads, ms the caller waited for workers' last chunks, and how often it slept. */
-	pool: { jobs: number; waitMs: number; sleeps: number };
+	/**
+	 * Since load: jobs split across threads; jobs of several chunks run on this thread alone (the pool measures both
+	 * ways and prefers alone when the CPUs are busy with other work); ms waited for workers' last chunks; how often
+	 * that wait slept (a worker was descheduled); changes of the preferred way.
+	 */
+	pool: { jobs: number; aloneJobs: number; waitMs: number; sleeps: number; switches: number };
 }
 
 interface Addon {
