@@ -38,6 +38,10 @@ static struct {
 } job;
 static uint32_t generation;
 static mb_pool_stats stats; // written by the calling thread only
+static int nthreads = 1;
+static pthread_t workers[MAX_THREADS];
+static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER, finished = PTHREAD_COND_INITIALIZER;
 
 // Whether splitting pays. On a machine whose other CPUs are busy, the scheduler time-slices our threads with the
 // other work, and a worker descheduled while it holds a chunk makes the caller wait: splitting can then be slower
@@ -57,7 +61,8 @@ static struct {
 	long n;            // jobs timed in the current run of PROBE
 	double ns, work;   // their time and work
 	double rate;       // ns per work of the preferred mode's last run of PROBE jobs (0: none yet)
-} adapt = {0, 0, FIRST_INTERVAL, FIRST_INTERVAL, 0, 0, 0, 0};
+} adapt, ADAPT0 = {0, 0, FIRST_INTERVAL, FIRST_INTERVAL, 0, 0, 0, 0};
+
 
 /** Account one timed job; decide the mode at the end of a run of PROBE jobs. */
 static void adapt_account(int64_t ns, double work) {
@@ -83,10 +88,6 @@ static void adapt_account(int64_t ns, double work) {
 	adapt.until_probe = adapt.interval;
 	adapt.rate = 0; // measure the preferred mode afresh before the next probe
 }
-static int nthreads = 1;
-static pthread_t workers[MAX_THREADS];
-static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER, finished = PTHREAD_COND_INITIALIZER;
 
 static inline uint32_t gen_of(uint64_t v) { return (uint32_t)(v >> 32); }
 
@@ -190,6 +191,7 @@ void mb_pool_init(int threads) {
 		started++;
 	}
 	nthreads = started;
+	adapt = ADAPT0;
 }
 
 int mb_pool_threads(void) { return nthreads; }
