@@ -72,6 +72,9 @@ const flagSpec = {
 	dtype: { type: 'string' },
 } as const;
 
+const SHORT_FLAGS: string[] = Object.values(flagSpec).flatMap((f) => ('shortFlag' in f ? [f.shortFlag] : []));
+const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
 const COMMANDS = ['chat', 'complete', 'perplexity', 'bench', 'convert'] as const;
 
 async function main(argv: string[]): Promise<void> {
@@ -79,10 +82,12 @@ async function main(argv: string[]): Promise<void> {
 		importMeta: import.meta,
 		argv,
 		flags: flagSpec,
-		allowUnknownFlags: false,
+		allowUnknownFlags: true, // checked below, so the message is one line naming the flag
 		booleanDefault: undefined,
 	});
 	const flags = cli.flags as RawFlags;
+	const unknown = Object.keys(cli.unnormalizedFlags).find((k) => !(k in flagSpec) && !SHORT_FLAGS.includes(k) && !(camel(k) in flagSpec));
+	if (unknown !== undefined) throw new UsageError(`unknown flag ${unknown.length === 1 ? '-' : '--'}${unknown} (see mambabyte --help)`);
 	let [command, ...rest] = cli.input;
 	if (!(COMMANDS as readonly string[]).includes(command)) {
 		rest = cli.input;
