@@ -88,9 +88,10 @@ async function main() {
 	for (const s of shapes) {
 		const ckpt = parseShape(s);
 		ckpt.name = `random ${s} f32`;
-		// gpu.js webasm copies each weight into every compiled kernel's memory: skip it at this size.
+		// gpu.js webasm copies each weight into every compiled kernel's memory: skip it at this size; gpu.js cpu
+		// gets one short run (it takes minutes at this size).
 		for (const k of kernels.filter((k) => k.name !== 'webasm')) {
-			results.push(await benchModel(ckpt, k, k.name === 'cpu' ? { prefill: 16, decode: 4, repeats: 1 } : undefined));
+			results.push(await benchModel(ckpt, k, k.name === 'cpu' ? { prefill: 16, decode: 4, repeats: 1 } : quick ? small : undefined));
 		}
 	}
 	process.stdout.write('\n' + table(results) + '\n');

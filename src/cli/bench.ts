@@ -37,10 +37,12 @@ async function timeIt(fn: () => Promise<unknown>, repeats: number): Promise<numb
 
 export async function benchModel(ckpt: Checkpoint, kernels: Kernels, sizes?: { prefill: number; decode: number; repeats: number }): Promise<BenchResult> {
 	const params = countParameters(ckpt.config);
-	// Aim for a few seconds per measurement whatever the size: ~2 GFLOP/s is what gpu.js cpu reaches here.
+	// Enough work for a stable median without minutes per row: gpu.js on a CPU reaches ~2 GFLOP/s, so it gets
+	// fewer bytes on big models; the others prefill four full 64-byte chunks (as prompts and perplexity run).
+	const slow = kernels.name === 'cpu' || kernels.name === 'webasm';
 	const perByte = 2 * params;
-	const prefill = sizes?.prefill ?? Math.max(16, Math.min(512, Math.round(4e9 / perByte / 16) * 16));
-	const decode = sizes?.decode ?? Math.max(4, Math.min(128, Math.round(2e9 / perByte)));
+	const prefill = sizes?.prefill ?? (slow ? Math.max(16, Math.min(512, Math.round(4e9 / perByte / 16) * 16)) : 256);
+	const decode = sizes?.decode ?? (slow ? Math.max(4, Math.min(128, Math.round(2e9 / perByte))) : Math.max(16, Math.min(128, Math.round(4e10 / perByte))));
 	const repeats = sizes?.repeats ?? 3;
 	const model = new Mamba(ckpt, kernels);
 	const text = new TextEncoder().encode('It was a dark and stormy night; the rain fell in torrents, except at occasional intervals. '.repeat(8));
@@ -73,6 +75,11 @@ export async function benchBackends(choice: string): Promise<{ kernels: Kernels[
 	return { kernels: all, notes };
 }
 
+/** The backends worth measuring for a model: the gpu.js CPU backends only below ~50M parameters (minutes above). */
+export function backendsFor(kernels: Kernels[], params: number): Kernels[] {
+	return params <= 50e6 ? kernels : kernels.filter((k) => k.name !== 'cpu' && k.name !== 'webasm');
+}
+
 export const machine = () => `${os.cpus().length}x ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
 
 export function table(rows: BenchResult[]): string {
@@ -86,10 +93,11 @@ export function table(rows: BenchResult[]): string {
 export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 	if (rest.length > 0) throw new UsageError(`bench: unexpected argument ${rest[0]}`);
 	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : loadCheckpoint(modelDir(flags.model, '--model', DEFAULT_MODEL));
-	const { kernels, notes } = await benchBackends(String(flags.backend ?? 'auto'));
+	const choice = String(flags.backend ?? 'auto');
+	const { kernels, notes } = await benchBackends(choice);
 	if (flags.verbose) for (const n of notes) process.stderr.write(`mambabyte: ${n}\n`);
 	const results: BenchResult[] = [];
-	for (const k of kernels) {
+	for (const k of choice === 'auto' ? backendsFor(kernels, countParameters(ckpt.config)) : kernels) {
 		const r = await benchModel(ckpt, k);
 		results.push(r);
 		if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
