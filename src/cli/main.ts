@@ -16,7 +16,7 @@ const help = `
 
   Common options
     -m, --model DIR          checkpoint folder (default: the shipped byte model)
-    --backend B              auto|cpu|webasm|webgpu|headlessgl (default auto)
+    --backend B              auto|native|cpu|webasm|webgpu|headlessgl (default auto)
     --json                   one JSON object per result on stdout
     --verbose                say which backend was chosen and why others were skipped
 
