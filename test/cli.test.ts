@@ -1,6 +1,6 @@
 // The command line as a user meets it: bad flags and values are one line and exit 2, bad files one line and
 // exit 1, never a stack trace; perplexity prints the agreed JSON keys.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +55,32 @@ test('perplexity --json: one object per file with the agreed keys', () => {
 		assert.is(o.backend, 'cpu');
 		assert.is((o.curve as unknown[]).length, 3);
 	}
+});
+
+test('bytes are bytes: a binary file scores; stdin closed at once has nothing to score', () => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'mambabyte-cli-'));
+	const bin = path.join(dir, 'random.bin');
+	writeFileSync(bin, Uint8Array.from({ length: 3000 }, (_, i) => (i * 2654435761) >>> 24));
+	const r = run('perplexity', bin, '--json', '-m', TINY);
+	assert.is(r.status, 0, r.stderr);
+	const o = JSON.parse(r.stdout) as { scored: number; bits_per_byte: number };
+	assert.is(o.scored, 2999);
+	assert.ok(Number.isFinite(o.bits_per_byte));
+	oneLineError(run('perplexity', '-', '-m', TINY), 1, /-: 0 bytes, nothing to score/);
+});
+
+test('Ctrl-C during perplexity stops the process promptly', async () => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'mambabyte-cli-'));
+	const big = path.join(dir, 'big.bin');
+	writeFileSync(big, new Uint8Array(64 << 20)); // far more than it can score before the signal
+	const child = spawn(process.execPath, [BIN, 'perplexity', big, '-m', TINY, '--backend', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+	let stderr = '';
+	child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+	await new Promise((resolve) => setTimeout(resolve, 1500));
+	child.kill('SIGINT');
+	const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+	assert.ok(signal === 'SIGINT' || code === 130, `exit ${code} signal ${signal}`);
+	assert.not.match(stderr, /\n\s+at /);
 });
 
 test('--help and --version', () => {
