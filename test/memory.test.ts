@@ -28,7 +28,9 @@ test('generating 50,000 bytes does not grow memory', () => {
 	assert.is(r.status, 0, r.stderr);
 	const { n, at5k, at50k } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { n: number; at5k: number; at50k: number };
 	assert.is(n, 50000);
-	assert.ok(at50k - at5k < 2 << 20, `live memory grew by ${((at50k - at5k) / 1024).toFixed(0)} KiB from 5k to 50k bytes`);
+	// Array buffers in flight at the moment of a reading swing by a few MB (measured 0.1–3.4 MB over 200k bytes,
+	// with the JS heap flat at 7.9 MB); a leak of anything per byte would add tens of MB over 45,000 steps.
+	assert.ok(at50k - at5k < 8 << 20, `live memory grew by ${((at50k - at5k) / 1024).toFixed(0)} KiB from 5k to 50k bytes`);
 });
 
 test.run();
