@@ -5,6 +5,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseLine } from '../src/ui/commands.js';
+import { initialSettings } from '../src/ui/chat.js';
+import { DEFAULT_DRAFT, type GenerationOptions } from '../src/cli/options.js';
 import { fixed, formatBytes, formatDuration, formatPercent, formatRate } from '../src/ui/format.js';
 import { editLine, emptyEditor, type EditorState, type KeyLike } from '../src/ui/line-editor.js';
 import { decodeSave, encodeSave, mismatch, readSave, writeSave, type ChatSave } from '../src/ui/save.js';
@@ -245,6 +247,15 @@ test('NO_COLOR turns colour off unless FORCE_COLOR is given', () => {
 	} finally {
 		chalk.level = level;
 	}
+});
+
+test('chat starts drafting where it pays: off with the default drafter in exact mode on gpu.js cpu, on elsewhere', () => {
+	const opts = { draft: DEFAULT_DRAFT, accept: { kind: 'exact' }, temperature: 0.8, topP: 1, topK: 0, maxBytes: 256, seed: 1, stop: [] } as unknown as GenerationOptions;
+	assert.is(initialSettings(opts, 'subword-drafter', 'cpu').draft, false);
+	assert.is(initialSettings(opts, 'subword-drafter', 'native').draft, true);
+	assert.is(initialSettings({ ...opts, accept: { kind: 'top', k: 3 } }, 'subword-drafter', 'cpu').draft, true);
+	assert.is(initialSettings({ ...opts, draft: '/some/drafter' }, 'd', 'cpu').draft, true);
+	assert.is(initialSettings({ ...opts, draft: null }, null, 'native').draft, false);
 });
 
 test.run();
