@@ -19,9 +19,6 @@ const { GPU, input } = gpujs as unknown as {
 };
 type Kernel = IKernelRunShortcut;
 
-/** The largest T one kernel call handles; the model feeds longer inputs in chunks of this size. */
-export const MAX_CHUNK = 64;
-
 export const bucket = (T: number): number => {
 	let b = 1;
 	while (b < T) b *= 2;

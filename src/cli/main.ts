@@ -3,7 +3,7 @@
 // prints a stack trace unless --verbose.
 import meow from 'meow';
 import { UserError, UsageError } from '../errors.js';
-import { commonOptions, generationOptions, perplexityOptions, type RawFlags } from './options.js';
+import { generationOptions, perplexityOptions, type RawFlags } from './options.js';
 
 const help = `
   Usage
@@ -139,4 +139,3 @@ export function run(argv = process.argv.slice(2)): void {
 		},
 	);
 }
-export { commonOptions };

@@ -260,7 +260,7 @@ export class Session {
 					}
 					yield { type: 'draft', bytes: proposal };
 					spec.drafted += proposal.length;
-					const r = await this.verify(proposal, rule, sampler, mask, stop, opts.maxBytes - generated, commit, spec);
+					const r = await this.verify(proposal, rule, sampler, mask, opts.maxBytes - generated, commit, spec);
 					if (r.accepted.length > 0) yield { type: 'commit', bytes: r.accepted, source: 'draft' };
 					if (r.accepted.length < proposal.length) yield { type: 'reject', count: proposal.length - r.accepted.length };
 					if (r.extra !== null) yield { type: 'commit', bytes: Uint8Array.of(r.extra), source: 'model' };
@@ -295,7 +295,7 @@ export class Session {
 	 * after it. Commits the bytes (through `commit`) and leaves the session consistent.
 	 */
 	private async verify(
-		proposal: Uint8Array, rule: AcceptRule, sampler: Sampler, mask: Utf8Validator | null, stop: StopMatcher,
+		proposal: Uint8Array, rule: AcceptRule, sampler: Sampler, mask: Utf8Validator | null,
 		budget: number, commit: (b: number) => boolean, spec: SpeculativeStats,
 	): Promise<{ accepted: Uint8Array; extra: number | null; rejected: boolean; stopped: boolean }> {
 		const V = this.model.config.vocabSize;
