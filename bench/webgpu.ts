@@ -1,37 +1,128 @@
-// GPU bench (issue 6): the shipped byte model and random weights of the MambaByte-972M shape (d_model 1792,
-// 48 layers, f32) on gpu.js's webgpu backend (Dawn). Run on the GPU machine by bench/gpu-run.sh, which brings
-// Node, Dawn and the Vulkan loader; prints one JSON line per measurement and a line per failure.
+// GPU bench (issue 6), run on the GPU machine by bench/gpu-run.sh (it brings Node, Dawn and the Vulkan loader).
+//   1. correctness first: the GPU-resident forward against PyTorch's logits for the test fixtures, and against the
+//      reference kernels for the shipped byte model and random weights of the 353M shape;
+//   2. prefill and decode bytes/s: the shipped models, random 353M (d_model 1024 x 53) and 972M (1792 x 48) f32;
+//   3. the split-K width on the 972M shape;
+//   4. speculative decoding with the shipped pair, both resident.
+// One JSON line per measurement; a failing stage prints its error and the rest still run.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { selectBackend } from '../src/backend/select.js';
-import { benchModel } from '../src/cli/bench.js';
+import { referenceKernels } from '../src/backend/reference.js';
+import type { GpuJsKernels } from '../src/backend/gpujs.js';
+import { WebGpuRunner } from '../src/backend/resident/webgpu.js';
+import { benchModel, benchSpeculative } from '../src/cli/bench.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
-import { DEFAULT_MODEL } from '../src/cli/options.js';
+import { Mamba } from '../src/model/mamba.js';
+import { ResidentMamba } from '../src/model/resident.js';
+import type { Checkpoint } from '../src/model/types.js';
+import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/cli/options.js';
 
-const log = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
+const log = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
+const now = () => performance.now() / 1000;
+const text = new TextEncoder().encode('It was a dark and stormy night; the rain fell in torrents, except at occasional intervals. '.repeat(8));
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+	let m = 0;
+	for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+	return Number.isFinite(m) ? m : Infinity;
+}
+
+async function stage(name: string, f: () => Promise<void>) {
+	const t = now();
+	try {
+		await f();
+	} catch (e) {
+		log({ stage: name, error: String(e instanceof Error ? e.stack : e).slice(0, 3000) });
+	}
+	log({ stage: name, seconds: +(now() - t).toFixed(1) });
+}
+
+/** Resident logits of `bytes` in two forwards plus 8 single steps, against `expected` (T, V). */
+async function parity(name: string, m: ResidentMamba, bytes: Uint8Array, expected: Float32Array) {
+	const V = m.config.vocabSize;
+	const s = m.newState();
+	const cut = Math.min(8, bytes.length - 1);
+	const a = await m.forward(bytes.subarray(0, cut), s);
+	const b = await m.forward(bytes.subarray(cut), s);
+	const got = new Float32Array(bytes.length * V);
+	got.set(a);
+	got.set(b, a.length);
+	const s2 = m.newState();
+	let stepDiff = 0;
+	for (let t = 0; t < Math.min(8, bytes.length); t++) {
+		stepDiff = Math.max(stepDiff, maxDiff(await m.step(bytes[t], s2), expected.subarray(t * V, (t + 1) * V)));
+	}
+	log({ parity: name, T: bytes.length, max_abs_diff: maxDiff(got, expected), step_max_abs_diff: stepDiff });
+}
 
 async function main() {
-	const t0 = performance.now();
+	const t0 = now();
 	const { kernels } = await selectBackend('webgpu');
-	log({ stage: 'webgpu ready', seconds: (performance.now() - t0) / 1000 });
-	try {
-		log(await benchModel(loadCheckpoint(DEFAULT_MODEL), kernels, { prefill: 64, decode: 16, repeats: 2 }));
-	} catch (e) {
-		log({ stage: 'byte-model failed', error: String(e instanceof Error ? e.stack : e).slice(0, 2000) });
+	const runner = new WebGpuRunner((kernels as GpuJsKernels).gpu);
+	log({ stage: 'webgpu ready', seconds: now() - t0 });
+	const resident = (c: Checkpoint) => ResidentMamba.create(c, runner, kernels);
+
+	await stage('parity fixtures', async () => {
+		const input = new Uint8Array(readFileSync('test/fixtures/input.txt'));
+		for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln']) {
+			const dir = path.join('test/fixtures', name);
+			const raw = readFileSync(path.join(dir, 'logits.bin'));
+			await parity(`${name} vs PyTorch`, await resident(loadCheckpoint(dir)), input, new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
+		}
+	});
+	await stage('parity byte-model', async () => {
+		const c = loadCheckpoint(DEFAULT_MODEL);
+		const bytes = text.subarray(0, 100);
+		const ref = new Mamba(c, referenceKernels);
+		await parity('byte-model vs reference kernels', await resident(c), bytes, await ref.forward(bytes, ref.newState()));
+	});
+
+	const shipped: [string, Checkpoint][] = [['byte-model', loadCheckpoint(DEFAULT_MODEL)], ['subword-drafter', loadCheckpoint(DEFAULT_DRAFT)]];
+	for (const [name, c] of shipped) {
+		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
+	await stage('speculative', async () => {
+		const model = await resident(shipped[0][1]);
+		const draft = await resident(shipped[1][1]);
+		for (const r of await benchSpeculative(model, draft, 256)) log({ backend: 'webgpu', model: 'byte-model + subword-drafter', ...r });
+	});
+
 	for (const [d, L] of [[1024, 53], [1792, 48]]) {
-		try {
-			const t1 = performance.now();
-			const ckpt = randomCheckpoint(shapeConfig(d, L), 1);
+		let ckpt: Checkpoint | null = null;
+		let model: ResidentMamba | null = null;
+		await stage(`build ${d}x${L}`, async () => {
+			ckpt = randomCheckpoint(shapeConfig(d, L), 1);
 			ckpt.name = `random ${d}x${L} f32`;
-			log({ stage: `built ${ckpt.name}`, seconds: (performance.now() - t1) / 1000 });
-			log(await benchModel(ckpt, kernels, { prefill: 64, decode: 4, repeats: 1 }));
-		} catch (e) {
-			log({ stage: `${d}x${L} failed`, error: String(e instanceof Error ? e.stack : e).slice(0, 2000) });
+			const t = now();
+			model = await resident(ckpt);
+			log({ uploaded: ckpt.name, seconds: now() - t });
+		});
+		if (!ckpt || !model) continue;
+		const c: Checkpoint = ckpt;
+		const m: ResidentMamba = model;
+		if (d === 1024) {
+			await stage('parity 353M', async () => {
+				const bytes = text.subarray(0, 6);
+				const ref = new Mamba(c, referenceKernels);
+				await parity('random 1024x53 vs reference kernels', m, bytes, await ref.forward(bytes, ref.newState()));
+			});
+		}
+		await stage(`bench ${d}x${L}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
+		if (d === 1792) {
+			await stage('split-K width, 972M', async () => {
+				for (const split of [1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18, 1 << 19, 1 << 20]) {
+					m.splitThreads = split;
+					const r = await benchModel(c, kernels, { prefill: 256, decode: 32, repeats: 3 }, m);
+					log({ split_threads: split, prefill: r.prefill_bytes_per_second, decode: r.decode_bytes_per_second });
+				}
+			});
 		}
 	}
 }
 
 main().then(() => process.exit(0), (e) => {
-	log({ stage: 'failed', error: String(e instanceof Error ? e.stack : e).slice(0, 2000) });
+	log({ stage: 'failed', error: String(e instanceof Error ? e.stack : e).slice(0, 3000) });
 	process.exit(1);
 });

@@ -11,6 +11,7 @@ import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
 import type { Kernels } from '../src/backend/types.js';
 import { Mamba } from '../src/model/mamba.js';
 import type { MambaState } from '../src/model/state.js';
+import type { LanguageModel } from '../src/model/types.js';
 import { rng } from '../src/model/random.js';
 import { generate, Session, type GenerateOptions } from '../src/engine/generate.js';
 import { Sampler } from '../src/engine/sampling.js';
@@ -29,7 +30,7 @@ if (process.env.TIME_TESTS) {
 
 const GREEDY: GenerateOptions = { maxBytes: 100, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: true };
 
-async function run(model: Mamba, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null = null) {
+async function run(model: LanguageModel, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null = null) {
 	const out: Uint8Array[] = [];
 	let done: Extract<import('../src/engine/events.js').GenerationEvent, { type: 'done' }> | undefined;
 	const drafts: number[] = [];

@@ -50,7 +50,7 @@ test('/save then /load into a fresh session continues exactly as the original wo
 	const a = await openChatSession(opts);
 	const settings = { ...initialSettings(opts, a.drafter), draft: false };
 	await a.append(new TextEncoder().encode('It was a dark'));
-	const saved = a.exportState();
+	const saved = await a.exportState();
 	const b = await openChatSession(opts);
 	await b.importState(saved);
 	assert.is(b.contextBytes, a.contextBytes);

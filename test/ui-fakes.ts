@@ -90,7 +90,7 @@ export class FakeSession implements ChatSession {
 	}
 
 	/** A made-up state: the context length, then four marker bytes. */
-	exportState(): Uint8Array {
+	async exportState(): Promise<Uint8Array> {
 		const out = new Uint8Array(8);
 		new DataView(out.buffer).setUint32(0, this.contextBytes, true);
 		out.set([0xde, 0xad, 0xbe, 0xef], 4);

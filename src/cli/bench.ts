@@ -6,9 +6,12 @@ import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';
 import type { Kernels } from '../backend/types.js';
 import { loadCheckpoint, countParameters } from '../checkpoint/index.js';
-import { Mamba } from '../model/mamba.js';
+import { buildModel } from '../model/open.js';
+import { generate, type GenerateOptions } from '../engine/generate.js';
+import { Drafter } from '../engine/speculative.js';
+import type { GenerationStats } from '../engine/events.js';
 import { randomCheckpoint, shapeConfig } from '../model/random.js';
-import type { Checkpoint } from '../model/types.js';
+import type { Checkpoint, LanguageModel } from '../model/types.js';
 import { DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
 
 export interface BenchResult {
@@ -35,7 +38,9 @@ async function timeIt(fn: () => Promise<unknown>, repeats: number): Promise<numb
 	return median(times);
 }
 
-export async function benchModel(ckpt: Checkpoint, kernels: Kernels, sizes?: { prefill: number; decode: number; repeats: number }): Promise<BenchResult> {
+export async function benchModel(
+	ckpt: Checkpoint, kernels: Kernels, sizes?: { prefill: number; decode: number; repeats: number }, built?: LanguageModel,
+): Promise<BenchResult> {
 	const params = countParameters(ckpt.config);
 	// Enough work for a stable median without minutes per row: gpu.js on a CPU reaches ~2 GFLOP/s, so it gets
 	// fewer bytes on big models; the others prefill four full 64-byte chunks (as prompts and perplexity run).
@@ -44,7 +49,7 @@ export async function benchModel(ckpt: Checkpoint, kernels: Kernels, sizes?: { p
 	const prefill = sizes?.prefill ?? (slow ? Math.max(16, Math.min(512, Math.round(4e9 / perByte / 16) * 16)) : 256);
 	const decode = sizes?.decode ?? (slow ? Math.max(4, Math.min(128, Math.round(2e9 / perByte))) : Math.max(16, Math.min(128, Math.round(4e10 / perByte))));
 	const repeats = sizes?.repeats ?? 3;
-	const model = new Mamba(ckpt, kernels);
+	const model = built ?? (await buildModel(ckpt, kernels));
 	const text = new TextEncoder().encode('It was a dark and stormy night; the rain fell in torrents, except at occasional intervals. '.repeat(8));
 	const prompt = Uint8Array.from({ length: prefill }, (_, i) => text[i % text.length]);
 	const tPrefill = await timeIt(() => model.forward(prompt, model.newState()), repeats);
@@ -103,4 +108,53 @@ export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 		if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
 	}
 	if (!flags.json) process.stdout.write(`${machine()}\n${table(results)}\n`);
+}
+
+const PROMPTS = [
+	'It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked',
+	'CHAPTER I.\n\nThe old house stood at the end of the lane, and',
+	'"I do not know what you mean," said she, turning towards the window. "You have',
+	'In the beginning of the year 1820, the little town of',
+];
+
+export interface SpecRow { mode: string; bytes_per_second: number; generated: number; acceptance_rate: number | null; mean_accepted_run: number | null; speedup: number }
+
+/** Plain vs speculative (exact, top:3) greedy generation of the same prompts with a byte model and a drafter. */
+export async function benchSpeculative(model: LanguageModel, d: LanguageModel, maxBytes: number): Promise<SpecRow[]> {
+	const drafter = new Drafter(d, Drafter.tokenizerOf(d));
+	const base: GenerateOptions = { maxBytes, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: true, draftSubwords: 3 };
+	const modes: [string, Drafter | null, GenerateOptions][] = [
+		['plain', null, base],
+		['speculative exact', drafter, { ...base, accept: { kind: 'exact' } }],
+		['speculative top:3', drafter, { ...base, accept: { kind: 'top', k: 3 } }],
+	];
+	const rows: SpecRow[] = [];
+	for (const [mode, dr, opts] of modes) {
+		let bytes = 0, seconds = 0, tested = 0, accepted = 0, passes = 0;
+		for (const prompt of PROMPTS) {
+			let stats: GenerationStats | null = null;
+			for await (const ev of generate(model, new TextEncoder().encode(prompt), opts, dr)) if (ev.type === 'done') stats = ev.stats;
+			bytes += stats!.generatedBytes;
+			seconds += stats!.seconds;
+			tested += stats!.speculative?.tested ?? 0;
+			accepted += stats!.speculative?.accepted ?? 0;
+			passes += stats!.speculative?.verifyPasses ?? 0;
+		}
+		const bps = bytes / seconds;
+		rows.push({
+			mode, bytes_per_second: bps, generated: bytes,
+			acceptance_rate: dr ? accepted / Math.max(tested, 1) : null,
+			mean_accepted_run: dr ? accepted / Math.max(passes, 1) : null,
+			speedup: rows.length ? bps / rows[0].bytes_per_second : 1,
+		});
+	}
+	return rows;
+}
+
+export function specTable(backend: string, rows: SpecRow[]): string {
+	const lines = ['| backend | mode | bytes/s | speedup | acceptance | mean accepted run |', '|---|---|---|---|---|---|'];
+	for (const r of rows) {
+		lines.push(`| ${backend} | ${r.mode} | ${r.bytes_per_second.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.acceptance_rate === null ? '-' : (100 * r.acceptance_rate).toFixed(1) + '%'} | ${r.mean_accepted_run === null ? '-' : r.mean_accepted_run.toFixed(2)} |`);
+	}
+	return lines.join('\n');
 }

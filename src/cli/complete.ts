@@ -9,7 +9,7 @@ import { concatBytes } from '../util/bytes.js';
 import { DEFAULT_DRAFT, type GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
-import type { Mamba } from '../model/mamba.js';
+import type { LanguageModel } from '../model/types.js';
 import { generate } from '../engine/generate.js';
 import { Drafter, draftingPays } from '../engine/speculative.js';
 import { decodeUtf8 } from '../engine/utf8.js';
@@ -33,7 +33,7 @@ function writeOut(bytes: Uint8Array): Promise<void> {
 	});
 }
 
-function checkByteModel(model: Mamba, dir: string): void {
+function checkByteModel(model: LanguageModel, dir: string): void {
 	if (model.checkpoint.tokenizerPath) {
 		throw new UserError(`--model ${dir}: this is a subword model (it has tokenizer.json); expected a byte model (use it as --draft)`);
 	}

@@ -42,6 +42,7 @@
 // that are mostly rejected.
 import { Mamba } from '../model/mamba.js';
 import { MambaState } from '../model/state.js';
+import type { LanguageModel, ModelState } from '../model/types.js';
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from './events.js';
 import { Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
@@ -74,7 +75,7 @@ const NEWLINE = new Uint8Array([0x0a]);
 
 export interface SessionSnapshot {
 	model: string; // checkpoint name + shape, checked on restore
-	state: MambaState;
+	state: ModelState;
 	pending: Uint8Array;
 	logits: Float32Array | null;
 	utf8: { need: number; lo: number; hi: number };
@@ -84,27 +85,28 @@ export interface SessionSnapshot {
 
 export class Session {
 	/** The byte model as this session runs it (over recording kernels when a drafter is attached). */
-	readonly model: Mamba;
+	readonly model: LanguageModel;
 	readonly drafter: Drafter | null;
 	private readonly recorder: RecordingKernels | null;
-	private readonly state: MambaState;
+	private readonly state: ModelState;
 	private readonly pending = new ByteBuffer(); // committed bytes not yet consumed by the state
 	private logits: Float32Array | null = null; // next-byte logits (V), valid when nothing is pending
 	private readonly utf8 = new Utf8Validator(); // over the whole context
 	private readonly draft: DraftContext | null;
 	private promptBytes = 0; // bytes appended since the last generate()
 
-	constructor(model: Mamba, drafter: Drafter | null = null) {
+	constructor(model: LanguageModel, drafter: Drafter | null = null) {
 		this.drafter = drafter;
-		if (drafter) {
+		if (drafter && model instanceof Mamba) {
 			// A view of the same weights on recording kernels, for rollback by replay (speculative.ts).
 			this.recorder = new RecordingKernels(model.kernels);
 			this.model = new Mamba(model.checkpoint, this.recorder, model.chunk);
 			this.draft = new DraftContext(drafter);
 		} else {
+			// A device-resident model rolls back by snapshot and replay (its state is copied on the device).
 			this.recorder = null;
 			this.model = model;
-			this.draft = null;
+			this.draft = drafter ? new DraftContext(drafter) : null;
 		}
 		this.state = this.model.newState();
 	}
@@ -172,6 +174,12 @@ export class Session {
 			draft: this.draft?.snapshot() ?? null,
 			promptBytes: this.promptBytes,
 		};
+	}
+
+	/** snapshot() with the states copied to the host, for saving (encodeSnapshot). */
+	async hostSnapshot(): Promise<SessionSnapshot> {
+		const s = this.snapshot();
+		return { ...s, state: await s.state.toHost(), draft: s.draft ? { ...s.draft, state: await s.draft.state.toHost() } : null };
 	}
 
 	restore(s: SessionSnapshot): void {
@@ -305,19 +313,20 @@ export class Session {
 		tokens.set(proposal, p);
 		const startLogits = this.logits;
 		const startPosition = this.state.position;
-		const recorder = this.recorder!;
-		// Until the records have been seen to cover a forward, also keep a plain snapshot to fall back on.
-		const snapshot = recorder.trusted ? null : this.state.clone();
-		recorder.start();
+		const recorder = this.recorder;
+		// Until the records have been seen to cover a forward, also keep a plain snapshot to fall back on
+		// (always, for a device-resident model: there the snapshot is a copy on the device).
+		const snapshot = recorder?.trusted ? null : this.state.clone();
+		recorder?.start();
 		let rows: Float32Array;
 		try {
 			rows = await this.model.forward(tokens, this.state);
 		} catch (e) {
-			recorder.clear();
+			recorder?.clear();
 			throw e;
 		}
-		recorder.stop();
-		if (snapshot && !recorder.check(this.state, tokens.length)) recorder.clear();
+		recorder?.stop();
+		if (recorder && snapshot && !recorder.check(this.state as MambaState, tokens.length)) recorder.clear();
 		spec.verifyPasses++;
 		// Distribution of proposal[i] given the text before it.
 		const dist = (i: number) =>
@@ -346,14 +355,14 @@ export class Session {
 		// Bring the state to exactly the committed bytes: tokens[0 .. p + k).
 		const j = p + k;
 		if (j < tokens.length) {
-			const ok = await recorder.rollback(this.state, startPosition, tokens.length, j);
+			const ok = recorder ? await recorder.rollback(this.state as MambaState, startPosition, tokens.length, j) : false;
 			if (!ok) {
 				if (!snapshot) throw new Error('internal: verifier rollback records are incomplete');
 				this.state.copyFrom(snapshot);
 				if (j > 0) await this.model.forward(tokens.subarray(0, j), this.state);
 			}
 		}
-		recorder.clear();
+		recorder?.clear();
 		this.pending.clear();
 		if (extra !== null) {
 			this.pending.push(extra);
@@ -367,7 +376,7 @@ export class Session {
 }
 
 /** Identifies a model for snapshots: name, shape, and a fingerprint of sampled weights. */
-function modelKey(m: Mamba): string {
+function modelKey(m: LanguageModel): string {
 	const c = m.config;
 	const w = m.checkpoint.weights;
 	let h = 0x811c9dc5;
@@ -385,7 +394,7 @@ function modelKey(m: Mamba): string {
 
 /** One-shot generation from a prompt (see the file header). */
 export async function* generate(
-	model: Mamba, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null = null,
+	model: LanguageModel, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null = null,
 ): AsyncGenerator<GenerationEvent> {
 	const session = new Session(model, drafter);
 	try {
@@ -412,13 +421,19 @@ export async function* generate(
 const MAGIC = new TextEncoder().encode('MBSNAP1\n');
 
 export function encodeSnapshot(s: SessionSnapshot): Uint8Array {
+	const host = (st: ModelState) => {
+		if (!(st instanceof MambaState)) throw new Error('internal: encode a host snapshot (Session.hostSnapshot)');
+		return st;
+	};
+	const state = host(s.state);
+	const draftState = s.draft ? host(s.draft.state) : null;
 	const arrays: Float32Array[] = [];
 	const push = (a: Float32Array) => arrays.push(a) - 1;
 	const header = {
 		model: s.model,
 		position: s.state.position,
-		conv: s.state.conv.map(push),
-		ssm: s.state.ssm.map(push),
+		conv: state.conv.map(push),
+		ssm: state.ssm.map(push),
 		pending: Array.from(s.pending),
 		logits: s.logits ? push(s.logits) : null,
 		utf8: s.utf8,
@@ -426,8 +441,8 @@ export function encodeSnapshot(s: SessionSnapshot): Uint8Array {
 		draft: s.draft
 			? {
 				position: s.draft.state.position,
-				conv: s.draft.state.conv.map(push),
-				ssm: s.draft.state.ssm.map(push),
+				conv: draftState!.conv.map(push),
+				ssm: draftState!.ssm.map(push),
 				logits: s.draft.logits ? push(s.draft.logits) : null,
 				unfed: Array.from(s.draft.unfed),
 				fed: s.draft.fed,

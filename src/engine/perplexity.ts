@@ -3,7 +3,7 @@
 // With a window W (§7) each byte instead sees at most W − 1 bytes of context: segments of W bytes start every W/2
 // bytes and each scores only its second half (the first scores all), a standard strided sliding window at twice
 // the cost of the single pass.
-import type { Mamba } from '../model/mamba.js';
+import type { LanguageModel, ModelState } from '../model/types.js';
 import { concatBytes } from '../util/bytes.js';
 import type { PerplexityEvent, PerplexityResult } from './events.js';
 
@@ -54,14 +54,14 @@ class Tally {
 }
 
 /** ln p(next byte) for each position of `inputs` (targets[i] follows inputs[i]), advancing state. */
-async function logProbs(model: Mamba, state: ReturnType<Mamba['newState']>, inputs: Uint8Array, targets: Uint8Array) {
+async function logProbs(model: LanguageModel, state: ModelState, inputs: Uint8Array, targets: Uint8Array) {
 	const V = model.config.vocabSize;
 	const logits = await model.forward(inputs, state);
 	return model.kernels.logProb(logits, inputs.length, V, targets);
 }
 
 export async function* scoreStream(
-	model: Mamba, file: string, total: number | null, source: AsyncIterable<Uint8Array>, o: ScoreOptions,
+	model: LanguageModel, file: string, total: number | null, source: AsyncIterable<Uint8Array>, o: ScoreOptions,
 ): AsyncGenerator<PerplexityEvent, PerplexityResult> {
 	yield { type: 'file', file, bytes: total };
 	const tally = new Tally(o.bucket);
@@ -115,7 +115,7 @@ interface Scorer {
 }
 
 /** One recurrent pass: inputs b_0..b_{N−2}, targets b_1..b_{N−1}, in chunks with one byte of lookahead. */
-function streamScorer(model: Mamba, tally: Tally): Scorer {
+function streamScorer(model: LanguageModel, tally: Tally): Scorer {
 	const state = model.newState();
 	const chunk = model.chunk;
 	let pending: Uint8Array = new Uint8Array(0); // bytes read but not yet fed as inputs
@@ -138,7 +138,7 @@ function streamScorer(model: Mamba, tally: Tally): Scorer {
 }
 
 /** Strided sliding window of W bytes (stride ⌈W/2⌉); keeps only the last W bytes in memory. */
-function windowScorer(model: Mamba, tally: Tally, W: number): Scorer {
+function windowScorer(model: LanguageModel, tally: Tally, W: number): Scorer {
 	const stride = Math.max(1, Math.ceil(W / 2));
 	let buf: Uint8Array = new Uint8Array(0); // file bytes from position base on
 	let base = 0;

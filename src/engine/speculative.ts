@@ -34,8 +34,8 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { Matrix } from '../../kernels/types.js';
 import type { Epilogue, Kernels } from '../backend/types.js';
-import type { Mamba } from '../model/mamba.js';
 import type { MambaState } from '../model/state.js';
+import type { LanguageModel, ModelState } from '../model/types.js';
 import { UserError } from '../errors.js';
 import { splitUtf8 } from './utf8.js';
 import { drawFrom, logitRank, type ByteDistribution, type Sampler } from './sampling.js';
@@ -202,7 +202,7 @@ export class ByteLevelTokenizer {
 
 /** A subword Mamba and its tokenizer. */
 export class Drafter {
-	constructor(readonly model: Mamba, readonly tokenizer: ByteLevelTokenizer) {
+	constructor(readonly model: LanguageModel, readonly tokenizer: ByteLevelTokenizer) {
 		if (tokenizer.size > model.config.vocabSize) {
 			throw new UserError(`drafter: tokenizer has ${tokenizer.size} tokens but the model only ${model.config.vocabSize}`);
 		}
@@ -213,7 +213,7 @@ export class Drafter {
 	}
 
 	/** The tokenizer of a drafter checkpoint folder (its tokenizer.json). */
-	static tokenizerOf(model: Mamba): ByteLevelTokenizer {
+	static tokenizerOf(model: LanguageModel): ByteLevelTokenizer {
 		const file = model.checkpoint.tokenizerPath ?? path.join(model.checkpoint.dir, 'tokenizer.json');
 		if (!existsSync(file)) throw new UserError(`drafter ${model.checkpoint.dir}: no tokenizer.json (a drafter is a subword Mamba with its tokenizer)`);
 		return ByteLevelTokenizer.load(file);
@@ -266,7 +266,7 @@ export class ByteBuffer {
 const FEED_CHUNK = 256; // tokens per drafter forward when feeding long text (bounds the logits array)
 
 export interface DraftSnapshot {
-	state: MambaState;
+	state: ModelState;
 	logits: Float32Array | null;
 	unfed: Uint8Array;
 	fed: boolean;
@@ -279,11 +279,11 @@ export interface Draft {
 
 /** The drafter's view of one conversation: its state at a token boundary and the committed bytes after it. */
 export class DraftContext {
-	readonly state: MambaState;
+	readonly state: ModelState;
 	private logits: Float32Array | null = null; // next-token logits at the boundary (null before anything was fed)
 	private readonly unfed = new ByteBuffer();
 	private fed = false;
-	private reuse: { ids: number[]; snaps: { state: MambaState; logits: Float32Array }[] } | null = null;
+	private reuse: { ids: number[]; snaps: { state: ModelState; logits: Float32Array }[] } | null = null;
 	/** Tokens fed to the drafter so far (a measure of drafter work). */
 	tokensFed = 0;
 
@@ -353,8 +353,8 @@ export class DraftContext {
 		const parts: Uint8Array[] = [];
 		let length = 0;
 		let logits = this.logits;
-		let work: MambaState | null = null;
-		const snaps: { state: MambaState; logits: Float32Array }[] = [];
+		let work: ModelState | null = null;
+		const snaps: { state: ModelState; logits: Float32Array }[] = [];
 		let confidence = 1;
 		for (let i = 0; i < m; i++) {
 			const id = pickToken(logits, tok.tokenBytes, tail, length);

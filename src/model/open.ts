@@ -1,17 +1,33 @@
 // Open a checkpoint folder on a backend: load and validate the weights, pick the kernels, build the model.
+// On webgpu the model is the GPU-resident forward (resident.ts: weights, activations and state stay on the
+// device, one submission per forward); on every other backend it is the host forward (mamba.ts) over the kernels.
 import { loadCheckpoint } from '../checkpoint/load.js';
 import { selectBackend } from '../backend/select.js';
+import { GpuJsKernels } from '../backend/gpujs.js';
+import { WebGpuRunner } from '../backend/resident/webgpu.js';
 import type { BackendChoice, Kernels } from '../backend/types.js';
 import { Mamba } from './mamba.js';
+import { ResidentMamba } from './resident.js';
+import type { Checkpoint, LanguageModel } from './types.js';
 
 export interface Opened {
-	model: Mamba;
+	model: LanguageModel;
 	kernels: Kernels;
 	notes: string[]; // backend selection notes, for --verbose
+}
+
+/** The model for a checkpoint on these kernels: resident on webgpu when its shapes allow, else the host forward. */
+export async function buildModel(checkpoint: Checkpoint, kernels: Kernels, notes: string[] = []): Promise<LanguageModel> {
+	if (kernels.name === 'webgpu' && kernels instanceof GpuJsKernels) {
+		const why = ResidentMamba.unsupported(checkpoint.config);
+		if (!why) return ResidentMamba.create(checkpoint, new WebGpuRunner(kernels.gpu), kernels);
+		notes.push(`${checkpoint.name}: not GPU-resident (${why}); running kernel by kernel`);
+	}
+	return new Mamba(checkpoint, kernels);
 }
 
 export async function openModel(dir: string, backend: BackendChoice | Kernels): Promise<Opened> {
 	const checkpoint = loadCheckpoint(dir);
 	const { kernels, notes } = typeof backend === 'string' ? await selectBackend(backend) : { kernels: backend, notes: [] };
-	return { model: new Mamba(checkpoint, kernels), kernels, notes };
+	return { model: await buildModel(checkpoint, kernels, notes), kernels, notes };
 }

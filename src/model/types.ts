@@ -48,3 +48,26 @@ export interface Checkpoint {
 	/** Path of tokenizer.json when the folder holds one (a subword drafter). */
 	tokenizerPath?: string;
 }
+
+/** The recurrent state a model carries between calls: host arrays (MambaState) or device buffers (DeviceState). */
+export interface ModelState {
+	position: number; // tokens consumed so far
+	readonly byteLength: number;
+	clone(): ModelState;
+	/** Restore from a snapshot of the same model (in place). */
+	copyFrom(other: ModelState): void;
+	/** A host copy, for saving a session. */
+	toHost(): Promise<import('./state.js').MambaState>;
+}
+
+/** What the engine runs: the host-kernel forward (mamba.ts) or the GPU-resident one (resident.ts). */
+export interface LanguageModel {
+	readonly config: MambaConfig;
+	readonly checkpoint: Checkpoint;
+	readonly kernels: import('../backend/types.js').Kernels; // its name is the backend's; logProb scores logits
+	readonly chunk: number;
+	newState(): ModelState;
+	/** Logits (T, V) for every position of tokens, advancing state. */
+	forward(tokens: ArrayLike<number>, state: ModelState): Promise<Float32Array>;
+	step(token: number, state: ModelState): Promise<Float32Array>;
+}

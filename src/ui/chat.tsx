@@ -155,7 +155,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 				const transcript = itemsRef.current.flatMap((i): SavedItem[] =>
 					i.kind === 'user' ? [{ kind: 'user', text: i.text }] : i.kind === 'model' ? [{ kind: 'model', spans: i.spans }] : []);
 				const { seed: _seed, stop: _stop, ...kept } = s;
-				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: kept, transcript, state: session.exportState() });
+				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: kept, transcript, state: await session.exportState() });
 				return info(`saved ${c.file} (${formatBytes(n)}: state and ${transcript.length} transcript lines)`);
 			}
 			case 'load': {

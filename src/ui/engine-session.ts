@@ -59,8 +59,8 @@ export class EngineChatSession implements ChatSession {
 		this.session.reset();
 	}
 
-	exportState(): Uint8Array {
-		return encodeSnapshot(this.session.snapshot());
+	async exportState(): Promise<Uint8Array> {
+		return encodeSnapshot(await this.session.hostSnapshot());
 	}
 
 	async importState(bytes: Uint8Array): Promise<void> {

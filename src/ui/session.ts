@@ -43,7 +43,7 @@ export interface ChatSession {
 	/** Forget everything: zero state, context 0. */
 	reset(): void;
 	/** The whole conversation state as bytes (the engine's own snapshot format), for /save. */
-	exportState(): Uint8Array;
+	exportState(): Promise<Uint8Array>;
 	/** Replace the state with one from exportState() (already checked to belong to this model), for /load. */
 	importState(bytes: Uint8Array): Promise<void>;
 }

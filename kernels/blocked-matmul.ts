@@ -1,0 +1,99 @@
+// Projections for the GPU-resident forward (src/model/resident.ts), on the "blocked" activation layout:
+// an activation (T, C) is stored as (⌈T/4⌉, C, 4) — element (t, c) at ((t >> 2)·C + c)·4 + (t & 3) — so a thread
+// can return the 4 positions of one block as one Array(4) and one weight load feeds 4 multiply-adds.
+// Weights are stored transposed, Wᵀ (K, N), so neighbouring threads (neighbouring n) read neighbouring floats.
+//
+// y = x Wᵀ runs as split-K (../shared/DESIGN.md §8: one thread per output is latency-bound on a GPU):
+//   matmulPartial  P[s, tb, n, 0..3] = Σ_{k ∈ slice s} Wᵀ[k, n] · x[tb, k, 0..3]      S slices of KS = ⌈K/S⌉
+//   matmulReduce   y[tb, n, 0..3]    = Σ_s P[s, tb, n, 0..3], then the epilogue (as in projection.ts)
+// Decode (one block) uses many slices to fill the GPU; prefill uses few. The embedding is a row gather.
+import type { KernelThis } from './types.js';
+
+export const EPI_NONE = 0;
+export const EPI_RESIDUAL = 1; // y = r + x Wᵀ
+export const EPI_SOFTPLUS = 2; // y = softplus(x Wᵀ + b)
+
+interface MatmulConstants {
+	K: number; // reduction length
+	N: number; // outputs
+	XC: number; // columns of x (≥ K): dt_proj reads the first R columns of [dt_r | B | C]
+}
+
+/** Threads (s, tb, n), n fastest. TB blocks, KS = reduction length per slice. */
+export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], TB: number, KS: number) {
+	const N = this.constants.N;
+	const q = Math.floor(this.thread.x / N);
+	const n = this.thread.x - q * N;
+	const s = Math.floor(q / TB);
+	const tb = q - s * TB;
+	const k0 = s * KS;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let i = 0; i < this.constants.K; i++) {
+		const k = k0 + i;
+		if (i >= KS || k >= this.constants.K) break;
+		const w = wt[k * N + n];
+		const xi = (tb * this.constants.XC + k) * 4;
+		a0 += w * x[xi];
+		a1 += w * x[xi + 1];
+		a2 += w * x[xi + 2];
+		a3 += w * x[xi + 3];
+	}
+	return [a0, a1, a2, a3];
+}
+
+interface ReduceConstants {
+	N: number;
+	epi: number; // one of EPI_*
+}
+
+/** Threads (tb, n). r: the residual (blocked, like y); b: the softplus bias (N). */
+export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], TB: number, S: number) {
+	const N = this.constants.N;
+	const q = this.thread.x;
+	const n = q - Math.floor(q / N) * N;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= S) break;
+		const pi = (s * TB * N + q) * 4;
+		a0 += p[pi];
+		a1 += p[pi + 1];
+		a2 += p[pi + 2];
+		a3 += p[pi + 3];
+	}
+	if (this.constants.epi === 1) {
+		const ri = q * 4;
+		return [r[ri] + a0, r[ri + 1] + a1, r[ri + 2] + a2, r[ri + 3] + a3];
+	}
+	if (this.constants.epi === 2) {
+		const v0 = a0 + b[n];
+		const v1 = a1 + b[n];
+		const v2 = a2 + b[n];
+		const v3 = a3 + b[n];
+		return [
+			v0 > 20 ? v0 : Math.log(1 + Math.exp(v0)),
+			v1 > 20 ? v1 : Math.log(1 + Math.exp(v1)),
+			v2 > 20 ? v2 : Math.log(1 + Math.exp(v2)),
+			v3 > 20 ? v3 : Math.log(1 + Math.exp(v3)),
+		];
+	}
+	return [a0, a1, a2, a3];
+}
+
+/** Threads (tb, i): x[tb, i, j] = embedding[tokens[4tb + j], i]. tokens holds ids as floats, padded with 0. */
+export function embedGather(this: KernelThis<{ D: number }>, tokens: number[], emb: number[]) {
+	const D = this.constants.D;
+	const tb = Math.floor(this.thread.x / D);
+	const i = this.thread.x - tb * D;
+	return [
+		emb[tokens[tb * 4] * D + i],
+		emb[tokens[tb * 4 + 1] * D + i],
+		emb[tokens[tb * 4 + 2] * D + i],
+		emb[tokens[tb * 4 + 3] * D + i],
+	];
+}

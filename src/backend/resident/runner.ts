@@ -1,0 +1,126 @@
+// A runner executes gpu.js kernel functions over buffers that stay where they are (the GPU-resident forward,
+// src/model/resident.ts): weights are uploaded once, activations and recurrent state never leave the device, and
+// a whole forward is one list of commands — kernel passes and buffer copies — submitted together, with one
+// readback (the logits) at the end. Two runners:
+//   WebGpuRunner (webgpu.ts)  gpu.js compiles each kernel to WGSL; passes are recorded into one command encoder
+//   CpuRunner (below)         the same kernel functions called thread by thread in plain JavaScript: slow and
+//                             obviously correct, so the plan (buffer wiring, layouts, state copies) is tested in CI
+// Sizes and offsets are in floats.
+
+export interface DeviceBuffer {
+	readonly length: number;
+}
+
+/** A range of a buffer, bound as a kernel argument or output. */
+export interface View {
+	readonly buf: DeviceBuffer;
+	readonly offset: number;
+	readonly length: number;
+}
+
+export const whole = (buf: DeviceBuffer): View => ({ buf, offset: 0, length: buf.length });
+export const range = (buf: DeviceBuffer, offset: number, length: number): View => ({ buf, offset, length });
+
+/** A kernel argument: an array (a view) or a scalar (baked into the pass when it is recorded). */
+export type Arg = View | number;
+
+export interface Program {
+	readonly name: string;
+}
+
+/** A recorded dispatch: a program with its arguments bound, `threads` invocations, writing `out`. */
+export interface Pass {
+	readonly program: Program;
+}
+
+export type Command = { pass: Pass } | { copy: { from: View; to: View } };
+
+export interface Runner {
+	readonly name: string;
+	alloc(length: number): DeviceBuffer;
+	upload(to: View, data: Float32Array): void;
+	/** Compile a kernel function; `kinds` says which arguments are arrays and which scalars. */
+	program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program>;
+	pass(program: Program, args: Arg[], out: View, threads: number): Pass;
+	/** Run the commands in order as one submission; resolve with `read` copied back (or null). */
+	run(commands: Command[], read?: View): Promise<Float32Array | null>;
+	/** Copy now, in queue order with every earlier run. */
+	copy(from: View, to: View): void;
+	/** Read a view back (in queue order). */
+	read(view: View): Promise<Float32Array>;
+	free(buf: DeviceBuffer): void;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// CpuRunner
+
+class CpuBuffer implements DeviceBuffer {
+	readonly data: Float32Array;
+	constructor(readonly length: number) {
+		this.data = new Float32Array(length);
+	}
+}
+
+interface CpuProgram extends Program {
+	fn: Function;
+	constants: Record<string, number>;
+}
+
+interface CpuPass extends Pass {
+	program: CpuProgram;
+	args: Arg[];
+	out: View;
+	threads: number;
+}
+
+const sub = (v: View) => (v.buf as CpuBuffer).data.subarray(v.offset, v.offset + v.length);
+
+export class CpuRunner implements Runner {
+	readonly name = 'cpu-reference';
+
+	alloc(length: number): DeviceBuffer {
+		return new CpuBuffer(length);
+	}
+
+	upload(to: View, data: Float32Array): void {
+		sub(to).set(data);
+	}
+
+	async program(fn: Function, constants: Record<string, number>): Promise<Program> {
+		return { name: fn.name, fn, constants } as CpuProgram;
+	}
+
+	pass(program: Program, args: Arg[], out: View, threads: number): Pass {
+		return { program, args, out, threads } as CpuPass;
+	}
+
+	private exec(p: CpuPass): void {
+		const args = p.args.map((a) => (typeof a === 'number' ? a : sub(a)));
+		const out = sub(p.out);
+		const self = { thread: { x: 0, y: 0, z: 0 }, output: { x: p.threads, y: 1, z: 1 }, constants: p.program.constants };
+		for (let i = 0; i < p.threads; i++) {
+			self.thread.x = i;
+			const v = p.program.fn.apply(self, args) as number | number[];
+			if (typeof v === 'number') out[i] = v;
+			else for (let c = 0; c < v.length; c++) out[i * v.length + c] = v[c];
+		}
+	}
+
+	async run(commands: Command[], read?: View): Promise<Float32Array | null> {
+		for (const c of commands) {
+			if ('pass' in c) this.exec(c.pass as CpuPass);
+			else this.copy(c.copy.from, c.copy.to);
+		}
+		return read ? sub(read).slice() : null;
+	}
+
+	copy(from: View, to: View): void {
+		sub(to).set(sub(from).subarray(0, to.length));
+	}
+
+	async read(view: View): Promise<Float32Array> {
+		return sub(view).slice();
+	}
+
+	free(): void {}
+}

@@ -1,0 +1,169 @@
+// The WebGPU runner (runner.ts): gpu.js translates each kernel function to WGSL and builds its compute pipeline;
+// this file only binds buffers and records dispatches. A pass's uniform block follows gpu.js's layout for a
+// 1-D kernel — [outputX, outputY, outputZ, dispatchWidth], one vec4 of dims per array argument, then the
+// scalars — and is written once, when the pass is recorded; so is its bind group. A run is one command
+// encoder with one compute pass between copies, one submit and at most one mapAsync.
+import type { GPU as GPUType } from 'gpu.js';
+import type { Arg, Command, DeviceBuffer, Pass, Program, Runner, View } from './runner.js';
+
+// WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
+const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Gpu = any; // GPUDevice and friends: Dawn's objects, untyped here to keep @webgpu/types out of the build
+
+interface BuiltKernel {
+	_device: Gpu;
+	computePipeline: Gpu;
+	bindGroupLayout: Gpu;
+	paramsLayout: {
+		arrayArgs: { index: number; dimsOffset: number }[];
+		scalarArgs: { index: number; offset: number; type: string }[];
+		bufferConstants: { buffer: Gpu }[];
+		byteLength: number;
+	};
+	componentCount: number;
+	_computeDispatch(threadDim: number[]): { groups: number[]; dispatchWidth: number };
+	build(...args: unknown[]): Promise<void>;
+}
+
+class WebGpuBuffer implements DeviceBuffer {
+	constructor(readonly gpu: Gpu, readonly length: number) {}
+}
+
+interface WebGpuProgram extends Program {
+	kernel: BuiltKernel;
+}
+
+interface WebGpuPass extends Pass {
+	pipeline: Gpu;
+	bindGroup: Gpu;
+	groups: number[];
+}
+
+const gpuOf = (v: View) => (v.buf as WebGpuBuffer).gpu;
+
+export class WebGpuRunner implements Runner {
+	readonly name = 'webgpu';
+	private device: Gpu = null;
+	private readonly staging = new Map<number, Gpu>();
+
+	constructor(private readonly gpu: GPUType) {}
+
+	private get dev(): Gpu {
+		if (!this.device) throw new Error('internal: compile a program before allocating (the device comes with it)');
+		return this.device;
+	}
+
+	async program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program> {
+		const shortcut = this.gpu.createKernel(fn as never, {
+			output: [64],
+			constants: constants as never,
+			precision: 'single',
+			loopMaxIterations: 1 << 24,
+		} as never) as unknown as { kernel: BuiltKernel };
+		const kernel = shortcut.kernel;
+		// gpu.js infers argument types from sample values: arrays become storage buffers, numbers f32 scalars.
+		await kernel.build(...kinds.map((k) => (k === 'array' ? new Float32Array(4) : 0.5)));
+		this.device ??= kernel._device;
+		return { name: fn.name, kernel } as WebGpuProgram;
+	}
+
+	alloc(length: number): DeviceBuffer {
+		const size = Math.max(16, Math.ceil((length * 4) / 16) * 16);
+		return new WebGpuBuffer(this.dev.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST }), length);
+	}
+
+	upload(to: View, data: Float32Array): void {
+		if (data.length > to.length) throw new Error('internal: upload larger than its view');
+		this.dev.queue.writeBuffer(gpuOf(to), to.offset * 4, data.buffer, data.byteOffset, data.byteLength);
+	}
+
+	pass(program: Program, args: Arg[], out: View, threads: number): Pass {
+		const { kernel } = program as WebGpuProgram;
+		const layout = kernel.paramsLayout;
+		const dispatch = kernel._computeDispatch([threads, 1, 1]);
+		const params = new ArrayBuffer(layout.byteLength);
+		const u32 = new Uint32Array(params), i32 = new Int32Array(params), f32 = new Float32Array(params);
+		u32.set([threads, 1, 1, dispatch.dispatchWidth]);
+		const entries: { binding: number; resource: { buffer: Gpu; offset?: number; size?: number } }[] = [];
+		const bind = (v: View) => {
+			if ((v.offset * 4) % 256 !== 0) throw new Error(`internal: binding offset ${v.offset} is not 256-byte aligned`);
+			return { buffer: gpuOf(v), offset: v.offset * 4, size: v.length * 4 };
+		};
+		layout.arrayArgs.forEach((rec, i) => {
+			const v = args[rec.index];
+			if (typeof v === 'number') throw new Error(`internal: ${program.name} argument ${rec.index} must be an array`);
+			u32.set([v.length, 1, 1, v.length], rec.dimsOffset / 4);
+			entries.push({ binding: 1 + i, resource: bind(v) });
+		});
+		for (const rec of layout.scalarArgs) {
+			const v = args[rec.index];
+			if (typeof v !== 'number') throw new Error(`internal: ${program.name} argument ${rec.index} must be a number`);
+			if (rec.type === 'Integer') i32[rec.offset / 4] = v;
+			else f32[rec.offset / 4] = v;
+		}
+		if (out.length < threads * kernel.componentCount) throw new Error(`internal: ${program.name} output view too small`);
+		const paramsBuffer = this.dev.createBuffer({ size: layout.byteLength, usage: UNIFORM | COPY_DST });
+		this.dev.queue.writeBuffer(paramsBuffer, 0, params);
+		entries.unshift({ binding: 0, resource: { buffer: paramsBuffer } });
+		const outBinding = 1 + layout.arrayArgs.length;
+		entries.push({ binding: outBinding, resource: bind(out) });
+		layout.bufferConstants.forEach((c, i) => entries.push({ binding: outBinding + 1 + i, resource: { buffer: c.buffer } }));
+		const bindGroup = this.dev.createBindGroup({ layout: kernel.bindGroupLayout, entries });
+		return { program, pipeline: kernel.computePipeline, bindGroup, groups: dispatch.groups } as WebGpuPass;
+	}
+
+	async run(commands: Command[], read?: View): Promise<Float32Array | null> {
+		const encoder = this.dev.createCommandEncoder();
+		let pass: Gpu = null;
+		for (const c of commands) {
+			if ('pass' in c) {
+				const p = c.pass as WebGpuPass;
+				pass ??= encoder.beginComputePass();
+				pass.setPipeline(p.pipeline);
+				pass.setBindGroup(0, p.bindGroup);
+				pass.dispatchWorkgroups(p.groups[0], p.groups[1], p.groups[2]);
+			} else {
+				if (pass) {
+					pass.end();
+					pass = null;
+				}
+				const { from, to } = c.copy;
+				encoder.copyBufferToBuffer(gpuOf(from), from.offset * 4, gpuOf(to), to.offset * 4, Math.min(from.length, to.length) * 4);
+			}
+		}
+		if (pass) pass.end();
+		if (!read) {
+			this.dev.queue.submit([encoder.finish()]);
+			return null;
+		}
+		return this.finishWithRead(encoder, read);
+	}
+
+	private async finishWithRead(encoder: Gpu, read: View): Promise<Float32Array> {
+		const bytes = Math.ceil((read.length * 4) / 16) * 16;
+		let staging = this.staging.get(bytes);
+		if (staging) this.staging.delete(bytes); // in use until unmapped; concurrent reads make their own
+		else staging = this.dev.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+		encoder.copyBufferToBuffer(gpuOf(read), read.offset * 4, staging, 0, read.length * 4);
+		this.dev.queue.submit([encoder.finish()]);
+		await staging.mapAsync(MAP_READ);
+		const out = new Float32Array(staging.getMappedRange(0, read.length * 4).slice(0));
+		staging.unmap();
+		this.staging.set(bytes, staging);
+		return out;
+	}
+
+	copy(from: View, to: View): void {
+		void this.run([{ copy: { from, to } }]);
+	}
+
+	read(view: View): Promise<Float32Array> {
+		return this.finishWithRead(this.dev.createCommandEncoder(), view);
+	}
+
+	free(buf: DeviceBuffer): void {
+		(buf as WebGpuBuffer).gpu.destroy();
+	}
+}
