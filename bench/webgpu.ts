@@ -10,7 +10,8 @@ import path from 'node:path';
 import { selectBackend } from '../src/backend/select.js';
 import { referenceKernels } from '../src/backend/reference.js';
 import type { GpuJsKernels } from '../src/backend/gpujs.js';
-import { WebGpuRunner } from '../src/backend/resident/webgpu.js';
+import { SUBMIT_EVERY, setSubmitEvery, WebGpuRunner } from '../src/backend/resident/webgpu.js';
+import type { Command } from '../src/backend/resident/runner.js';
 import { benchModel, benchSpeculative } from '../src/cli/bench.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
@@ -57,6 +58,36 @@ async function parity(name: string, m: ResidentMamba, bytes: Uint8Array, expecte
 	log({ parity: name, T: bytes.length, max_abs_diff: maxDiff(got, expected), step_max_abs_diff: stepDiff });
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Where a forward's time goes: the whole plan, an empty submission, the host-side encoding, and each kernel alone. */
+async function profile(name: string, m: ResidentMamba, runner: WebGpuRunner, Ts = [1, 64]) {
+	const tiny = { buf: runner.alloc(4), offset: 0, length: 4 };
+	const time = async (cmds: Command[]) => {
+		const ts: number[] = [];
+		const enc: number[] = [];
+		for (let i = 0; i < 12; i++) {
+			const t = now();
+			const p = runner.run(cmds);
+			enc.push(now() - t);
+			await p;
+			await runner.read(tiny);
+			ts.push(now() - t);
+		}
+		return { ms: +(median(ts.slice(2)) * 1e3).toFixed(3), encode_ms: +(median(enc.slice(2)) * 1e3).toFixed(3) };
+	};
+	for (const T of Ts) {
+		const passes = m.plan(T);
+		const byName = new Map<string, Command[]>();
+		for (const pass of passes) byName.set(pass.program.name, [...(byName.get(pass.program.name) ?? []), { pass }]);
+		const base = await time([]);
+		const full = await time(passes.map((pass) => ({ pass })));
+		const each: Record<string, object> = {};
+		for (const [k, cmds] of byName) each[k] = { passes: cmds.length, ...(await time(cmds)) };
+		log({ profile: name, T, passes: passes.length, full, empty_submit: base, each, split: m.splitThreads, matvec: m.decodeMatvec, submit_every: SUBMIT_EVERY });
+	}
+}
+
 async function main() {
 	const t0 = now();
 	const { kernels } = await selectBackend('webgpu');
@@ -83,6 +114,7 @@ async function main() {
 	for (const [name, c] of shipped) {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
+	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner));
 	await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
 		const draft = await resident(shipped[1][1]);
@@ -111,12 +143,20 @@ async function main() {
 		}
 		await stage(`bench ${d}x${L}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
 		if (d === 1792) {
+			await stage('profile 972M', async () => {
+				await profile('972M', m, runner);
+				setSubmitEvery(1 << 30);
+				await profile('972M, one submission', m, runner, [1]);
+				setSubmitEvery(64);
+			});
 			await stage('split-K width, 972M', async () => {
-				for (const split of [1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18, 1 << 19, 1 << 20]) {
-					m.splitThreads = split;
-					const r = await benchModel(c, kernels, { prefill: 256, decode: 32, repeats: 3 }, m);
+				const defaults = m.splitThreads;
+				for (const split of [1 << 17, 1 << 18, 1 << 19, 1 << 20]) {
+					m.splitThreads = [split, split];
+					const r = await benchModel(c, kernels, { prefill: 512, decode: 32, repeats: 3 }, m);
 					log({ split_threads: split, prefill: r.prefill_bytes_per_second, decode: r.decode_bytes_per_second });
 				}
+				m.splitThreads = defaults;
 			});
 		}
 	}

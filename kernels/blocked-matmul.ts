@@ -17,11 +17,13 @@ interface MatmulConstants {
 	K: number; // reduction length
 	N: number; // outputs
 	XC: number; // columns of x (≥ K): dt_proj reads the first R columns of [dt_r | B | C]
+	U: number; // 4: slices are a multiple of 4 long and the loop takes 4 steps at a time (more loads in flight); 1
 }
 
-/** Threads (s, tb, n), n fastest. TB blocks, KS = reduction length per slice. */
+/** Threads (s, tb, n), n fastest (neighbours read neighbouring weights). TB blocks, KS = reduction length per slice. */
 export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], TB: number, KS: number) {
 	const N = this.constants.N;
+	const XC = this.constants.XC;
 	const q = Math.floor(this.thread.x / N);
 	const n = this.thread.x - q * N;
 	const s = Math.floor(q / TB);
@@ -31,17 +33,81 @@ export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt
 	let a1 = 0;
 	let a2 = 0;
 	let a3 = 0;
+	if (this.constants.U === 4) {
+		for (let i = 0; i < this.constants.K; i += 4) {
+			if (i >= KS) break;
+			const k = k0 + i;
+			const w0 = wt[k * N + n];
+			const w1 = wt[(k + 1) * N + n];
+			const w2 = wt[(k + 2) * N + n];
+			const w3 = wt[(k + 3) * N + n];
+			const xi = (tb * XC + k) * 4;
+			a0 += w0 * x[xi] + w1 * x[xi + 4] + w2 * x[xi + 8] + w3 * x[xi + 12];
+			a1 += w0 * x[xi + 1] + w1 * x[xi + 5] + w2 * x[xi + 9] + w3 * x[xi + 13];
+			a2 += w0 * x[xi + 2] + w1 * x[xi + 6] + w2 * x[xi + 10] + w3 * x[xi + 14];
+			a3 += w0 * x[xi + 3] + w1 * x[xi + 7] + w2 * x[xi + 11] + w3 * x[xi + 15];
+		}
+		return [a0, a1, a2, a3];
+	}
 	for (let i = 0; i < this.constants.K; i++) {
 		const k = k0 + i;
 		if (i >= KS || k >= this.constants.K) break;
 		const w = wt[k * N + n];
-		const xi = (tb * this.constants.XC + k) * 4;
+		const xi = (tb * XC + k) * 4;
 		a0 += w * x[xi];
 		a1 += w * x[xi + 1];
 		a2 += w * x[xi + 2];
 		a3 += w * x[xi + 3];
 	}
 	return [a0, a1, a2, a3];
+}
+
+/**
+ * Decode (T = 1, lane 0 of one block): threads (s, n), P[s, n] = Σ_{k ∈ slice s} Wᵀ[k, n] · x[k, 0]. Four
+ * independent loads per iteration keep more memory requests in flight than matmulPartial's one; needs KS % 4 = 0.
+ */
+export function matvecPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], KS: number) {
+	const N = this.constants.N;
+	const s = Math.floor(this.thread.x / N);
+	const n = this.thread.x - s * N;
+	const k0 = s * KS;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let i = 0; i < this.constants.K; i += 4) {
+		if (i >= KS) break;
+		const k = k0 + i;
+		a0 += wt[k * N + n] * x[k * 4];
+		a1 += wt[(k + 1) * N + n] * x[(k + 1) * 4];
+		a2 += wt[(k + 2) * N + n] * x[(k + 2) * 4];
+		a3 += wt[(k + 3) * N + n] * x[(k + 3) * 4];
+	}
+	return a0 + a1 + (a2 + a3);
+}
+
+/** Decode: threads n, y[0, n, ·] = Σ_s P[s, n] then the epilogue, written to all 4 lanes (only lane 0 is read). */
+export function matvecReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], S: number) {
+	const N = this.constants.N;
+	const n = this.thread.x;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let s = 0; s < 65536; s += 4) {
+		if (s >= S) break;
+		a0 += p[s * N + n];
+		if (s + 1 < S) a1 += p[(s + 1) * N + n];
+		if (s + 2 < S) a2 += p[(s + 2) * N + n];
+		if (s + 3 < S) a3 += p[(s + 3) * N + n];
+	}
+	let a = a0 + a1 + (a2 + a3);
+	if (this.constants.epi === 1) a += r[n * 4];
+	if (this.constants.epi === 2) {
+		const v = a + b[n];
+		a = v > 20 ? v : Math.log(1 + Math.exp(v));
+	}
+	return [a, a, a, a];
 }
 
 interface ReduceConstants {

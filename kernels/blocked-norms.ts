@@ -1,17 +1,71 @@
 // Norms on the blocked layout (blocked-matmul.ts): RMSNorm, or LayerNorm for the mamba_ssm checkpoints.
-//   normStatsBlocked  stats[tb, 0, 0..3] = the means (0 for RMSNorm), stats[tb, 1, 0..3] = rsqrt(var + eps)
+//   normSlices        per slice of a row: Σx and Σ(x − slice mean)², in parallel over (block, slice)
+//   normCombine       stats[tb, 0, 0..3] = the means (0 for RMSNorm), stats[tb, 1, 0..3] = rsqrt(var + eps)
 //   normApplyBlocked  u[tb, i, j] = (x[tb, i, j] − mean_j) · rstd_j · w[i] + b[i]
 import type { KernelThis } from './types.js';
 
 interface NormConstants {
 	D: number; // d
+	S: number; // slices of a row (S divides d)
 	eps: number;
 	layer: number; // 1 = LayerNorm (subtract the mean), 0 = RMSNorm
 }
 
-/** Threads (tb, which): which = 0 the 4 means, 1 the 4 reciprocal standard deviations. */
-export function normStatsBlocked(this: KernelThis<NormConstants>, x: number[]) {
+/**
+ * One thread per row is latency-bound on a GPU, so the row is cut in S slices: threads (tb, s, which) over
+ * TB·S·2; which = 0 the slice sums Σx, which = 1 the slice's Σ(x − slice mean)², 4 lanes each.
+ */
+export function normSlices(this: KernelThis<NormConstants>, x: number[]) {
 	const D = this.constants.D;
+	const L = D / this.constants.S;
+	const q = Math.floor(this.thread.x / 2);
+	const which = this.thread.x - q * 2;
+	const tb = Math.floor(q / this.constants.S);
+	const s = q - tb * this.constants.S;
+	let m0 = 0;
+	let m1 = 0;
+	let m2 = 0;
+	let m3 = 0;
+	for (let i = 0; i < D; i++) {
+		if (i >= L) break;
+		const xi = (tb * D + s * L + i) * 4;
+		m0 += x[xi];
+		m1 += x[xi + 1];
+		m2 += x[xi + 2];
+		m3 += x[xi + 3];
+	}
+	if (which === 0) return [m0, m1, m2, m3];
+	m0 = m0 / L;
+	m1 = m1 / L;
+	m2 = m2 / L;
+	m3 = m3 / L;
+	let q0 = 0;
+	let q1 = 0;
+	let q2 = 0;
+	let q3 = 0;
+	for (let i = 0; i < D; i++) {
+		if (i >= L) break;
+		const xi = (tb * D + s * L + i) * 4;
+		const v0 = x[xi] - m0;
+		const v1 = x[xi + 1] - m1;
+		const v2 = x[xi + 2] - m2;
+		const v3 = x[xi + 3] - m3;
+		q0 += v0 * v0;
+		q1 += v1 * v1;
+		q2 += v2 * v2;
+		q3 += v3 * v3;
+	}
+	return [q0, q1, q2, q3];
+}
+
+/**
+ * Threads (tb, which) as normStatsBlocked, combining the slices (Chan et al.): the row's Σ(x − μ)² is
+ * Σ_s [M2_s + L·(m_s − μ)²], with μ = 0 for RMSNorm (which makes it Σx²).
+ */
+export function normCombine(this: KernelThis<NormConstants>, p: number[]) {
+	const D = this.constants.D;
+	const S = this.constants.S;
+	const L = D / S;
 	const tb = Math.floor(this.thread.x / 2);
 	const which = this.thread.x - tb * 2;
 	let m0 = 0;
@@ -19,12 +73,12 @@ export function normStatsBlocked(this: KernelThis<NormConstants>, x: number[]) {
 	let m2 = 0;
 	let m3 = 0;
 	if (this.constants.layer === 1) {
-		for (let i = 0; i < D; i++) {
-			const xi = (tb * D + i) * 4;
-			m0 += x[xi];
-			m1 += x[xi + 1];
-			m2 += x[xi + 2];
-			m3 += x[xi + 3];
+		for (let s = 0; s < S; s++) {
+			const pi = (tb * S + s) * 8;
+			m0 += p[pi];
+			m1 += p[pi + 1];
+			m2 += p[pi + 2];
+			m3 += p[pi + 3];
 		}
 		m0 = m0 / D;
 		m1 = m1 / D;
@@ -36,16 +90,16 @@ export function normStatsBlocked(this: KernelThis<NormConstants>, x: number[]) {
 	let q1 = 0;
 	let q2 = 0;
 	let q3 = 0;
-	for (let i = 0; i < D; i++) {
-		const xi = (tb * D + i) * 4;
-		const v0 = x[xi] - m0;
-		const v1 = x[xi + 1] - m1;
-		const v2 = x[xi + 2] - m2;
-		const v3 = x[xi + 3] - m3;
-		q0 += v0 * v0;
-		q1 += v1 * v1;
-		q2 += v2 * v2;
-		q3 += v3 * v3;
+	for (let s = 0; s < S; s++) {
+		const pi = (tb * S + s) * 8;
+		const d0 = p[pi] / L - m0;
+		const d1 = p[pi + 1] / L - m1;
+		const d2 = p[pi + 2] / L - m2;
+		const d3 = p[pi + 3] / L - m3;
+		q0 += p[pi + 4] + L * d0 * d0;
+		q1 += p[pi + 5] + L * d1 * d1;
+		q2 += p[pi + 6] + L * d2 * d2;
+		q3 += p[pi + 7] + L * d3 * d3;
 	}
 	const e = this.constants.eps;
 	return [1 / Math.sqrt(q0 / D + e), 1 / Math.sqrt(q1 / D + e), 1 / Math.sqrt(q2 / D + e), 1 / Math.sqrt(q3 / D + e)];

@@ -5,8 +5,8 @@
 // ~14 kernel passes per layer, and the only readback is the logits.
 //
 // Per chunk of T ≤ chunk tokens (TB = ⌈T/4⌉ blocks), for each layer, under the PyTorch line it implements:
-//   u = self.norm(x)                           normStatsBlocked, normApplyBlocked
-//   xz = self.in_proj(u)                       matmulPartial + matmulReduce
+//   u = self.norm(x)                           normSlices, normCombine, normApplyBlocked
+//   xz = self.in_proj(u)                       matmulPartial + matmulReduce (decode: matvecPartial + matvecReduce)
 //   x = silu(self.conv1d(x)[..., :T])          convSiluBlocked; the next conv state: convNextState
 //   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce(softplus)
@@ -14,8 +14,10 @@
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce(residual)
 // then logits = lm_head(norm_f(x)). Chunks longer than `chunk` run one after another; a remainder above 16
 // tokens is split into powers of two so only a few plans (recorded pass lists, one per T) are ever built.
-import { embedGather, matmulPartial, matmulReduce, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS } from '../../kernels/blocked-matmul.js';
-import { normApplyBlocked, normStatsBlocked } from '../../kernels/blocked-norms.js';
+import {
+	embedGather, matmulPartial, matmulReduce, matvecPartial, matvecReduce, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS,
+} from '../../kernels/blocked-matmul.js';
+import { normApplyBlocked, normCombine, normSlices } from '../../kernels/blocked-norms.js';
 import { convNextState, convSiluBlocked } from '../../kernels/blocked-conv.js';
 import { scanOutputBlocked, scanStarts } from '../../kernels/blocked-scan.js';
 import type { Kernels } from '../backend/types.js';
@@ -33,10 +35,24 @@ const aligned = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
  */
 export function slices(TB: number, K: number, N: number, threads: number): number {
 	let S = 1;
-	while (S * 2 * TB * N <= threads && S * 2 * 8 <= K) S *= 2;
+	while (S * 2 * TB * N <= threads && S * 2 * 8 <= K && (K % 4 !== 0 || K % (S * 2 * 4) === 0)) S *= 2;
 	return S;
 }
 const SPLIT_MAX = 1 << 20;
+
+/** Decode split-K slices for matvecPartial: as slices(), each slice a multiple of 4 long, at most 64 to reduce. */
+export function vecSlices(K: number, N: number, threads: number): number {
+	let S = 1;
+	while (S < 64 && S * 2 * N <= threads && S * 2 * 8 <= K && K % (S * 2 * 4) === 0) S *= 2;
+	return S;
+}
+
+/** Slices of a row for normSlices: a power of two dividing d, at most 32, each at least 8 long. */
+export function normSliceCount(d: number): number {
+	let S = 1;
+	while (S < 32 && d % (S * 2) === 0 && d / (S * 2) >= 8) S *= 2;
+	return S;
+}
 
 /** Recurrent state kept on the device: per layer h (E, N) and the conv state (E, k−1), each at a 64-float stride. */
 export class DeviceState implements ModelState {
@@ -122,6 +138,8 @@ interface Mat {
 	XC: number; // columns of the input
 	partial: Program;
 	reduce: Program;
+	vecPartial: Program | null; // decode (T = 1) kernels, when K % 4 = 0
+	vecReduce: Program;
 	epi: number;
 }
 
@@ -132,7 +150,7 @@ interface Layer {
 	convWeight: View;
 	convBias: View;
 	xProj: Mat;
-	dtProj: Mat;
+	dtProj: Mat; // reads the first R columns of dbc
 	dtBias: View;
 	A: View;
 	D: View;
@@ -143,12 +161,15 @@ interface Layer {
 export class ResidentMamba implements LanguageModel {
 	readonly config: MambaConfig;
 	private readonly plans = new Map<number, Pass[]>();
-	private split = 1 << 18; // threads per split-K partial pass (tuned on the H200: README, GPU table)
+	// Threads per split-K partial pass, for chunks and for decode; measured on the H200 (bench/webgpu.ts, README).
+	private split = 1 << 20;
+	private vecSplit = 1 << 18;
+	private matvec = true; // decode with matvecPartial/matvecReduce (bench/webgpu.ts compares)
 	private layers: Layer[] = [];
-	private programs!: Record<'embed' | 'stats' | 'apply' | 'conv' | 'convNext' | 'starts' | 'scanOut', Program>;
+	private programs!: Record<'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'convNext' | 'starts' | 'scanOut', Program>;
 	private head!: Mat;
 	private bufs!: Record<
-		'tokens' | 'xA' | 'xB' | 'stats' | 'u' | 'P' | 'xz' | 'xs' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' |
+		'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'xs' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' |
 		'embedding' | 'normF' | 'normFBias' | 'convNext' | 'workSsm' | 'workConv', DeviceBuffer
 	>;
 
@@ -182,25 +203,34 @@ export class ResidentMamba implements LanguageModel {
 		const RC = R + 2 * N;
 		const TBm = this.chunk / 4;
 		const layer = c.norm === 'layer' ? 1 : 0;
+		const NS = normSliceCount(d);
 		const A = 'array' as const, S = 'scalar' as const;
 		this.programs = {
 			embed: await r.program(embedGather, { D: d }, [A, A]),
-			stats: await r.program(normStatsBlocked, { D: d, eps, layer }, [A]),
-			apply: await r.program(normApplyBlocked, { D: d, eps, layer }, [A, A, A, A]),
+			slices: await r.program(normSlices, { D: d, S: NS, eps, layer }, [A]),
+			combine: await r.program(normCombine, { D: d, S: NS, eps, layer }, [A]),
+			apply: await r.program(normApplyBlocked, { D: d, S: NS, eps, layer }, [A, A, A, A]),
 			conv: await r.program(convSiluBlocked, { E, K }, [A, A, A, A]),
 			convNext: await r.program(convNextState, { E, K }, [A, A, S]),
 			starts: await r.program(scanStarts, { E, N, R, TMAX: this.chunk }, [A, A, A, A, A, S]),
 			scanOut: await r.program(scanOutputBlocked, { E, N, R, TMAX: this.chunk }, [A, A, A, A, A, A, A]),
 		};
-		const partials = new Map<string, Program>();
-		const reduces = new Map<string, Program>();
+		const programs = new Map<string, Program>();
+		const once = async (key: string, make: () => Promise<Program>) => {
+			if (!programs.has(key)) programs.set(key, await make());
+			return programs.get(key)!;
+		};
 		const mat = async (data: Float32Array, N_: number, K_: number, XC: number, epi: number): Promise<Mat> => {
-			const pk = `${K_}:${N_}:${XC}`, rk = `${N_}:${epi}`;
-			if (!partials.has(pk)) partials.set(pk, await r.program(matmulPartial, { K: K_, N: N_, XC }, [A, A, S, S]));
-			if (!reduces.has(rk)) reduces.set(rk, await r.program(matmulReduce, { N: N_, epi }, [A, A, A, S, S]));
 			const wt = r.alloc(N_ * K_);
 			r.upload(whole(wt), transpose(data, N_, K_));
-			return { wt, K: K_, N: N_, XC, partial: partials.get(pk)!, reduce: reduces.get(rk)!, epi };
+			return {
+				wt, K: K_, N: N_, XC, epi,
+				partial: await once(`mm:${K_}:${N_}:${XC}`, () =>
+					r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, [A, A, S, S])),
+				reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, [A, A, A, S, S])),
+				vecPartial: K_ % 4 ? null : await once(`vp:${K_}:${N_}`, () => r.program(matvecPartial, { K: K_, N: N_, XC }, [A, A, S])),
+				vecReduce: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, [A, A, A, S])),
+			};
 		};
 		const put = (data: Float32Array): View => {
 			const b = r.alloc(data.length);
@@ -235,20 +265,29 @@ export class ResidentMamba implements LanguageModel {
 		const act = (cols: number) => r.alloc(TBm * cols * 4);
 		const emb = put(w.embedding).buf;
 		this.bufs = {
-			tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), stats: r.alloc(TBm * 8), u: act(d), P: r.alloc(pMax),
+			tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d), P: r.alloc(pMax),
 			xz: act(2 * E), xs: act(E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
 			embedding: emb, normF: put(w.normF).buf, normFBias: w.normFBias ? put(w.normFBias).buf : zeros,
 			convNext: r.alloc(L * convStride(c)), workSsm: r.alloc(L * ssmStride(c)), workConv: r.alloc(L * convStride(c)),
 		};
 	}
 
-	/** Threads per split-K partial pass (a tuning knob for bench/webgpu.ts); drops the recorded plans. */
-	get splitThreads(): number {
-		return this.split;
+	/** Threads per split-K partial pass, [chunks, decode] (tuning knobs for bench/webgpu.ts); drops the plans. */
+	get splitThreads(): [number, number] {
+		return [this.split, this.vecSplit];
 	}
-	set splitThreads(n: number) {
-		if (!(n >= 1 && n <= SPLIT_MAX)) throw new RangeError(`split threads ${n} outside 1..${SPLIT_MAX}`);
-		this.split = n;
+	set splitThreads([chunks, decode]: [number, number]) {
+		for (const n of [chunks, decode]) if (!(n >= 1 && n <= SPLIT_MAX)) throw new RangeError(`split threads ${n} outside 1..${SPLIT_MAX}`);
+		[this.split, this.vecSplit] = [chunks, decode];
+		this.plans.clear();
+	}
+
+	/** Decode with the dedicated matvec kernels (true) or the blocked matmul ones (bench/webgpu.ts compares). */
+	get decodeMatvec(): boolean {
+		return this.matvec;
+	}
+	set decodeMatvec(on: boolean) {
+		this.matvec = on;
 		this.plans.clear();
 	}
 
@@ -257,7 +296,7 @@ export class ResidentMamba implements LanguageModel {
 	}
 
 	/** The recorded passes of one chunk of T tokens (scalars baked in), built once per T. */
-	private plan(T: number): Pass[] {
+	plan(T: number): readonly Pass[] {
 		let passes = this.plans.get(T);
 		if (passes) return passes;
 		const r = this.runner;
@@ -270,13 +309,21 @@ export class ResidentMamba implements LanguageModel {
 		const act = (buf: DeviceBuffer, cols: number) => range(buf, 0, TB * cols * 4);
 		passes = [];
 		const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
+			if (T === 1 && this.matvec && m.vecPartial) {
+				const S = vecSlices(m.K, m.N, this.vecSplit);
+				passes!.push(r.pass(m.vecPartial, [x, whole(m.wt), m.K / S], range(b.P, 0, S * m.N), S * m.N));
+				passes!.push(r.pass(m.vecReduce, [range(b.P, 0, S * m.N), residual, bias, S], out, m.N));
+				return;
+			}
 			const S = slices(TB, m.K, m.N, this.split);
 			const KS = Math.ceil(m.K / S);
 			passes!.push(r.pass(m.partial, [x, whole(m.wt), TB, KS], range(b.P, 0, S * TB * m.N * 4), S * TB * m.N));
 			passes!.push(r.pass(m.reduce, [range(b.P, 0, S * TB * m.N * 4), residual, bias, TB, S], out, TB * m.N));
 		};
+		const NS = normSliceCount(d);
 		const norm = (x: View, w: View, bias: View) => {
-			passes!.push(r.pass(p.stats, [x], range(b.stats, 0, TB * 8), TB * 2));
+			passes!.push(r.pass(p.slices, [x], range(b.normP, 0, TB * NS * 8), TB * NS * 2));
+			passes!.push(r.pass(p.combine, [range(b.normP, 0, TB * NS * 8)], range(b.stats, 0, TB * 8), TB * 2));
 			passes!.push(r.pass(p.apply, [x, range(b.stats, 0, TB * 8), w, bias], act(b.u, d), TB * d));
 		};
 		const zeros = whole(b.zeros);

@@ -43,6 +43,10 @@ interface WebGpuPass extends Pass {
 
 const gpuOf = (v: View) => (v.buf as WebGpuBuffer).gpu;
 
+/** Passes per submission (see run). */
+export let SUBMIT_EVERY = 64;
+export const setSubmitEvery = (n: number) => void (SUBMIT_EVERY = n);
+
 export class WebGpuRunner implements Runner {
 	readonly name = 'webgpu';
 	private device: Gpu = null;
@@ -115,15 +119,28 @@ export class WebGpuRunner implements Runner {
 	}
 
 	async run(commands: Command[], read?: View): Promise<Float32Array | null> {
-		const encoder = this.dev.createCommandEncoder();
+		// Submitting every SUBMIT_EVERY passes lets the GPU start on the first layers while the host still records
+		// the rest (recording a pass costs a few µs of host time through Dawn's binding).
+		let encoder = this.dev.createCommandEncoder();
 		let pass: Gpu = null;
+		let pipeline: Gpu = null;
+		let recorded = 0;
 		for (const c of commands) {
 			if ('pass' in c) {
 				const p = c.pass as WebGpuPass;
-				pass ??= encoder.beginComputePass();
-				pass.setPipeline(p.pipeline);
+				if (!pass) {
+					pass = encoder.beginComputePass();
+					pipeline = null;
+				}
+				if (p.pipeline !== pipeline) pass.setPipeline((pipeline = p.pipeline));
 				pass.setBindGroup(0, p.bindGroup);
 				pass.dispatchWorkgroups(p.groups[0], p.groups[1], p.groups[2]);
+				if (++recorded % SUBMIT_EVERY === 0) {
+					pass.end();
+					pass = null;
+					this.dev.queue.submit([encoder.finish()]);
+					encoder = this.dev.createCommandEncoder();
+				}
 			} else {
 				if (pass) {
 					pass.end();
