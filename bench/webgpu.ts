@@ -84,7 +84,7 @@ async function profile(name: string, m: ResidentMamba, runner: WebGpuRunner, Ts 
 		const full = await time(passes.map((pass) => ({ pass })));
 		const each: Record<string, object> = {};
 		for (const [k, cmds] of byName) each[k] = { passes: cmds.length, ...(await time(cmds)) };
-		log({ profile: name, T, passes: passes.length, full, empty_submit: base, each, split: m.splitThreads, matvec: m.decodeMatvec, submit_every: SUBMIT_EVERY });
+		log({ profile: name, T, passes: passes.length, full, empty_submit: base, each, split: m.splitThreads, fused: m.fusedDecode, submit_every: SUBMIT_EVERY });
 	}
 }
 

@@ -7,11 +7,17 @@
 //   matmulPartial  P[s, tb, n, 0..3] = Σ_{k ∈ slice s} Wᵀ[k, n] · x[tb, k, 0..3]      S slices of KS = ⌈K/S⌉
 //   matmulReduce   y[tb, n, 0..3]    = Σ_s P[s, tb, n, 0..3], then the epilogue (as in projection.ts)
 // Decode (one block) uses many slices to fill the GPU; prefill uses few. The embedding is a row gather.
+//
+// A norm in front of a projection folds into it (norm weight w, bias b): with W' = W·diag(w),
+//   norm(x) Wᵀ = rstd·((x − μ) W'ᵀ) + b Wᵀ = rstd·(x W'ᵀ − μ·c1) + c2,   c1 = W' 1, c2 = W b  (per output)
+// so decode needs no norm pass: matvecNormPartial also sums x and x² over its slice, and matvecNormReduce
+// finishes the statistics and applies them. Chunks normalise with (x − μ)·rstd and add c2 (EPI_BIAS).
 import type { KernelThis } from './types.js';
 
 export const EPI_NONE = 0;
 export const EPI_RESIDUAL = 1; // y = r + x Wᵀ
 export const EPI_SOFTPLUS = 2; // y = softplus(x Wᵀ + b)
+export const EPI_BIAS = 3; // y = x Wᵀ + b
 
 interface MatmulConstants {
 	K: number; // reduction length
@@ -110,6 +116,56 @@ export function matvecReduce(this: KernelThis<ReduceConstants>, p: number[], r: 
 	return [a, a, a, a];
 }
 
+/** As matvecPartial, with the slice's Σx and Σx² beside the dot product: P[s, n] = [dot, Σx, Σx², 0]. */
+export function matvecNormPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], KS: number) {
+	const N = this.constants.N;
+	const s = Math.floor(this.thread.x / N);
+	const n = this.thread.x - s * N;
+	const k0 = s * KS;
+	let a0 = 0;
+	let a1 = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let i = 0; i < this.constants.K; i += 2) {
+		if (i >= KS) break;
+		const k = k0 + i;
+		const x0 = x[k * 4];
+		const x1 = x[(k + 1) * 4];
+		a0 += wt[k * N + n] * x0;
+		a1 += wt[(k + 1) * N + n] * x1;
+		sx += x0 + x1;
+		sq += x0 * x0 + x1 * x1;
+	}
+	return [a0 + a1, sx, sq, 0];
+}
+
+interface NormReduceConstants {
+	N: number;
+	D: number; // the normalised length (= K of the projection)
+	eps: number;
+	layer: number; // 1 = LayerNorm
+}
+
+/** Decode: threads n, y[0, n, ·] = rstd·(Σ_s dot − μ·c1[n]) + c2[n], the statistics summed from slice 0's entries. */
+export function matvecNormReduce(this: KernelThis<NormReduceConstants>, p: number[], c1: number[], c2: number[], S: number) {
+	const N = this.constants.N;
+	const D = this.constants.D;
+	const n = this.thread.x;
+	let dot = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= S) break;
+		dot += p[(s * N + n) * 4];
+		sx += p[s * N * 4 + 1];
+		sq += p[s * N * 4 + 2];
+	}
+	const mean = this.constants.layer === 1 ? sx / D : 0;
+	const rstd = 1 / Math.sqrt(Math.max(sq / D - mean * mean, 0) + this.constants.eps);
+	const y = rstd * (dot - mean * c1[n]) + c2[n];
+	return [y, y, y, y];
+}
+
 interface ReduceConstants {
 	N: number;
 	epi: number; // one of EPI_*
@@ -136,6 +192,7 @@ export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: 
 		const ri = q * 4;
 		return [r[ri] + a0, r[ri + 1] + a1, r[ri + 2] + a2, r[ri + 3] + a3];
 	}
+	if (this.constants.epi === 3) return [a0 + b[n], a1 + b[n], a2 + b[n], a3 + b[n]];
 	if (this.constants.epi === 2) {
 		const v0 = a0 + b[n];
 		const v1 = a1 + b[n];

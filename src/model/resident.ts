@@ -4,22 +4,27 @@
 // (DeviceState) and is copied, never read back, between calls. A forward of T tokens is one submission of
 // ~14 kernel passes per layer, and the only readback is the logits.
 //
-// Per chunk of T ≤ chunk tokens (TB = ⌈T/4⌉ blocks), for each layer, under the PyTorch line it implements:
-//   u = self.norm(x)                           normSlices, normCombine, normApplyBlocked
-//   xz = self.in_proj(u)                       matmulPartial + matmulReduce (decode: matvecPartial + matvecReduce)
-//   x = silu(self.conv1d(x)[..., :T])          convSiluBlocked; the next conv state: convNextState
-//   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce
-//   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce(softplus)
-//   y = selective_scan(...) * silu(z)          scanStarts (block starts + the final h), scanOutputBlocked
-//   x = x + self.out_proj(y)                   matmulPartial + matmulReduce(residual)
-// then logits = lm_head(norm_f(x)). Chunks longer than `chunk` run one after another; a remainder above 16
+// A pass costs ~7 µs of GPU time and a few µs of host time however little it computes (measured on the H200,
+// bench/webgpu.ts), so a decode step — where every pass is small — fuses what it can: 10 passes per layer.
+// Per chunk of T tokens (TB = ⌈T/4⌉ blocks), for each layer, under the PyTorch line it implements:
+//                                              chunk (T > 1)                       decode (T = 1)
+//   u = self.norm(x)                           normSlices, normCombine, normApply  folded into in_proj (below)
+//   xz = self.in_proj(u)                       matmulPartial + matmulReduce        matvecNormPartial + matvecNormReduce
+//   x = silu(self.conv1d(x)[..., :T])          convAndState (also the next conv state)
+//   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce        matvecPartial + matvecReduce
+//   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
+//   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep, scanStepOutput
+//   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
+// then logits = lm_head(norm_f(x)), the norm folded in the same way. The norm weight is folded into in_proj and
+// lm_head at load (blocked-matmul.ts). Chunks longer than `chunk` run one after another; a remainder above 16
 // tokens is split into powers of two so only a few plans (recorded pass lists, one per T) are ever built.
 import {
-	embedGather, matmulPartial, matmulReduce, matvecPartial, matvecReduce, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS,
+	embedGather, matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
+	EPI_BIAS, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS,
 } from '../../kernels/blocked-matmul.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../kernels/blocked-norms.js';
-import { convNextState, convSiluBlocked } from '../../kernels/blocked-conv.js';
-import { scanOutputBlocked, scanStarts } from '../../kernels/blocked-scan.js';
+import { convAndState } from '../../kernels/blocked-conv.js';
+import { scanOutputBlocked, scanStarts, scanStep, scanStepOutput } from '../../kernels/blocked-scan.js';
 import type { Kernels } from '../backend/types.js';
 import { range, whole, type Command, type DeviceBuffer, type Pass, type Program, type Runner, type View } from '../backend/resident/runner.js';
 import { MambaState } from './state.js';
@@ -124,28 +129,39 @@ export class DeviceState implements ModelState {
 const ssmStride = (c: MambaConfig) => aligned(c.dInner * c.dState);
 const convStride = (c: MambaConfig) => aligned(c.dInner * (c.dConv - 1));
 
-/** Wᵀ (K, N) of a row-major W (N, K). */
-function transpose(w: Float32Array, N: number, K: number): Float32Array {
+/** Wᵀ (K, N) of a row-major W (N, K), each column k scaled by colScale[k] when given (a folded norm weight). */
+function transpose(w: Float32Array, N: number, K: number, colScale?: Float32Array): Float32Array {
 	const t = new Float32Array(N * K);
-	for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = w[n * K + k];
+	for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = w[n * K + k] * (colScale ? colScale[k] : 1);
 	return t;
 }
 
+/** W v (N) of a row-major W (N, K), in float64. */
+function matVec(w: Float32Array, N: number, K: number, v: Float32Array): Float32Array {
+	const out = new Float32Array(N);
+	for (let n = 0; n < N; n++) {
+		let acc = 0;
+		for (let k = 0; k < K; k++) acc += w[n * K + k] * v[k];
+		out[n] = acc;
+	}
+	return out;
+}
+
 interface Mat {
-	wt: DeviceBuffer; // (K, N)
+	wt: DeviceBuffer; // Wᵀ (K, N), with a folded norm weight for in_proj and lm_head
 	K: number;
 	N: number;
 	XC: number; // columns of the input
 	partial: Program;
-	reduce: Program;
-	vecPartial: Program | null; // decode (T = 1) kernels, when K % 4 = 0
+	reduce: Program; // for chunks, with the matrix's epilogue
+	vecPartial: Program; // decode
 	vecReduce: Program;
 	epi: number;
+	c1: View; // folded norm: W'1 and W b (blocked-matmul.ts); zeros otherwise
+	c2: View;
 }
 
 interface Layer {
-	norm: View;
-	normBias: View;
 	inProj: Mat;
 	convWeight: View;
 	convBias: View;
@@ -155,7 +171,8 @@ interface Layer {
 	A: View;
 	D: View;
 	outProj: Mat;
-	H: DeviceBuffer; // (TBmax + 1, E, N): block-start states of the last chunk; row TB is the new h
+	convOut: DeviceBuffer; // [xs (TB, E, 4) | next conv state (E, k−1)]
+	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: row 0 the new h
 }
 
 export class ResidentMamba implements LanguageModel {
@@ -164,32 +181,39 @@ export class ResidentMamba implements LanguageModel {
 	// Threads per split-K partial pass, for chunks and for decode; measured on the H200 (bench/webgpu.ts, README).
 	private split = 1 << 20;
 	private vecSplit = 1 << 18;
-	private matvec = true; // decode with matvecPartial/matvecReduce (bench/webgpu.ts compares)
+	private fused = true; // the fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
+	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
 	private layers: Layer[] = [];
-	private programs!: Record<'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'convNext' | 'starts' | 'scanOut', Program>;
+	private programs!: Record<'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step' | 'stepOut', Program>;
 	private head!: Mat;
 	private bufs!: Record<
-		'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'xs' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' |
-		'embedding' | 'normF' | 'normFBias' | 'convNext' | 'workSsm' | 'workConv', DeviceBuffer
+		'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones' |
+		'embedding' | 'workSsm' | 'workConv', DeviceBuffer
 	>;
 
 	private constructor(readonly checkpoint: Checkpoint, readonly runner: Runner, readonly kernels: Kernels, readonly chunk: number) {
-		this.config = checkpoint.config;
+		const c = (this.config = checkpoint.config);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
+		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0;
 	}
 
 	/**
 	 * Why this shape cannot run resident, or null. gpu.js computes array indices in f32, exact below 2^24: every
-	 * buffer a kernel indexes (the largest is a projection's Wᵀ) must stay under that.
+	 * buffer a kernel indexes (the largest is a projection's Wᵀ) must stay under that. convAndState writes the
+	 * conv state 4 values at a time.
 	 */
 	static unsupported(c: MambaConfig, chunk = 64): string | null {
 		const E = c.dInner, RC = c.dtRank + 2 * c.dState;
 		const largest = Math.max(2 * E * c.dModel, RC * E, c.vocabSize * c.dModel, (chunk / 4 + 1) * E * c.dState, (chunk / 4) * 2 * E * 4);
-		return largest >= 1 << 24 ? `a ${largest}-float buffer; gpu.js indexes exactly only below 2^24` : null;
+		if (largest >= 1 << 24) return `a ${largest}-float buffer; gpu.js indexes exactly only below 2^24`;
+		if ((E * (c.dConv - 1)) % 4 !== 0) return `d_inner·(d_conv − 1) = ${E * (c.dConv - 1)} is not a multiple of 4`;
+		return null;
 	}
 
 	/** Compile the kernels and upload the weights. `kernels` names the backend and scores logits (perplexity). */
 	static async create(checkpoint: Checkpoint, runner: Runner, kernels: Kernels, chunk = 64): Promise<ResidentMamba> {
+		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
+		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
 		const m = new ResidentMamba(checkpoint, runner, kernels, chunk);
 		await m.build();
 		return m;
@@ -199,54 +223,62 @@ export class ResidentMamba implements LanguageModel {
 		const r = this.runner;
 		const c = this.config;
 		const w = this.checkpoint.weights;
-		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V, eps, nLayer: L } = c;
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V, eps } = c;
 		const RC = R + 2 * N;
 		const TBm = this.chunk / 4;
 		const layer = c.norm === 'layer' ? 1 : 0;
 		const NS = normSliceCount(d);
 		const A = 'array' as const, S = 'scalar' as const;
+		const scan = { E, N, R, TMAX: this.chunk };
 		this.programs = {
 			embed: await r.program(embedGather, { D: d }, [A, A]),
 			slices: await r.program(normSlices, { D: d, S: NS, eps, layer }, [A]),
 			combine: await r.program(normCombine, { D: d, S: NS, eps, layer }, [A]),
 			apply: await r.program(normApplyBlocked, { D: d, S: NS, eps, layer }, [A, A, A, A]),
-			conv: await r.program(convSiluBlocked, { E, K }, [A, A, A, A]),
-			convNext: await r.program(convNextState, { E, K }, [A, A, S]),
-			starts: await r.program(scanStarts, { E, N, R, TMAX: this.chunk }, [A, A, A, A, A, S]),
-			scanOut: await r.program(scanOutputBlocked, { E, N, R, TMAX: this.chunk }, [A, A, A, A, A, A, A]),
+			conv: await r.program(convAndState, { E, K }, [A, A, A, A, S]),
+			starts: await r.program(scanStarts, scan, [A, A, A, A, A, S]),
+			scanOut: await r.program(scanOutputBlocked, scan, [A, A, A, A, A, A, A]),
+			step: await r.program(scanStep, scan, [A, A, A, A, A, A, S]),
+			stepOut: await r.program(scanStepOutput, scan, [A, A, A, A, A]),
 		};
 		const programs = new Map<string, Program>();
 		const once = async (key: string, make: () => Promise<Program>) => {
 			if (!programs.has(key)) programs.set(key, await make());
 			return programs.get(key)!;
 		};
-		const mat = async (data: Float32Array, N_: number, K_: number, XC: number, epi: number): Promise<Mat> => {
-			const wt = r.alloc(N_ * K_);
-			r.upload(whole(wt), transpose(data, N_, K_));
-			return {
-				wt, K: K_, N: N_, XC, epi,
-				partial: await once(`mm:${K_}:${N_}:${XC}`, () =>
-					r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, [A, A, S, S])),
-				reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, [A, A, A, S, S])),
-				vecPartial: K_ % 4 ? null : await once(`vp:${K_}:${N_}`, () => r.program(matvecPartial, { K: K_, N: N_, XC }, [A, A, S])),
-				vecReduce: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, [A, A, A, S])),
-			};
-		};
 		const put = (data: Float32Array): View => {
 			const b = r.alloc(data.length);
 			r.upload(whole(b), data);
 			return whole(b);
 		};
+		const zeros = r.alloc(Math.max(d, V, 2 * E, RC)); // the widest output: a stand-in for an unused residual or bias
+		// A projection; `norm` folds a norm in front of it (weight, bias) as blocked-matmul.ts explains.
+		const mat = async (data: Float32Array, N_: number, K_: number, XC: number, epi: number, norm?: [Float32Array, Float32Array | undefined]): Promise<Mat> => {
+			const wt = r.alloc(N_ * K_);
+			r.upload(whole(wt), transpose(data, N_, K_, norm?.[0]));
+			const bias = norm?.[1];
+			if (bias) epi = EPI_BIAS;
+			const vp = norm ? matvecNormPartial : matvecPartial;
+			return {
+				wt, K: K_, N: N_, XC, epi,
+				partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, [A, A, S, S])),
+				reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, [A, A, A, S, S])),
+				vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!norm}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, [A, A, S])),
+				vecReduce: norm
+					? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, [A, A, A, S]))
+					: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, [A, A, A, S])),
+				c1: norm ? put(matVec(data, N_, K_, norm[0])) : whole(zeros),
+				c2: bias ? put(matVec(data, N_, K_, bias)) : whole(zeros),
+			};
+		};
 		let pMax = 0;
 		const need = (m: Mat) => {
 			for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
+			if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		};
-		const zeros = r.alloc(Math.max(d, V));
 		for (const l of w.layers) {
 			const layerW: Layer = {
-				norm: put(l.norm),
-				normBias: l.normBias ? put(l.normBias) : whole(zeros),
-				inProj: await mat(l.inProj, 2 * E, d, d, EPI_NONE),
+				inProj: await mat(l.inProj, 2 * E, d, d, EPI_NONE, [l.norm, l.normBias]),
 				convWeight: put(l.convWeight),
 				convBias: put(l.convBias),
 				xProj: await mat(l.xProj, RC, E, E, EPI_NONE),
@@ -255,20 +287,20 @@ export class ResidentMamba implements LanguageModel {
 				A: put(l.aLog.map((v) => -Math.exp(v))),
 				D: put(l.D),
 				outProj: await mat(l.outProj, d, E, E, EPI_RESIDUAL),
+				convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 				H: r.alloc((TBm + 1) * E * N),
 			};
 			[layerW.inProj, layerW.xProj, layerW.dtProj, layerW.outProj].forEach(need);
 			this.layers.push(layerW);
 		}
-		this.head = await mat(w.lmHead ?? w.embedding, V, d, d, EPI_NONE);
+		this.head = await mat(w.lmHead ?? w.embedding, V, d, d, EPI_NONE, [w.normF, w.normFBias]);
 		need(this.head);
 		const act = (cols: number) => r.alloc(TBm * cols * 4);
-		const emb = put(w.embedding).buf;
 		this.bufs = {
-			tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d), P: r.alloc(pMax),
-			xz: act(2 * E), xs: act(E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
-			embedding: emb, normF: put(w.normF).buf, normFBias: w.normFBias ? put(w.normFBias).buf : zeros,
-			convNext: r.alloc(L * convStride(c)), workSsm: r.alloc(L * ssmStride(c)), workConv: r.alloc(L * convStride(c)),
+			tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
+			P: r.alloc(pMax), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
+			ones: put(new Float32Array(d).fill(1)).buf, embedding: put(w.embedding).buf,
+			workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)),
 		};
 	}
 
@@ -282,12 +314,12 @@ export class ResidentMamba implements LanguageModel {
 		this.plans.clear();
 	}
 
-	/** Decode with the dedicated matvec kernels (true) or the blocked matmul ones (bench/webgpu.ts compares). */
-	get decodeMatvec(): boolean {
-		return this.matvec;
+	/** Whether decode runs the fused plan (the default, when the shapes allow) or the chunk plan with T = 1. */
+	get fusedDecode(): boolean {
+		return this.fused && this.canFuse;
 	}
-	set decodeMatvec(on: boolean) {
-		this.matvec = on;
+	set fusedDecode(on: boolean) {
+		this.fused = on;
 		this.plans.clear();
 	}
 
@@ -298,58 +330,100 @@ export class ResidentMamba implements LanguageModel {
 	/** The recorded passes of one chunk of T tokens (scalars baked in), built once per T. */
 	plan(T: number): readonly Pass[] {
 		let passes = this.plans.get(T);
-		if (passes) return passes;
+		if (!passes) this.plans.set(T, (passes = T === 1 && this.fusedDecode ? this.decodePlan() : this.chunkPlan(T)));
+		return passes;
+	}
+
+	private chunkPlan(T: number): Pass[] {
 		const r = this.runner;
 		const p = this.programs;
 		const b = this.bufs;
-		const c = this.config;
-		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = this.config;
 		const RC = R + 2 * N;
 		const TB = Math.ceil(T / 4);
-		const act = (buf: DeviceBuffer, cols: number) => range(buf, 0, TB * cols * 4);
-		passes = [];
-		const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
-			if (T === 1 && this.matvec && m.vecPartial) {
-				const S = vecSlices(m.K, m.N, this.vecSplit);
-				passes!.push(r.pass(m.vecPartial, [x, whole(m.wt), m.K / S], range(b.P, 0, S * m.N), S * m.N));
-				passes!.push(r.pass(m.vecReduce, [range(b.P, 0, S * m.N), residual, bias, S], out, m.N));
-				return;
-			}
-			const S = slices(TB, m.K, m.N, this.split);
-			const KS = Math.ceil(m.K / S);
-			passes!.push(r.pass(m.partial, [x, whole(m.wt), TB, KS], range(b.P, 0, S * TB * m.N * 4), S * TB * m.N));
-			passes!.push(r.pass(m.reduce, [range(b.P, 0, S * TB * m.N * 4), residual, bias, TB, S], out, TB * m.N));
-		};
 		const NS = normSliceCount(d);
-		const norm = (x: View, w: View, bias: View) => {
-			passes!.push(r.pass(p.slices, [x], range(b.normP, 0, TB * NS * 8), TB * NS * 2));
-			passes!.push(r.pass(p.combine, [range(b.normP, 0, TB * NS * 8)], range(b.stats, 0, TB * 8), TB * 2));
-			passes!.push(r.pass(p.apply, [x, range(b.stats, 0, TB * 8), w, bias], act(b.u, d), TB * d));
-		};
+		const act = (buf: DeviceBuffer, cols: number) => range(buf, 0, TB * cols * 4);
 		const zeros = whole(b.zeros);
-		// x = self.embedding(input_ids)
+		const passes: Pass[] = [];
+		const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
+			const S = slices(TB, m.K, m.N, this.split);
+			const P = range(b.P, 0, S * TB * m.N * 4);
+			passes.push(r.pass(m.partial, [x, whole(m.wt), TB, Math.ceil(m.K / S)], P, S * TB * m.N));
+			passes.push(r.pass(m.reduce, [P, residual, bias, TB, S], out, TB * m.N));
+		};
+		// (x − μ)·rstd; the norm weight and bias are folded into the next projection
+		const norm = (x: View) => {
+			passes.push(r.pass(p.slices, [x], range(b.normP, 0, TB * NS * 8), TB * NS * 2));
+			passes.push(r.pass(p.combine, [range(b.normP, 0, TB * NS * 8)], range(b.stats, 0, TB * 8), TB * 2));
+			passes.push(r.pass(p.apply, [x, range(b.stats, 0, TB * 8), whole(b.ones), zeros], act(b.u, d), TB * d));
+		};
 		passes.push(r.pass(p.embed, [range(b.tokens, 0, TB * 4), whole(b.embedding)], act(b.xA, d), TB * d));
 		let x = b.xA, next = b.xB;
 		this.layers.forEach((L, l) => {
-			const conv = range(b.workConv, l * convStride(c), E * (K - 1));
-			const h0 = range(b.workSsm, l * ssmStride(c), E * N);
+			const xs = range(L.convOut, 0, TB * E * 4);
 			const H = range(L.H, 0, (TB + 1) * E * N);
-			norm(act(x, d), L.norm, L.normBias);
-			matmul(L.inProj, act(b.u, d), act(b.xz, 2 * E), zeros, zeros);
-			passes!.push(r.pass(p.conv, [act(b.xz, 2 * E), conv, L.convWeight, L.convBias], act(b.xs, E), TB * E));
-			passes!.push(r.pass(p.convNext, [act(b.xz, 2 * E), conv, T], range(b.convNext, l * convStride(c), E * (K - 1)), E * (K - 1)));
-			matmul(L.xProj, act(b.xs, E), act(b.dbc, RC), zeros, zeros);
+			norm(act(x, d));
+			matmul(L.inProj, act(b.u, d), act(b.xz, 2 * E), zeros, L.inProj.c2);
+			passes.push(r.pass(p.conv, [act(b.xz, 2 * E), this.workConv(l), L.convWeight, L.convBias, T], range(L.convOut, 0, TB * E * 4 + E * (K - 1)), TB * E + (E * (K - 1)) / 4));
+			matmul(L.xProj, xs, act(b.dbc, RC), zeros, zeros);
 			matmul(L.dtProj, act(b.dbc, RC), act(b.delta, E), zeros, L.dtBias);
-			passes!.push(r.pass(p.starts, [act(b.delta, E), act(b.xs, E), act(b.dbc, RC), L.A, h0, T], H, (TB + 1) * E * N));
-			passes!.push(r.pass(p.scanOut, [H, act(b.delta, E), act(b.xs, E), act(b.dbc, RC), act(b.xz, 2 * E), L.A, L.D], act(b.y, E), TB * E));
+			passes.push(r.pass(p.starts, [act(b.delta, E), xs, act(b.dbc, RC), L.A, this.workSsm(l), T], H, (TB + 1) * E * N));
+			passes.push(r.pass(p.scanOut, [H, act(b.delta, E), xs, act(b.dbc, RC), act(b.xz, 2 * E), L.A, L.D], act(b.y, E), TB * E));
 			matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);
 			[x, next] = [next, x];
 		});
-		// logits = self.lm_head(self.norm_f(x))
-		norm(act(x, d), whole(b.normF), b.normFBias === b.zeros ? zeros : whole(b.normFBias));
-		matmul(this.head, act(b.u, d), act(b.logits, V), zeros, zeros);
-		this.plans.set(T, passes);
+		norm(act(x, d));
+		matmul(this.head, act(b.u, d), act(b.logits, V), zeros, this.head.c2);
 		return passes;
+	}
+
+	private decodePlan(): Pass[] {
+		const r = this.runner;
+		const p = this.programs;
+		const b = this.bufs;
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = this.config;
+		const RC = R + 2 * N;
+		const one = (buf: DeviceBuffer, cols: number) => range(buf, 0, cols * 4); // one block
+		const zeros = whole(b.zeros);
+		const passes: Pass[] = [];
+		// partial sums (S, N[, 4]) then the reduction; returns where the partial sums are, for scanStep
+		const matvec = (m: Mat, x: View, out: View | null, residual: View, bias: View) => {
+			const S = vecSlices(m.K, m.N, this.vecSplit);
+			const P = range(b.P, 0, S * m.N);
+			passes.push(r.pass(m.vecPartial, [x, whole(m.wt), m.K / S], P, S * m.N));
+			if (out) passes.push(r.pass(m.vecReduce, [P, residual, bias, S], out, m.N));
+			return { P, S };
+		};
+		const normed = (m: Mat, x: View, out: View) => {
+			const S = vecSlices(m.K, m.N, this.vecSplit);
+			const P = range(b.P, 0, S * m.N * 4);
+			passes.push(r.pass(m.vecPartial, [x, whole(m.wt), m.K / S], P, S * m.N));
+			passes.push(r.pass(m.vecReduce, [P, m.c1, m.c2, S], out, m.N));
+		};
+		passes.push(r.pass(p.embed, [range(b.tokens, 0, 4), whole(b.embedding)], one(b.xA, d), d));
+		let x = b.xA, next = b.xB;
+		this.layers.forEach((L, l) => {
+			const xs = range(L.convOut, 0, E * 4);
+			const h = range(L.H, 0, E * N);
+			normed(L.inProj, one(x, d), one(b.xz, 2 * E));
+			passes.push(r.pass(p.conv, [one(b.xz, 2 * E), this.workConv(l), L.convWeight, L.convBias, 1], range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
+			matvec(L.xProj, xs, one(b.dbc, RC), zeros, zeros);
+			const dt = matvec(L.dtProj, one(b.dbc, RC), null, zeros, zeros);
+			passes.push(r.pass(p.step, [dt.P, L.dtBias, xs, one(b.dbc, RC), L.A, this.workSsm(l), dt.S], h, E * N));
+			passes.push(r.pass(p.stepOut, [h, xs, one(b.dbc, RC), one(b.xz, 2 * E), L.D], one(b.y, E), E));
+			matvec(L.outProj, one(b.y, E), one(next, d), one(x, d), zeros);
+			[x, next] = [next, x];
+		});
+		normed(this.head, one(x, d), one(b.logits, V));
+		return passes;
+	}
+
+	private workSsm(l: number): View {
+		return range(this.bufs.workSsm, l * ssmStride(this.config), this.config.dInner * this.config.dState);
+	}
+
+	private workConv(l: number): View {
+		return range(this.bufs.workConv, l * convStride(this.config), this.config.dInner * (this.config.dConv - 1));
 	}
 
 	/** Logits (T, V) for every position of tokens, advancing state. */
@@ -372,7 +446,8 @@ export class ResidentMamba implements LanguageModel {
 
 	private async forwardChunk(tokens: number[], s: ModelState): Promise<Float32Array> {
 		if (!(s instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
-		const { dInner: E, dState: N, vocabSize: V, nLayer: L } = this.config;
+		const c = this.config;
+		const { dInner: E, dState: N, dConv: K, vocabSize: V } = c;
 		const T = tokens.length;
 		const TB = Math.ceil(T / 4);
 		for (const tok of tokens) {
@@ -382,16 +457,17 @@ export class ResidentMamba implements LanguageModel {
 		const ids = new Float32Array(TB * 4);
 		ids.set(tokens);
 		this.runner.upload(range(b.tokens, 0, TB * 4), ids);
-		// The plan reads the state from fixed work buffers (its bindings never change), so copy in, then copy the
-		// new h (row TB of each layer's block starts) and conv state out.
+		// The plan reads the state from fixed work buffers (its bindings never change): copy in, then copy the new h
+		// and conv state of each layer out.
+		const hRow = T === 1 && this.fusedDecode ? 0 : TB;
 		const commands: Command[] = [
 			{ copy: { from: whole(s.ssm), to: whole(b.workSsm) } },
 			{ copy: { from: whole(s.conv), to: whole(b.workConv) } },
 			...this.plan(T).map((pass) => ({ pass })),
-			...this.layers.map((layer, l) => ({
-				copy: { from: range(layer.H, TB * E * N, E * N), to: range(s.ssm, l * ssmStride(this.config), E * N) },
-			})),
-			{ copy: { from: range(b.convNext, 0, L * convStride(this.config)), to: whole(s.conv) } },
+			...this.layers.flatMap((layer, l): Command[] => [
+				{ copy: { from: range(layer.H, hRow * E * N, E * N), to: range(s.ssm, l * ssmStride(c), E * N) } },
+				{ copy: { from: range(layer.convOut, TB * E * 4, E * (K - 1)), to: range(s.conv, l * convStride(c), E * (K - 1)) } },
+			]),
 		];
 		const blocked = (await this.runner.run(commands, range(b.logits, 0, TB * V * 4)))!;
 		s.position += T;
