@@ -10,7 +10,7 @@ import path from 'node:path';
 import { selectBackend } from '../src/backend/select.js';
 import { referenceKernels } from '../src/backend/reference.js';
 import type { GpuJsKernels } from '../src/backend/gpujs.js';
-import { SUBMIT_EVERY, setSubmitEvery, WebGpuRunner } from '../src/backend/resident/webgpu.js';
+import { SUBMIT_EVERY, WebGpuRunner } from '../src/backend/resident/webgpu.js';
 import type { Command } from '../src/backend/resident/runner.js';
 import { benchModel, benchSpeculative } from '../src/cli/bench.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
@@ -145,13 +145,10 @@ async function main() {
 		if (d === 1792) {
 			await stage('profile 972M', async () => {
 				await profile('972M', m, runner);
-				setSubmitEvery(1 << 30);
-				await profile('972M, one submission', m, runner, [1]);
-				setSubmitEvery(64);
 			});
 			await stage('split-K width, 972M', async () => {
 				const defaults = m.splitThreads;
-				for (const split of [1 << 17, 1 << 18, 1 << 19, 1 << 20]) {
+				for (const split of [1 << 17, 1 << 18, 1 << 19]) {
 					m.splitThreads = [split, split];
 					const r = await benchModel(c, kernels, { prefill: 512, decode: 32, repeats: 3 }, m);
 					log({ split_threads: split, prefill: r.prefill_bytes_per_second, decode: r.decode_bytes_per_second });

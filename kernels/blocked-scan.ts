@@ -6,9 +6,9 @@
 //                     from the chunk start (O(T) per thread, in the same order as a sequential scan).
 //   scanOutputBlocked y[tb, e, j] = (Σ_n C[t, n]·h_t[e, n] + D[e]·x[t, e])·silu(z[t, e]) for the 4 positions
 //                     t = 4tb + j of a block, stepping from H[tb].
-// Decode (one position) has its own pair, with dt_proj's split-K reduction and softplus folded in:
+// Decode (one position) takes one pass, with dt_proj's split-K reduction and softplus folded in:
 //   scanStep          h'[e, n] = exp(Δ·A)·h + Δ·B[n]·x[e],  Δ = softplus(Σ_s Pdt[s, e] + b_dt[e])
-//   scanStepOutput    y[e] = (Σ_n C[n]·h'[e, n] + D[e]·x[e])·silu(z[e]), written to all 4 lanes
+//                     y[e] = (Σ_n C[n]·h'[e, n] + D[e]·x[e])·silu(z[e])
 // dbc rows are [dt_r (R) | B (N) | C (N)] (RC = R + 2N columns), xz rows [x (E) | z (E)], both blocked.
 import type { KernelThis } from './types.js';
 
@@ -96,34 +96,41 @@ export function scanOutputBlocked(
 	];
 }
 
-/** Threads (e, n) over E·N: the state after one step. DS = dt_proj's slices. */
+/**
+ * Threads e over E, then E·N/4 threads of 4 state cells each (N % 4 = 0): y[e] to all 4 lanes, then the new state
+ * h' (E, N), so the output is [y (1, E, 4) | h' (E, N)]. Both halves step from h0 independently, which is what
+ * lets them share a pass. DS = dt_proj's slices.
+ */
 export function scanStep(
 	this: KernelThis<ScanConstants>,
-	pdt: number[], bdt: number[], xs: number[], dbc: number[], A: number[], h0: number[], DS: number,
+	pdt: number[], bdt: number[], xs: number[], dbc: number[], xz: number[], A: number[], D: number[], h0: number[], DS: number,
 ) {
 	const E = this.constants.E;
 	const N = this.constants.N;
-	const e = Math.floor(this.thread.x / N);
-	const n = this.thread.x - e * N;
+	const R = this.constants.R;
+	const cell = (this.thread.x - E) * 4;
+	const e = this.thread.x < E ? this.thread.x : Math.floor(cell / N);
 	let v = bdt[e];
 	for (let s = 0; s < 65536; s++) {
 		if (s >= DS) break;
 		v += pdt[s * E + e];
 	}
 	const dt = v > 20 ? v : Math.log(1 + Math.exp(v));
-	return Math.exp(dt * A[this.thread.x]) * h0[this.thread.x] + dt * dbc[(this.constants.R + n) * 4] * xs[e * 4];
-}
-
-/** Threads e: y from the new state h (E, N). */
-export function scanStepOutput(
-	this: KernelThis<ScanConstants>, h: number[], xs: number[], dbc: number[], xz: number[], D: number[],
-) {
-	const E = this.constants.E;
-	const N = this.constants.N;
-	const e = this.thread.x;
 	const x = xs[e * 4];
+	if (this.thread.x >= E) {
+		const n = cell - e * N;
+		return [
+			Math.exp(dt * A[cell]) * h0[cell] + dt * dbc[(R + n) * 4] * x,
+			Math.exp(dt * A[cell + 1]) * h0[cell + 1] + dt * dbc[(R + n + 1) * 4] * x,
+			Math.exp(dt * A[cell + 2]) * h0[cell + 2] + dt * dbc[(R + n + 2) * 4] * x,
+			Math.exp(dt * A[cell + 3]) * h0[cell + 3] + dt * dbc[(R + n + 3) * 4] * x,
+		];
+	}
 	let y = D[e] * x;
-	for (let n = 0; n < N; n++) y += h[e * N + n] * dbc[(this.constants.R + N + n) * 4];
+	for (let n = 0; n < N; n++) {
+		const h = Math.exp(dt * A[e * N + n]) * h0[e * N + n] + dt * dbc[(R + n) * 4] * x;
+		y += h * dbc[(R + N + n) * 4];
+	}
 	const z = xz[(E + e) * 4];
 	const g = y * (z / (1 + Math.exp(-z)));
 	return [g, g, g, g];

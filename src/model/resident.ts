@@ -5,7 +5,7 @@
 // ~14 kernel passes per layer, and the only readback is the logits.
 //
 // A pass costs ~7 µs of GPU time and a few µs of host time however little it computes (measured on the H200,
-// bench/webgpu.ts), so a decode step — where every pass is small — fuses what it can: 10 passes per layer.
+// bench/webgpu.ts), so a decode step — where every pass is small — fuses what it can: 9 passes per layer.
 // Per chunk of T tokens (TB = ⌈T/4⌉ blocks), for each layer, under the PyTorch line it implements:
 //                                              chunk (T > 1)                       decode (T = 1)
 //   u = self.norm(x)                           normSlices, normCombine, normApply  folded into in_proj (below)
@@ -13,7 +13,7 @@
 //   x = silu(self.conv1d(x)[..., :T])          convAndState (also the next conv state)
 //   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce        matvecPartial + matvecReduce
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
-//   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep, scanStepOutput
+//   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
 // then logits = lm_head(norm_f(x)), the norm folded in the same way. The norm weight is folded into in_proj and
 // lm_head at load (blocked-matmul.ts). Chunks longer than `chunk` run one after another; a remainder above 16
@@ -24,9 +24,9 @@ import {
 } from '../../kernels/blocked-matmul.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../kernels/blocked-norms.js';
 import { convAndState } from '../../kernels/blocked-conv.js';
-import { scanOutputBlocked, scanStarts, scanStep, scanStepOutput } from '../../kernels/blocked-scan.js';
+import { scanOutputBlocked, scanStarts, scanStep } from '../../kernels/blocked-scan.js';
 import type { Kernels } from '../backend/types.js';
-import { range, whole, type Command, type DeviceBuffer, type Pass, type Program, type Runner, type View } from '../backend/resident/runner.js';
+import { range, whole, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from '../backend/resident/runner.js';
 import { MambaState } from './state.js';
 import type { Checkpoint, LanguageModel, MambaConfig, ModelState } from './types.js';
 
@@ -172,7 +172,7 @@ interface Layer {
 	D: View;
 	outProj: Mat;
 	convOut: DeviceBuffer; // [xs (TB, E, 4) | next conv state (E, k−1)]
-	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: row 0 the new h
+	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
 }
 
 export class ResidentMamba implements LanguageModel {
@@ -183,8 +183,10 @@ export class ResidentMamba implements LanguageModel {
 	private vecSplit = 1 << 18;
 	private fused = true; // the fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
 	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
+	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
+	private lastStep: DeviceState | null = null;
 	private layers: Layer[] = [];
-	private programs!: Record<'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step' | 'stepOut', Program>;
+	private programs!: Record<'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step', Program>;
 	private head!: Mat;
 	private bufs!: Record<
 		'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones' |
@@ -194,7 +196,7 @@ export class ResidentMamba implements LanguageModel {
 	private constructor(readonly checkpoint: Checkpoint, readonly runner: Runner, readonly kernels: Kernels, readonly chunk: number) {
 		const c = (this.config = checkpoint.config);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
-		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0;
+		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0 && c.dState % 4 === 0;
 	}
 
 	/**
@@ -238,8 +240,7 @@ export class ResidentMamba implements LanguageModel {
 			conv: await r.program(convAndState, { E, K }, [A, A, A, A, S]),
 			starts: await r.program(scanStarts, scan, [A, A, A, A, A, S]),
 			scanOut: await r.program(scanOutputBlocked, scan, [A, A, A, A, A, A, A]),
-			step: await r.program(scanStep, scan, [A, A, A, A, A, A, S]),
-			stepOut: await r.program(scanStepOutput, scan, [A, A, A, A, A]),
+			step: await r.program(scanStep, scan, [A, A, A, A, A, A, A, A, S]),
 		};
 		const programs = new Map<string, Program>();
 		const once = async (key: string, make: () => Promise<Program>) => {
@@ -404,14 +405,12 @@ export class ResidentMamba implements LanguageModel {
 		let x = b.xA, next = b.xB;
 		this.layers.forEach((L, l) => {
 			const xs = range(L.convOut, 0, E * 4);
-			const h = range(L.H, 0, E * N);
 			normed(L.inProj, one(x, d), one(b.xz, 2 * E));
 			passes.push(r.pass(p.conv, [one(b.xz, 2 * E), this.workConv(l), L.convWeight, L.convBias, 1], range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
 			matvec(L.xProj, xs, one(b.dbc, RC), zeros, zeros);
 			const dt = matvec(L.dtProj, one(b.dbc, RC), null, zeros, zeros);
-			passes.push(r.pass(p.step, [dt.P, L.dtBias, xs, one(b.dbc, RC), L.A, this.workSsm(l), dt.S], h, E * N));
-			passes.push(r.pass(p.stepOut, [h, xs, one(b.dbc, RC), one(b.xz, 2 * E), L.D], one(b.y, E), E));
-			matvec(L.outProj, one(b.y, E), one(next, d), one(x, d), zeros);
+			passes.push(r.pass(p.step, [dt.P, L.dtBias, xs, one(b.dbc, RC), one(b.xz, 2 * E), L.A, L.D, this.workSsm(l), dt.S], range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
+			matvec(L.outProj, range(L.H, 0, E * 4), one(next, d), one(x, d), zeros);
 			[x, next] = [next, x];
 		});
 		normed(this.head, one(x, d), one(b.logits, V));
@@ -446,8 +445,7 @@ export class ResidentMamba implements LanguageModel {
 
 	private async forwardChunk(tokens: number[], s: ModelState): Promise<Float32Array> {
 		if (!(s instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
-		const c = this.config;
-		const { dInner: E, dState: N, dConv: K, vocabSize: V } = c;
+		const V = this.config.vocabSize;
 		const T = tokens.length;
 		const TB = Math.ceil(T / 4);
 		for (const tok of tokens) {
@@ -456,20 +454,18 @@ export class ResidentMamba implements LanguageModel {
 		const b = this.bufs;
 		const ids = new Float32Array(TB * 4);
 		ids.set(tokens);
-		this.runner.upload(range(b.tokens, 0, TB * 4), ids);
-		// The plan reads the state from fixed work buffers (its bindings never change): copy in, then copy the new h
-		// and conv state of each layer out.
-		const hRow = T === 1 && this.fusedDecode ? 0 : TB;
-		const commands: Command[] = [
-			{ copy: { from: whole(s.ssm), to: whole(b.workSsm) } },
-			{ copy: { from: whole(s.conv), to: whole(b.workConv) } },
-			...this.plan(T).map((pass) => ({ pass })),
-			...this.layers.flatMap((layer, l): Command[] => [
-				{ copy: { from: range(layer.H, hRow * E * N, E * N), to: range(s.ssm, l * ssmStride(c), E * N) } },
-				{ copy: { from: range(layer.convOut, TB * E * 4, E * (K - 1)), to: range(s.conv, l * convStride(c), E * (K - 1)) } },
-			]),
-		];
-		const blocked = (await this.runner.run(commands, range(b.logits, 0, TB * V * 4)))!;
+		this.runner.upload(range(b.tokens, 0, TB * 4), ids); // queued before the submission below
+		const read = range(b.logits, 0, TB * V * 4);
+		let done: Promise<Float32Array | null>;
+		const plan = this.plan(T);
+		if (T === 1 && this.next?.state === s && this.next.plan === plan) done = this.runner.submit(this.next.prepared);
+		else done = this.runner.run(this.commands(T, s), read);
+		this.next = null;
+		// Steps on one state in a row (decoding): record the next step while the GPU works on this one, so the
+		// host's recording time (~3.5 ms for the 972M shape) hides behind the GPU's.
+		if (T === 1 && this.lastStep === s) this.next = { state: s, plan, prepared: this.runner.prepare(this.commands(1, s), read) };
+		this.lastStep = T === 1 ? s : null;
+		const blocked = (await done)!;
 		s.position += T;
 		// (TB, V, 4) → (T, V)
 		const out = new Float32Array(T * V);
@@ -478,5 +474,25 @@ export class ResidentMamba implements LanguageModel {
 			for (let v = 0; v < V; v++) out[t * V + v] = blocked[base + v * 4];
 		}
 		return out;
+	}
+
+	/**
+	 * A chunk's commands on state s. The plan reads the state from fixed work buffers (its bindings never change):
+	 * copy in, run, then copy each layer's new h and conv state out.
+	 */
+	private commands(T: number, s: DeviceState): Command[] {
+		const c = this.config;
+		const { dInner: E, dState: N, dConv: K } = c;
+		const TB = Math.ceil(T / 4);
+		const hAt = T === 1 && this.fusedDecode ? E * 4 : TB * E * N; // where the new h is in each layer's H
+		return [
+			{ copy: { from: whole(s.ssm), to: whole(this.bufs.workSsm) } },
+			{ copy: { from: whole(s.conv), to: whole(this.bufs.workConv) } },
+			...this.plan(T).map((pass) => ({ pass })),
+			...this.layers.flatMap((layer, l): Command[] => [
+				{ copy: { from: range(layer.H, hAt, E * N), to: range(s.ssm, l * ssmStride(c), E * N) } },
+				{ copy: { from: range(layer.convOut, TB * E * 4, E * (K - 1)), to: range(s.conv, l * convStride(c), E * (K - 1)) } },
+			]),
+		];
 	}
 }

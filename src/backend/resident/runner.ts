@@ -35,6 +35,11 @@ export interface Pass {
 
 export type Command = { pass: Pass } | { copy: { from: View; to: View } };
 
+/** Recorded work, not yet submitted (Runner.prepare). */
+export interface Prepared {
+	readonly read: View;
+}
+
 export interface Runner {
 	readonly name: string;
 	alloc(length: number): DeviceBuffer;
@@ -44,6 +49,10 @@ export interface Runner {
 	pass(program: Program, args: Arg[], out: View, threads: number): Pass;
 	/** Run the commands in order as one submission; resolve with `read` copied back (or null). */
 	run(commands: Command[], read?: View): Promise<Float32Array | null>;
+	/** Record commands and the readback of `read` now, to submit later: recording can overlap the GPU's work. */
+	prepare(commands: Command[], read: View): Prepared;
+	/** Submit what prepare() recorded (once); resolve with `read` copied back. */
+	submit(prepared: Prepared): Promise<Float32Array>;
 	/** Copy now, in queue order with every earlier run. */
 	copy(from: View, to: View): void;
 	/** Read a view back (in queue order). */
@@ -112,6 +121,14 @@ export class CpuRunner implements Runner {
 			else this.copy(c.copy.from, c.copy.to);
 		}
 		return read ? sub(read).slice() : null;
+	}
+
+	prepare(commands: Command[], read: View): Prepared {
+		return { read, commands } as Prepared;
+	}
+
+	async submit(prepared: Prepared): Promise<Float32Array> {
+		return (await this.run((prepared as Prepared & { commands: Command[] }).commands, prepared.read))!;
 	}
 
 	copy(from: View, to: View): void {

@@ -4,7 +4,7 @@
 // scalars — and is written once, when the pass is recorded; so is its bind group. A run is one command
 // encoder with one compute pass between copies, one submit and at most one mapAsync.
 import type { GPU as GPUType } from 'gpu.js';
-import type { Arg, Command, DeviceBuffer, Pass, Program, Runner, View } from './runner.js';
+import type { Arg, Command, DeviceBuffer, Pass, Prepared, Program, Runner, View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
 const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
@@ -43,14 +43,14 @@ interface WebGpuPass extends Pass {
 
 const gpuOf = (v: View) => (v.buf as WebGpuBuffer).gpu;
 
-/** Passes per submission (see run). */
+/** Passes per submission in run() (see record). */
 export let SUBMIT_EVERY = 64;
 export const setSubmitEvery = (n: number) => void (SUBMIT_EVERY = n);
 
 export class WebGpuRunner implements Runner {
 	readonly name = 'webgpu';
 	private device: Gpu = null;
-	private readonly staging = new Map<number, Gpu>();
+	private readonly staging = new Map<number, Gpu[]>(); // idle staging buffers by size
 
 	constructor(private readonly gpu: GPUType) {}
 
@@ -118,9 +118,12 @@ export class WebGpuRunner implements Runner {
 		return { program, pipeline: kernel.computePipeline, bindGroup, groups: dispatch.groups } as WebGpuPass;
 	}
 
-	async run(commands: Command[], read?: View): Promise<Float32Array | null> {
-		// Submitting every SUBMIT_EVERY passes lets the GPU start on the first layers while the host still records
-		// the rest (recording a pass costs a few µs of host time through Dawn's binding).
+	/**
+	 * Record commands into an encoder, one compute pass between copies. With `submitEvery`, every that many passes
+	 * are submitted at once, so the GPU starts on the first layers while the host still records the rest (recording
+	 * a pass costs a few µs of host time through Dawn's binding). Returns the encoder holding the rest.
+	 */
+	private record(commands: Command[], submitEvery: number): Gpu {
 		let encoder = this.dev.createCommandEncoder();
 		let pass: Gpu = null;
 		let pipeline: Gpu = null;
@@ -135,7 +138,7 @@ export class WebGpuRunner implements Runner {
 				if (p.pipeline !== pipeline) pass.setPipeline((pipeline = p.pipeline));
 				pass.setBindGroup(0, p.bindGroup);
 				pass.dispatchWorkgroups(p.groups[0], p.groups[1], p.groups[2]);
-				if (++recorded % SUBMIT_EVERY === 0) {
+				if (++recorded % submitEvery === 0) {
 					pass.end();
 					pass = null;
 					this.dev.queue.submit([encoder.finish()]);
@@ -151,6 +154,11 @@ export class WebGpuRunner implements Runner {
 			}
 		}
 		if (pass) pass.end();
+		return encoder;
+	}
+
+	async run(commands: Command[], read?: View): Promise<Float32Array | null> {
+		const encoder = this.record(commands, SUBMIT_EVERY);
 		if (!read) {
 			this.dev.queue.submit([encoder.finish()]);
 			return null;
@@ -159,17 +167,39 @@ export class WebGpuRunner implements Runner {
 	}
 
 	private async finishWithRead(encoder: Gpu, read: View): Promise<Float32Array> {
-		const bytes = Math.ceil((read.length * 4) / 16) * 16;
-		let staging = this.staging.get(bytes);
-		if (staging) this.staging.delete(bytes); // in use until unmapped; concurrent reads make their own
-		else staging = this.dev.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+		const staging = this.takeStaging(read);
 		encoder.copyBufferToBuffer(gpuOf(read), read.offset * 4, staging, 0, read.length * 4);
 		this.dev.queue.submit([encoder.finish()]);
+		return this.readStaging(staging, read);
+	}
+
+	/** A staging buffer for `read`, owned by the caller until readStaging gives it back. */
+	private takeStaging(read: View): Gpu {
+		const bytes = Math.ceil((read.length * 4) / 16) * 16;
+		const pool = this.staging.get(bytes);
+		return pool?.pop() ?? this.dev.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+	}
+
+	private async readStaging(staging: Gpu, read: View): Promise<Float32Array> {
 		await staging.mapAsync(MAP_READ);
 		const out = new Float32Array(staging.getMappedRange(0, read.length * 4).slice(0));
 		staging.unmap();
-		this.staging.set(bytes, staging);
+		const bytes = Math.ceil((read.length * 4) / 16) * 16;
+		this.staging.set(bytes, [...(this.staging.get(bytes) ?? []), staging]);
 		return out;
+	}
+
+	prepare(commands: Command[], read: View): Prepared {
+		const encoder = this.record(commands, Infinity);
+		const staging = this.takeStaging(read);
+		encoder.copyBufferToBuffer(gpuOf(read), read.offset * 4, staging, 0, read.length * 4);
+		return { read, buffer: encoder.finish(), staging } as Prepared;
+	}
+
+	submit(prepared: Prepared): Promise<Float32Array> {
+		const { buffer, staging } = prepared as Prepared & { buffer: Gpu; staging: Gpu };
+		this.dev.queue.submit([buffer]);
+		return this.readStaging(staging, prepared.read);
 	}
 
 	copy(from: View, to: View): void {
