@@ -18,6 +18,7 @@ import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
 import { Mamba } from '../src/model/mamba.js';
 import { ResidentMamba } from '../src/model/resident.js';
 import type { Checkpoint } from '../src/model/types.js';
+import type { Kernels } from '../src/backend/types.js';
 import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/cli/options.js';
 
 const log = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
@@ -88,12 +89,33 @@ async function profile(name: string, m: ResidentMamba, runner: WebGpuRunner, Ts 
 	}
 }
 
+/** Decode with and without recording the next step ahead, interleaved, on the shipped pair and the 353M shape. */
+async function ab(resident: (c: Checkpoint) => Promise<ResidentMamba>, kernels: Kernels) {
+	const byte = await resident(loadCheckpoint(DEFAULT_MODEL));
+	const draft = await resident(loadCheckpoint(DEFAULT_DRAFT));
+	const big = randomCheckpoint(shapeConfig(1024, 53), 1);
+	big.name = 'random 1024x53 f32';
+	const m353 = await resident(big);
+	for (let round = 0; round < 3; round++) {
+		for (const on of [true, false]) {
+			for (const [c, m] of [[byte.checkpoint, byte], [big, m353]] as const) {
+				m.pipelineSteps = on;
+				const r = await benchModel(c, kernels, { prefill: 64, decode: c === big ? 64 : 256, repeats: 3 }, m);
+				log({ ab: 'decode', pipeline: on, round, model: r.model, decode: r.decode_bytes_per_second });
+			}
+			byte.pipelineSteps = draft.pipelineSteps = on;
+			for (const r of await benchSpeculative(byte, draft, 256)) log({ ab: 'speculative', pipeline: on, round, mode: r.mode, bytes_per_second: r.bytes_per_second });
+		}
+	}
+}
+
 async function main() {
 	const t0 = now();
 	const { kernels } = await selectBackend('webgpu');
 	const runner = new WebGpuRunner((kernels as GpuJsKernels).gpu);
 	log({ stage: 'webgpu ready', seconds: now() - t0 });
 	const resident = (c: Checkpoint) => ResidentMamba.create(c, runner, kernels);
+	if (process.argv.includes('--ab')) return ab(resident, kernels);
 
 	await stage('parity fixtures', async () => {
 		const input = new Uint8Array(readFileSync('test/fixtures/input.txt'));

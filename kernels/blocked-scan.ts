@@ -99,18 +99,18 @@ export function scanOutputBlocked(
 /**
  * Threads e over E, then E·N/4 threads of 4 state cells each (N % 4 = 0): y[e] to all 4 lanes, then the new state
  * h' (E, N), so the output is [y (1, E, 4) | h' (E, N)]. Both halves step from h0 independently, which is what
- * lets them share a pass. DS = dt_proj's slices.
+ * lets them share a pass. DS = dt_proj's slices. p = [A (E, N) | D (E) | b_dt (E)]: one buffer, because a WebGPU
+ * kernel may bind only 8 storage buffers.
  */
 export function scanStep(
-	this: KernelThis<ScanConstants>,
-	pdt: number[], bdt: number[], xs: number[], dbc: number[], xz: number[], A: number[], D: number[], h0: number[], DS: number,
+	this: KernelThis<ScanConstants>, pdt: number[], xs: number[], dbc: number[], xz: number[], p: number[], h0: number[], DS: number,
 ) {
 	const E = this.constants.E;
 	const N = this.constants.N;
 	const R = this.constants.R;
 	const cell = (this.thread.x - E) * 4;
 	const e = this.thread.x < E ? this.thread.x : Math.floor(cell / N);
-	let v = bdt[e];
+	let v = p[E * N + E + e];
 	for (let s = 0; s < 65536; s++) {
 		if (s >= DS) break;
 		v += pdt[s * E + e];
@@ -120,15 +120,15 @@ export function scanStep(
 	if (this.thread.x >= E) {
 		const n = cell - e * N;
 		return [
-			Math.exp(dt * A[cell]) * h0[cell] + dt * dbc[(R + n) * 4] * x,
-			Math.exp(dt * A[cell + 1]) * h0[cell + 1] + dt * dbc[(R + n + 1) * 4] * x,
-			Math.exp(dt * A[cell + 2]) * h0[cell + 2] + dt * dbc[(R + n + 2) * 4] * x,
-			Math.exp(dt * A[cell + 3]) * h0[cell + 3] + dt * dbc[(R + n + 3) * 4] * x,
+			Math.exp(dt * p[cell]) * h0[cell] + dt * dbc[(R + n) * 4] * x,
+			Math.exp(dt * p[cell + 1]) * h0[cell + 1] + dt * dbc[(R + n + 1) * 4] * x,
+			Math.exp(dt * p[cell + 2]) * h0[cell + 2] + dt * dbc[(R + n + 2) * 4] * x,
+			Math.exp(dt * p[cell + 3]) * h0[cell + 3] + dt * dbc[(R + n + 3) * 4] * x,
 		];
 	}
-	let y = D[e] * x;
+	let y = p[E * N + e] * x;
 	for (let n = 0; n < N; n++) {
-		const h = Math.exp(dt * A[e * N + n]) * h0[e * N + n] + dt * dbc[(R + n) * 4] * x;
+		const h = Math.exp(dt * p[e * N + n]) * h0[e * N + n] + dt * dbc[(R + n) * 4] * x;
 		y += h * dbc[(R + N + n) * 4];
 	}
 	const z = xz[(E + e) * 4];

@@ -56,7 +56,7 @@ export async function benchModel(
 	const state = model.newState();
 	await model.forward(prompt.subarray(0, 16), state);
 	const tDecode = await timeIt(async () => {
-		for (let i = 0; i < decode; i++) await model.step(prompt[i], state);
+		for (let i = 0; i < decode; i++) await model.step(prompt[i % prompt.length], state);
 	}, repeats);
 	return {
 		backend: kernels.name, model: ckpt.name, params,

@@ -4,7 +4,7 @@
 // written) and exits 130; a closed stdout (`| head -c 10`) ends quietly (main.ts exits 0 on EPIPE).
 // An empty prompt generates from "\n" as context (generate.ts): the model needs a byte to predict from.
 // The shipped drafter (the default --draft) is skipped in exact mode on backends where speculative decoding is slower
-// (speculative.ts draftingPays: gpu.js cpu/webasm); --verbose says so. An explicit --draft DIR is always used.
+// (speculative.ts draftingPays: gpu.js cpu/webasm, webgpu); --verbose says so. An explicit --draft DIR is always used.
 import { concatBytes } from '../util/bytes.js';
 import { DEFAULT_DRAFT, type GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';

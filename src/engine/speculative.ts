@@ -666,12 +666,14 @@ export function replacementByte(rule: AcceptRule, sampler: Sampler, d: ByteDistr
 /**
  * Whether speculative decoding can pay on a backend. It needs a verify pass over T bytes to cost much less than T
  * single steps; gpu.js's cpu and webasm modes cost about the same per byte at any T (measured: 4.8 ms/byte at T = 1
- * and T = 32 for d = 256, 6 layers), so there the shipped pair decodes at 0.44-0.5x of plain decoding.
+ * and T = 32 for d = 256, 6 layers), so there the shipped pair decodes at 0.44-0.5x of plain decoding. On webgpu a
+ * small model's every pass costs a fixed ~7 µs whatever T is, so the 4-layer drafter is not much cheaper than the
+ * 9-layer byte model: measured 654 vs 1,316 bytes/s (0.50x) on an H200 (bench/results/h200-ab.txt).
  * Used to skip the *default* drafter in exact mode (where drafting changes nothing but speed); an explicit --draft
  * is always honoured.
  */
 export function draftingPays(backend: string): boolean {
-	return backend !== 'cpu' && backend !== 'webasm' && backend !== 'reference';
+	return backend !== 'cpu' && backend !== 'webasm' && backend !== 'reference' && backend !== 'webgpu';
 }
 
 /**

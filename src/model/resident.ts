@@ -170,6 +170,7 @@ interface Layer {
 	dtBias: View;
 	A: View;
 	D: View;
+	scanParams: View; // [A | D | b_dt] for scanStep
 	outProj: Mat;
 	convOut: DeviceBuffer; // [xs (TB, E, 4) | next conv state (E, k−1)]
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
@@ -185,6 +186,8 @@ export class ResidentMamba implements LanguageModel {
 	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
 	private lastStep: DeviceState | null = null;
+	/** Record the next decode step while the GPU runs this one (bench/webgpu.ts --ab compares on and off). */
+	pipelineSteps = true;
 	private layers: Layer[] = [];
 	private programs!: Record<'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step', Program>;
 	private head!: Mat;
@@ -240,7 +243,7 @@ export class ResidentMamba implements LanguageModel {
 			conv: await r.program(convAndState, { E, K }, [A, A, A, A, S]),
 			starts: await r.program(scanStarts, scan, [A, A, A, A, A, S]),
 			scanOut: await r.program(scanOutputBlocked, scan, [A, A, A, A, A, A, A]),
-			step: await r.program(scanStep, scan, [A, A, A, A, A, A, A, A, S]),
+			step: await r.program(scanStep, scan, [A, A, A, A, A, A, S]),
 		};
 		const programs = new Map<string, Program>();
 		const once = async (key: string, make: () => Promise<Program>) => {
@@ -287,6 +290,7 @@ export class ResidentMamba implements LanguageModel {
 				dtBias: put(l.dtBias),
 				A: put(l.aLog.map((v) => -Math.exp(v))),
 				D: put(l.D),
+				scanParams: put(Float32Array.from([...l.aLog.map((v) => -Math.exp(v)), ...l.D, ...l.dtBias])),
 				outProj: await mat(l.outProj, d, E, E, EPI_RESIDUAL),
 				convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 				H: r.alloc((TBm + 1) * E * N),
@@ -409,7 +413,7 @@ export class ResidentMamba implements LanguageModel {
 			passes.push(r.pass(p.conv, [one(b.xz, 2 * E), this.workConv(l), L.convWeight, L.convBias, 1], range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
 			matvec(L.xProj, xs, one(b.dbc, RC), zeros, zeros);
 			const dt = matvec(L.dtProj, one(b.dbc, RC), null, zeros, zeros);
-			passes.push(r.pass(p.step, [dt.P, L.dtBias, xs, one(b.dbc, RC), one(b.xz, 2 * E), L.A, L.D, this.workSsm(l), dt.S], range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
+			passes.push(r.pass(p.step, [dt.P, xs, one(b.dbc, RC), one(b.xz, 2 * E), L.scanParams, this.workSsm(l), dt.S], range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
 			matvec(L.outProj, range(L.H, 0, E * 4), one(next, d), one(x, d), zeros);
 			[x, next] = [next, x];
 		});
@@ -463,7 +467,7 @@ export class ResidentMamba implements LanguageModel {
 		this.next = null;
 		// Steps on one state in a row (decoding): record the next step while the GPU works on this one, so the
 		// host's recording time (~3.5 ms for the 972M shape) hides behind the GPU's.
-		if (T === 1 && this.lastStep === s) this.next = { state: s, plan, prepared: this.runner.prepare(this.commands(1, s), read) };
+		if (T === 1 && this.lastStep === s && this.pipelineSteps) this.next = { state: s, plan, prepared: this.runner.prepare(this.commands(1, s), read) };
 		this.lastStep = T === 1 ? s : null;
 		const blocked = (await done)!;
 		s.position += T;

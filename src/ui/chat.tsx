@@ -242,7 +242,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 
 /**
  * The chat's starting settings. Like `complete`, the shipped drafter starts off in exact mode on backends where
- * verification costs as much as stepping (gpu.js cpu/webasm: speculative measured 0.44x there); it stays loaded,
+ * verification costs as much as stepping (gpu.js cpu/webasm: 0.44x; webgpu: 0.50x, see draftingPays); it stays loaded,
  * so /draft on turns it on. An explicit --draft DIR always starts on.
  */
 export function initialSettings(opts: GenerationOptions, drafter: string | null, backend = 'native'): ChatSettings {

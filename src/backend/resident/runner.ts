@@ -60,6 +60,13 @@ export interface Runner {
 	free(buf: DeviceBuffer): void;
 }
 
+/** WebGPU's default limit of storage buffers per kernel (the arrays and the output); the CPU runner checks it too. */
+export const MAX_STORAGE_BUFFERS = 8;
+export function checkBindings(name: string, kinds: ('array' | 'scalar')[]): void {
+	const n = kinds.filter((k) => k === 'array').length + 1;
+	if (n > MAX_STORAGE_BUFFERS) throw new Error(`internal: kernel ${name} binds ${n} storage buffers; WebGPU allows ${MAX_STORAGE_BUFFERS}`);
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // CpuRunner
 
@@ -95,7 +102,8 @@ export class CpuRunner implements Runner {
 		sub(to).set(data);
 	}
 
-	async program(fn: Function, constants: Record<string, number>): Promise<Program> {
+	async program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program> {
+		checkBindings(fn.name, kinds);
 		return { name: fn.name, fn, constants } as CpuProgram;
 	}
 

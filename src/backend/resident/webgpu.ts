@@ -4,7 +4,7 @@
 // scalars — and is written once, when the pass is recorded; so is its bind group. A run is one command
 // encoder with one compute pass between copies, one submit and at most one mapAsync.
 import type { GPU as GPUType } from 'gpu.js';
-import type { Arg, Command, DeviceBuffer, Pass, Prepared, Program, Runner, View } from './runner.js';
+import { checkBindings, type Arg, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
 const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
@@ -60,6 +60,7 @@ export class WebGpuRunner implements Runner {
 	}
 
 	async program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program> {
+		checkBindings(fn.name, kinds);
 		const shortcut = this.gpu.createKernel(fn as never, {
 			output: [64],
 			constants: constants as never,

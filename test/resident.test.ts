@@ -1,0 +1,210 @@
+// The GPU-resident forward (src/model/resident.ts) run by the CPU runner: the same kernel functions and the same
+// recorded plans the WebGPU runner submits, executed thread by thread in JavaScript. Checked against PyTorch's
+// logits (the golden fixtures) and the host forward on the reference kernels, for chunks, the fused decode plan,
+// the recurrent state, the engine (speculative decoding and session snapshots) and the WebGPU limits and WGSL
+// translation that the GPU machine would otherwise be first to find.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadCheckpoint } from '../src/checkpoint/index.js';
+import { referenceKernels } from '../src/backend/reference.js';
+import { CpuRunner, checkBindings, MAX_STORAGE_BUFFERS } from '../src/backend/resident/runner.js';
+import { Mamba } from '../src/model/mamba.js';
+import { MambaState } from '../src/model/state.js';
+import { DeviceState, normSliceCount, ResidentMamba, slices, vecSlices } from '../src/model/resident.js';
+import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
+import type { Checkpoint, MambaConfig } from '../src/model/types.js';
+import { decodeSnapshot, encodeSnapshot, generate, Session, type GenerateOptions } from '../src/engine/generate.js';
+import { Drafter } from '../src/engine/speculative.js';
+import * as matmulKernels from '../kernels/blocked-matmul.js';
+import * as normKernels from '../kernels/blocked-norms.js';
+import * as convKernels from '../kernels/blocked-conv.js';
+import * as scanKernels from '../kernels/blocked-scan.js';
+
+const FIXTURES = path.resolve('test/fixtures');
+const input = new Uint8Array(readFileSync(path.join(FIXTURES, 'input.txt')));
+const resident = (c: Checkpoint, chunk = 16) => ResidentMamba.create(c, new CpuRunner(), referenceKernels, chunk);
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+	assert.is(a.length, b.length);
+	let m = 0;
+	for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+	return Number.isNaN(m) ? Infinity : m;
+}
+
+function pytorchLogits(name: string): Float32Array {
+	const raw = readFileSync(path.join(FIXTURES, name, 'logits.bin'));
+	return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+}
+
+/** Logits of `bytes` fed as uneven pieces (chunks, remainders, single steps) on one state. */
+async function piecewise(m: ResidentMamba, bytes: Uint8Array, cuts: number[]): Promise<Float32Array> {
+	const V = m.config.vocabSize;
+	const out = new Float32Array(bytes.length * V);
+	const s = m.newState();
+	let at = 0;
+	for (const n of [...cuts, bytes.length]) {
+		const end = Math.min(n, bytes.length);
+		if (end <= at) continue;
+		const part = bytes.subarray(at, end);
+		out.set(part.length === 1 ? await m.step(part[0], s) : await m.forward(part, s), at * V);
+		at = end;
+	}
+	assert.is(s.position, bytes.length);
+	return out;
+}
+
+for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16']) {
+	test(`${name}: resident logits match PyTorch, whatever the pieces`, async () => {
+		const m = await resident(loadCheckpoint(path.join(FIXTURES, name)));
+		const want = pytorchLogits(name);
+		assert.ok(maxAbsDiff(await m.forward(input, m.newState()), want) <= 1e-4, 'one forward');
+		const diff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
+		assert.ok(diff <= 1e-4, `pieces: max abs diff ${diff}`);
+	});
+}
+
+/** Random small models the fused decode plan runs on (d, d_inner, dt_rank and d_state multiples of 4). */
+function fusable(norm: 'rms' | 'layer', tied: boolean, seed: number): Checkpoint {
+	const c: MambaConfig = { ...shapeConfig(64, 2), norm, tied };
+	return randomCheckpoint(c, seed);
+}
+
+for (const [norm, tied] of [['rms', true], ['layer', false]] as const) {
+	test(`fused decode (${norm} norm, ${tied ? 'tied' : 'untied'}): steps match the host forward on reference kernels`, async () => {
+		const c = fusable(norm, tied, 5);
+		const m = await resident(c);
+		assert.ok(m.fusedDecode, 'this shape takes the fused decode plan');
+		const host = new Mamba(c, referenceKernels);
+		const bytes = input.subarray(0, 24);
+		const want = await host.forward(bytes, host.newState());
+		const diff = maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23]), want);
+		assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
+		m.fusedDecode = false; // the chunk plan with T = 1 gives the same
+		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8]), want) <= 1e-4);
+	});
+}
+
+test('the device state: toHost equals the host forward state; clone, copyFrom and host uploads round-trip', async () => {
+	const c = fusable('rms', true, 9);
+	const m = await resident(c);
+	const host = new Mamba(c, referenceKernels);
+	const hs = host.newState();
+	await host.forward(input.subarray(0, 19), hs);
+	const s = m.newState();
+	await m.forward(input.subarray(0, 18), s);
+	const snap = s.clone();
+	await m.step(input[18], s);
+	const got = await s.toHost();
+	assert.is(got.position, 19);
+	for (let l = 0; l < c.config.nLayer; l++) {
+		assert.ok(maxAbsDiff(got.ssm[l], hs.ssm[l]) <= 1e-5, `ssm ${l}`);
+		assert.ok(maxAbsDiff(got.conv[l], hs.conv[l]) <= 1e-6, `conv ${l}`);
+	}
+	// the snapshot was not touched by the step; restoring it and stepping again gives the same state
+	assert.is(snap.position, 18);
+	s.copyFrom(snap);
+	await m.step(input[18], s);
+	assert.ok(maxAbsDiff((await s.toHost()).ssm[0], got.ssm[0]) === 0);
+	// a host state uploaded into a device state
+	const fresh = m.newState();
+	fresh.copyFrom(hs);
+	assert.ok(maxAbsDiff((await fresh.toHost()).conv[1], hs.conv[1]) === 0);
+	assert.is(fresh.byteLength, hs.byteLength);
+	assert.ok(fresh instanceof DeviceState && !((fresh as unknown) instanceof MambaState));
+});
+
+test('engine on resident models: exact greedy speculative == plain greedy; session snapshots survive save/load', async () => {
+	const byte = await resident(loadCheckpoint(path.join(FIXTURES, 'tiny-hf')));
+	const d = await resident(loadCheckpoint(path.join(FIXTURES, 'tiny-drafter')));
+	const drafter = new Drafter(d, Drafter.tokenizerOf(d));
+	const opts: GenerateOptions = { maxBytes: 40, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: false, accept: { kind: 'exact' }, draftSubwords: 3 };
+	const collect = async (dr: Drafter | null) => {
+		const out: number[] = [];
+		let verified = 0;
+		for await (const ev of generate(byte, new TextEncoder().encode('It was a dark'), opts, dr)) {
+			if (ev.type === 'commit') out.push(...ev.bytes);
+			if (ev.type === 'done') verified = ev.stats.speculative?.verifyPasses ?? 0;
+		}
+		return { out, verified };
+	};
+	const plain = await collect(null);
+	const spec = await collect(drafter);
+	assert.equal(spec.out, plain.out);
+	assert.ok(spec.verified > 0, 'the drafter was used');
+	// save (host copy) and load into a fresh session: the continuation is the same
+	const a = new Session(byte, drafter);
+	await a.append(new TextEncoder().encode('CHAPTER I.'));
+	const saved = encodeSnapshot(await a.hostSnapshot());
+	const b = new Session(byte, drafter);
+	b.restore(decodeSnapshot(saved));
+	const next = async (s: Session) => {
+		const out: number[] = [];
+		for await (const ev of s.generate({ ...opts, maxBytes: 12 })) if (ev.type === 'commit') out.push(...ev.bytes);
+		return out;
+	};
+	assert.equal(await next(b), await next(a));
+});
+
+test('split-K and norm slice counts divide their lengths', () => {
+	for (const K of [24, 64, 384, 1024, 1792, 3584]) {
+		for (const N of [48, 144, 256, 3584, 7168]) {
+			for (const TB of [1, 4, 16]) {
+				const S = slices(TB, K, N, 1 << 20);
+				assert.ok(S >= 1 && (K % 4 !== 0 || K % (4 * S) === 0) && S * TB * N <= Math.max(1 << 20, TB * N));
+			}
+			const V = vecSlices(K, N, 1 << 18);
+			assert.ok(K % (4 * V) === 0 && V <= 64);
+		}
+	}
+	for (const d of [24, 64, 384, 1024, 1792, 2560]) {
+		const S = normSliceCount(d);
+		assert.ok(d % S === 0 && (S === 1 || d / S >= 8) && S <= 32);
+	}
+});
+
+test('shapes the resident forward cannot index exactly are refused with the reason', () => {
+	assert.is(ResidentMamba.unsupported(shapeConfig(1792, 48)), null); // MambaByte-972M
+	const why = ResidentMamba.unsupported({ ...shapeConfig(2560, 64), vocabSize: 50280 }); // mamba-2.8b
+	assert.match(why ?? '', /2\^24/);
+	assert.match(ResidentMamba.unsupported({ ...shapeConfig(64, 2), dInner: 130, dConv: 4 }) ?? '', /multiple of 4/);
+});
+
+test('every resident kernel binds at most WebGPU\'s 8 storage buffers, and more is refused', async () => {
+	await resident(fusable('layer', false, 1)); // builds every program through checkBindings
+	assert.throws(() => checkBindings('wide', Array(MAX_STORAGE_BUFFERS).fill('array')), /8/);
+});
+
+// gpu.js translates a kernel to WGSL before it needs a device; the same translation runs on the GPU machine.
+test('every blocked kernel translates to WGSL', () => {
+	const { WebGPUKernel } = createRequire(import.meta.url)('gpu.js/src/backend/web-gpu/kernel.js') as {
+		WebGPUKernel: new (src: string, s: object) => {
+			setupConstants(): void; setupArguments(a: unknown[]): void; validateSettings(a: unknown[]): void;
+			translateSource(): void; computeParamsLayout(): unknown; assembleWGSL(): string; paramsLayout: unknown; returnType: string;
+		};
+	};
+	const all = { ...matmulKernels, ...normKernels, ...convKernels, ...scanKernels } as Record<string, unknown>;
+	const constants = { K: 64, N: 32, XC: 64, U: 4, epi: 3, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, R: 4, TMAX: 16 };
+	let n = 0;
+	for (const [name, fn] of Object.entries(all)) {
+		if (typeof fn !== 'function') continue;
+		const params = (fn.toString().match(/^function\s*\w*\(([^)]*)\)/)?.[1] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+		// arrays are the parameters gpu.js sees indexed; scalars are the upper-case ones (TB, KS, S, T, DS)
+		const args = params.map((p) => (/^[A-Z]{1,2}$/.test(p) && !['A', 'D', 'H'].includes(p) ? 1.5 : new Float32Array(4)));
+		const k = new WebGPUKernel(fn.toString(), { output: [64], constants, precision: 'single', loopMaxIterations: 1 << 24 });
+		k.setupConstants();
+		k.setupArguments(args);
+		k.validateSettings(args);
+		k.translateSource();
+		k.paramsLayout = k.computeParamsLayout();
+		const wgsl = k.assembleWGSL();
+		assert.match(wgsl, /@compute @workgroup_size\(64, 1, 1\)/, name);
+		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
+		n++;
+	}
+	assert.ok(n >= 10, `${n} kernels`);
+});
+
+test.run();
