@@ -44,8 +44,7 @@ interface WebGpuPass extends Pass {
 const gpuOf = (v: View) => (v.buf as WebGpuBuffer).gpu;
 
 /** Passes per submission in run() (see record). */
-export let SUBMIT_EVERY = 64;
-export const setSubmitEvery = (n: number) => void (SUBMIT_EVERY = n);
+export const SUBMIT_EVERY = 64;
 
 export class WebGpuRunner implements Runner {
 	readonly name = 'webgpu';
