@@ -179,7 +179,10 @@ export class Session {
 	/** snapshot() with the states copied to the host, for saving (encodeSnapshot). */
 	async hostSnapshot(): Promise<SessionSnapshot> {
 		const s = this.snapshot();
-		return { ...s, state: await s.state.toHost(), draft: s.draft ? { ...s.draft, state: await s.draft.state.toHost() } : null };
+		const host = { ...s, state: await s.state.toHost(), draft: s.draft ? { ...s.draft, state: await s.draft.state.toHost() } : null };
+		s.state.free?.();
+		s.draft?.state.free?.();
+		return host;
 	}
 
 	restore(s: SessionSnapshot): void {
@@ -363,6 +366,7 @@ export class Session {
 			}
 		}
 		recorder?.clear();
+		snapshot?.free?.();
 		this.pending.clear();
 		if (extra !== null) {
 			this.pending.push(extra);

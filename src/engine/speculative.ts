@@ -318,7 +318,7 @@ export class DraftContext {
 				this.state.copyFrom(r.snaps[k - 1].state);
 				this.logits = r.snaps[k - 1].logits;
 			}
-			this.reuse = null;
+			this.dropReuse();
 		}
 		const ids: number[] = [];
 		for (let i = k; i < stable.length; i++) {
@@ -373,6 +373,7 @@ export class DraftContext {
 			this.tokensFed++;
 			snaps.push({ state: i === m - 2 ? work : work.clone(), logits });
 		}
+		this.dropReuse();
 		this.reuse = { ids, snaps };
 		if (length <= tail.length) return { ids, proposal: new Uint8Array(0) };
 		const full = new Uint8Array(length);
@@ -394,6 +395,12 @@ export class DraftContext {
 		this.unfed.clear();
 		this.unfed.pushAll(s.unfed);
 		this.fed = s.fed;
+		this.dropReuse();
+	}
+
+	/** Forget the last draft's states (on a device, give their memory back now). */
+	private dropReuse(): void {
+		for (const s of this.reuse?.snaps ?? []) s.state.free?.();
 		this.reuse = null;
 	}
 }

@@ -122,9 +122,14 @@ export class DeviceState implements ModelState {
 	}
 
 	free(): void {
+		if (this.freed) return;
+		this.freed = true;
 		this.runner.free(this.ssm);
 		this.runner.free(this.conv);
 	}
+
+	/** Whether free() was called: a freed state must not be used again. */
+	freed = false;
 }
 const ssmStride = (c: MambaConfig) => aligned(c.dInner * c.dState);
 const convStride = (c: MambaConfig) => aligned(c.dInner * (c.dConv - 1));
@@ -485,6 +490,7 @@ export class ResidentMamba implements LanguageModel {
 	 * copy in, run, then copy each layer's new h and conv state out.
 	 */
 	private commands(T: number, s: DeviceState): Command[] {
+		if (s.freed) throw new Error('internal: a freed device state was used');
 		const c = this.config;
 		const { dInner: E, dState: N, dConv: K } = c;
 		const TB = Math.ceil(T / 4);

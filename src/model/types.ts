@@ -58,6 +58,8 @@ export interface ModelState {
 	copyFrom(other: ModelState): void;
 	/** A host copy, for saving a session. */
 	toHost(): Promise<import('./state.js').MambaState>;
+	/** Give device memory back now (a DeviceState); host states are left to the garbage collector. */
+	free?(): void;
 }
 
 /** What the engine runs: the host-kernel forward (mamba.ts) or the GPU-resident one (resident.ts). */
