@@ -1,8 +1,8 @@
 // The GPU-resident Mamba forward: the same math as mamba.ts, laid out for a device where every kernel call that
 // waits for the host costs a round trip. Weights are uploaded once (transposed, for coalesced split-K reads);
 // activations use the blocked layout of kernels/blocked-matmul.ts; the recurrent state stays on the device
-// (DeviceState) and is copied, never read back, between calls. A forward of T tokens is one submission of
-// ~14 kernel passes per layer, and the only readback is the logits.
+// (DeviceState) and is copied, never read back, between calls. A forward of T tokens is one recorded command list
+// of 14 kernel passes per layer, and the only readback is the logits.
 //
 // A pass costs ~7 µs of GPU time and a few µs of host time however little it computes (measured on the H200,
 // bench/webgpu.ts), so a decode step — where every pass is small — fuses what it can: 9 passes per layer.
@@ -15,8 +15,8 @@
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
 //   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
-// then logits = lm_head(norm_f(x)), the norm folded in the same way. The norm weight is folded into in_proj and
-// lm_head at load (blocked-matmul.ts). Chunks longer than `chunk` run one after another; a remainder above 16
+// then logits = lm_head(norm_f(x)). The norm weights are folded into in_proj and lm_head at load (blocked-matmul.ts
+// says how). Chunks longer than `chunk` run one after another; a remainder above 16
 // tokens is split into powers of two so only a few plans (recorded pass lists, one per T) are ever built.
 import {
 	embedGather, matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
