@@ -2,8 +2,10 @@
 //   1. correctness first: the GPU-resident forward against PyTorch's logits for the test fixtures, and against the
 //      reference kernels for the shipped byte model and random weights of the 353M shape;
 //   2. prefill and decode bytes/s: the shipped models, random 353M (d_model 1024 x 53) and 972M (1792 x 48) f32;
-//   3. the split-K width on the 972M shape;
+//   3. where a forward's time goes (each kernel alone, the host's recording time), and the split-K width, on the
+//      shipped model and the 972M shape;
 //   4. speculative decoding with the shipped pair, both resident.
+// `--ab` instead compares decoding with and without recording the next step ahead (ResidentMamba.pipelineSteps).
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
