@@ -66,6 +66,20 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16'])
 	});
 }
 
+test('perplexity on a resident model: bits per byte match PyTorch', async () => {
+	const { scoreStream } = await import('../src/engine/perplexity.js');
+	const dir = path.join(FIXTURES, 'tiny-ssm-ln');
+	const want = (JSON.parse(readFileSync(path.join(dir, 'expected.json'), 'utf8')) as { bits_per_byte: number }).bits_per_byte;
+	const m = await resident(loadCheckpoint(dir));
+	async function* once() {
+		yield input;
+	}
+	const gen = scoreStream(m, 'input.txt', input.length, once(), { curve: false, bucket: 1024, window: null, backend: '', model: '' });
+	let n = await gen.next();
+	while (!n.done) n = await gen.next();
+	assert.ok(Math.abs(n.value.bits_per_byte - want) <= 1e-5, `${n.value.bits_per_byte} vs ${want}`);
+});
+
 /** Random small models the fused decode plan runs on (d, d_inner, dt_rank and d_state multiples of 4). */
 function fusable(norm: 'rms' | 'layer', tied: boolean, seed: number): Checkpoint {
 	const c: MambaConfig = { ...shapeConfig(64, 2), norm, tied };
