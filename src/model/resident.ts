@@ -82,6 +82,7 @@ export class DeviceState implements ModelState {
 	}
 
 	copyFrom(other: ModelState): void {
+		if (this.freed || (other instanceof DeviceState && other.freed)) throw new Error('internal: a freed device state was used');
 		if (other instanceof DeviceState) {
 			this.runner.copy(whole(other.ssm), whole(this.ssm));
 			this.runner.copy(whole(other.conv), whole(this.conv));
