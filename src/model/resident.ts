@@ -157,12 +157,10 @@ interface Mat {
 	wt: DeviceBuffer; // Wᵀ (K, N), with a folded norm weight for in_proj and lm_head
 	K: number;
 	N: number;
-	XC: number; // columns of the input
 	partial: Program;
 	reduce: Program; // for chunks, with the matrix's epilogue
 	vecPartial: Program; // decode
 	vecReduce: Program;
-	epi: number;
 	c1: View; // folded norm: W'1 and W b (blocked-matmul.ts); zeros otherwise
 	c2: View;
 }
@@ -270,7 +268,7 @@ export class ResidentMamba implements LanguageModel {
 			if (bias) epi = EPI_BIAS;
 			const vp = norm ? matvecNormPartial : matvecPartial;
 			return {
-				wt, K: K_, N: N_, XC, epi,
+				wt, K: K_, N: N_,
 				partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, [A, A, S, S])),
 				reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, [A, A, A, S, S])),
 				vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!norm}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, [A, A, S])),
@@ -287,6 +285,7 @@ export class ResidentMamba implements LanguageModel {
 			if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		};
 		for (const l of w.layers) {
+			const aNeg = l.aLog.map((v) => -Math.exp(v)); // A = −exp(A_log), once
 			const layerW: Layer = {
 				inProj: await mat(l.inProj, 2 * E, d, d, EPI_NONE, [l.norm, l.normBias]),
 				convWeight: put(l.convWeight),
@@ -294,9 +293,9 @@ export class ResidentMamba implements LanguageModel {
 				xProj: await mat(l.xProj, RC, E, E, EPI_NONE),
 				dtProj: await mat(l.dtProj, E, R, RC, EPI_SOFTPLUS),
 				dtBias: put(l.dtBias),
-				A: put(l.aLog.map((v) => -Math.exp(v))),
+				A: put(aNeg),
 				D: put(l.D),
-				scanParams: put(Float32Array.from([...l.aLog.map((v) => -Math.exp(v)), ...l.D, ...l.dtBias])),
+				scanParams: put(Float32Array.from([...aNeg, ...l.D, ...l.dtBias])),
 				outProj: await mat(l.outProj, d, E, E, EPI_RESIDUAL),
 				convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 				H: r.alloc((TBm + 1) * E * N),
