@@ -109,9 +109,13 @@ class Block(nn.Module):
         super().__init__()
         self.norm = make_norm(cfg)
         self.mixer = Mixer(cfg)
+        self.dropout = 0.0   # on the mixer's output before the residual add; training only
 
     def forward(self, h, impl):
-        return h + self.mixer(self.norm(h), impl).float()
+        y = self.mixer(self.norm(h), impl).float()
+        if self.training and self.dropout > 0:
+            y = F.dropout(y, self.dropout, True)
+        return h + y
 
 
 class Backbone(nn.Module):
@@ -155,6 +159,35 @@ class MambaLM(nn.Module):
     def forward(self, ids, impl=None):
         h = self.hidden(ids, impl)
         return F.linear(h, self.backbone.embeddings.weight)
+
+    def set_dropout(self, p):
+        for blk in self.backbone.layers:
+            blk.dropout = p
+
+    @torch.no_grad()
+    def step(self, tok, conv, ssm):
+        """One recurrent step for a batch (generation): tok (B,) long; conv (L, B, di, k) and ssm (L, B, di, N) fp32,
+        updated in place. Returns fp32 logits (B, V). The same math as forward() with T = 1 (DESIGN §2)."""
+        cfg = self.cfg
+        di, N, R = cfg.d_inner, cfg.d_state, cfg.dt_rank
+        h = self.backbone.embeddings.weight[tok].float()                     # (B, d)
+        for l, blk in enumerate(self.backbone.layers):
+            mx = blk.mixer
+            xz = F.linear(blk.norm(h), mx.in_proj.weight.float())           # (B, 2di)
+            x, z = xz[:, :di], xz[:, di:]
+            conv[l] = torch.roll(conv[l], -1, dims=2)
+            conv[l][:, :, -1] = x                                           # window x[t-3..t], oldest first
+            x = F.silu((conv[l] * mx.conv1d.weight.float().view(di, -1)).sum(-1) + mx.conv1d.bias.float())
+            xdbl = F.linear(x, mx.x_proj.weight.float())                    # (B, R+2N)
+            dt = F.softplus(F.linear(xdbl[:, :R], mx.dt_proj.weight.float(), mx.dt_proj.bias.float()))
+            Bm, Cm = xdbl[:, R:R + N], xdbl[:, R + N:]
+            A = -torch.exp(mx.A_log.float())                                # (di, N)
+            dA = torch.exp(dt[:, :, None] * A)                              # (B, di, N)
+            dBx = (dt * x)[:, :, None] * Bm[:, None, :]
+            ssm[l] = dA * ssm[l] + dBx
+            y = (ssm[l] * Cm[:, None, :]).sum(-1) + mx.D.float() * x
+            h = h + F.linear(y * F.silu(z), mx.out_proj.weight.float())
+        return F.linear(self.backbone.norm_f(h), self.backbone.embeddings.weight.float())
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())

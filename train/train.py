@@ -37,25 +37,52 @@ def book_files(corpus, split):
     return fs
 
 
-class Windows:
-    """Random windows of length L+1 from a list of 1-D token arrays (one per book), sampled on the GPU."""
+class EpochWindows:
+    """Every epoch: each book cut into non-overlapping windows of L+1 units at a random phase, all windows of all
+    books shuffled, then served in order — each unit seen once per epoch (with `reps`, some books several times)."""
 
-    def __init__(self, arrays, dev):
+    def __init__(self, arrays, reps, L, seed, dev):
         lens = np.array([len(a) for a in arrays], dtype=np.int64)
         self.data = torch.from_numpy(np.concatenate(arrays).astype(np.int64 if arrays[0].dtype != np.uint8 else np.uint8)).to(dev)
-        self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(lens)[:-1]])).to(dev)
-        self.lens = torch.from_numpy(lens).to(dev)
-        self.w = self.lens.double() / self.lens.sum()
-        self.total = int(lens.sum())
-        self.dev = dev
+        self.starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        self.lens, self.reps, self.L, self.dev = lens, reps, L, dev
+        self.total = int((lens * np.array(reps)).sum())
+        self.rng = np.random.default_rng(seed)
+        self.epoch, self.cursor, self.order = 0, 0, None
+
+    def _new_epoch(self):
+        L, st = self.L, []
+        for s0, n, r in zip(self.starts, self.lens, self.reps):
+            for _ in range(r):
+                o = int(self.rng.integers(0, L)) if n > 2 * L + 1 else 0
+                k = (n - 1 - o) // L
+                if k > 0:
+                    st.append(s0 + o + L * np.arange(k))
+        order = np.concatenate(st)
+        self.rng.shuffle(order)
+        self.order, self.cursor = torch.from_numpy(order).to(self.dev), 0
+        self.epoch += 1
 
     def batch(self, B, L):
-        bi = torch.multinomial(self.w, B, replacement=True)
-        room = (self.lens[bi] - (L + 1)).clamp(min=1)
-        off = (torch.rand(B, device=self.dev, dtype=torch.float64) * room).long()
-        idx = (self.starts[bi] + off)[:, None] + torch.arange(L + 1, device=self.dev)[None]
-        w = self.data[idx].long()
+        assert L == self.L
+        if self.order is None or self.cursor + B > len(self.order):
+            self._new_epoch()
+        s = self.order[self.cursor:self.cursor + B]
+        self.cursor += B
+        w = self.data[s[:, None] + torch.arange(L + 1, device=self.dev)[None]].long()
         return w[:, :-1], w[:, 1:]
+
+    def epochs_done(self):
+        return self.epoch - 1 + (self.cursor / len(self.order) if self.order is not None else 0)
+
+    def state(self):
+        return {"epoch": self.epoch, "cursor": self.cursor, "rng": self.rng.bit_generator.state,
+                "order": None if self.order is None else self.order.cpu()}
+
+    def load(self, st):
+        self.epoch, self.cursor = st["epoch"], st["cursor"]
+        self.rng.bit_generator.state = st["rng"]
+        self.order = None if st["order"] is None else st["order"].to(self.dev)
 
 
 def lr_at(step, frac, a):
@@ -111,6 +138,15 @@ def main():
     ap.add_argument("--vocab-pad", type=int, default=8)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--init-from", default=None, help="continue from an exported HF folder (its weights; fresh optimizer)")
+    ap.add_argument("--splits", default="train", help="comma-separated corpus folders to train on (never valid/test)")
+    ap.add_argument("--repeat", default="", help="split:n,... windows of that split n times per epoch (distilled text)")
+    ap.add_argument("--dropout", type=float, default=0.0, help="on each block's output before the residual add")
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
+    ap.add_argument("--total-budget", type=float, default=0, help="schedule length in training seconds over all calls")
+    ap.add_argument("--resume", default=None, help="state file of an earlier call: weights, AdamW, EMA, step, clock, data order")
+    ap.add_argument("--save-state", default=None, help="write the state file at the end of this call")
+    ap.add_argument("--select", action="store_true", help="export raw or EMA weights, whichever scores the whole valid split better")
+    ap.add_argument("--gguf", default=None, help="also write model.gguf with matrices in this type (q8_0) and evaluate THAT file")
     ap.add_argument("--impl", default="triton", help="triton, or ref (slow PyTorch; for CPU smoke tests)")
     a = ap.parse_args()
     name = a.name or os.path.basename(a.out.rstrip("/"))
@@ -143,11 +179,17 @@ def main():
         return fs, raw, arrs
 
     t0 = time.time()
-    tr_files, tr_raw, tr_arrs = load_split("train")
-    n_train_bytes = sum(len(r) for r in tr_raw)
-    n_train_units = sum(len(x) for x in tr_arrs)
-    log(f"train: {len(tr_files)} books, {n_train_bytes} bytes, {n_train_units} units ({time.time() - t0:.1f}s)")
-    data = Windows(tr_arrs, dev)
+    splits = [x for x in a.splits.split(",") if x]
+    assert not {"valid", "test"} & set(splits), "never train on valid/ or test/"
+    rep = {k: int(v) for k, v in (x.split(":") for x in a.repeat.split(",") if x)}
+    tr_files, tr_raw, tr_arrs, tr_reps = [], [], [], []
+    for sp in splits:
+        f_, r_, a_ = load_split(sp)
+        tr_files += f_; tr_raw += r_; tr_arrs += a_; tr_reps += [rep.get(sp, 1)] * len(f_)
+    n_train_bytes = sum(len(r) * k for r, k in zip(tr_raw, tr_reps))
+    n_train_units = sum(len(x) * k for x, k in zip(tr_arrs, tr_reps))
+    log(f"train ({a.splits}, repeats {rep}): {len(tr_files)} books, {n_train_bytes} bytes per epoch, {n_train_units} units ({time.time() - t0:.1f}s)")
+    data = EpochWindows(tr_arrs, tr_reps, a.ctx, a.seed, dev)
     del tr_raw
     va_files, va_raw, va_arrs = load_split("valid")
     te_files, te_raw, te_arrs = load_split("test")
@@ -183,6 +225,7 @@ def main():
                     prev = json.load(f)
                 break
         log(f"initialised from {a.init_from}")
+    model.set_dropout(a.dropout)
     model.to(dev)
     nparams = model.num_params()
     log(f"model: {cfg}  params {nparams:,}")
@@ -191,6 +234,27 @@ def main():
         (decay if p.dim() >= 2 and not n.endswith("A_log") else no_decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
+
+    params = [p for p in model.parameters()]
+    ema = [p.detach().clone().float() for p in params] if a.ema > 0 else None
+    step, units_seen, elapsed0, history = 0, 0, 0.0, []
+    if a.resume:
+        st = torch.load(a.resume, map_location=dev, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        if ema is not None and st.get("ema") is not None:
+            for e, v in zip(ema, st["ema"]):
+                e.copy_(v)
+        step, units_seen, elapsed0, history = st["step"], st["units_seen"], st["elapsed"], st["history"]
+        data.load(st["data"])
+        torch.set_rng_state(st["torch_rng"].cpu())
+        log(f"resumed from {a.resume}: step {step}, {elapsed0:.1f}s of training, epoch {data.epochs_done():.2f}")
+    total_budget = a.total_budget or a.budget
+
+    def swap_ema():  # exchange the live weights with the EMA (call twice to undo)
+        with torch.no_grad():
+            for p, e in zip(params, ema):
+                tmp = p.detach().float().clone(); p.copy_(e); e.copy_(tmp)
 
     def valid_bpb():
         model.eval()
@@ -208,17 +272,15 @@ def main():
         return export_hf(model, path, a.ctx, dtype=torch.float16, extra=extra)
 
     # ---------------- train ----------------
-    history = []
     model.train()
-    step, units_seen = 0, 0
     t_train = time.time()
     last_eval = last_snap = t_train
     losses = []
     while True:
         el = time.time() - t_train
-        if el >= a.budget or (a.max_steps and step >= a.max_steps):
+        if el >= a.budget or elapsed0 + el >= total_budget or (a.max_steps and step >= a.max_steps):
             break
-        lr = lr_at(step, el / a.budget, a)
+        lr = lr_at(step, (elapsed0 + el) / total_budget, a)
         for gr in opt.param_groups:
             gr["lr"] = lr
         x, y = data.batch(a.batch, a.ctx)
@@ -229,6 +291,8 @@ def main():
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            torch._foreach_lerp_(ema, [p.detach().float() for p in params], 1 - min(a.ema, (1 + step) / (10 + step)))
         step += 1
         units_seen += x.numel()
         losses.append(loss.detach())
@@ -243,7 +307,8 @@ def main():
         now = time.time()
         if now - last_eval >= a.eval_every:
             vb = valid_bpb()
-            history.append({"step": step, "seconds": round(now - t_train, 1), "valid_window_bpb": vb})
+            history.append({"step": step, "seconds": round(elapsed0 + now - t_train, 1), "valid_window_bpb": vb,
+                            "epoch": round(data.epochs_done(), 3)})
             log(f"step {step} valid-window bpb {vb:.4f}")
             last_eval = now
         if a.snap_dir and now - last_snap >= a.snap_every:
@@ -254,7 +319,20 @@ def main():
         torch.cuda.synchronize()
     train_secs = time.time() - t_train
     vb = valid_bpb()
-    history.append({"step": step, "seconds": round(train_secs, 1), "valid_window_bpb": vb})
+    history.append({"step": step, "seconds": round(elapsed0 + train_secs, 1), "valid_window_bpb": vb,
+                    "epoch": round(data.epochs_done(), 3)})
+    if ema is not None:
+        swap_ema(); history[-1]["valid_window_bpb_ema"] = valid_bpb(); swap_ema()
+    log(f"call done: step {step}, {elapsed0 + train_secs:.1f}s of {total_budget:.0f}s, epoch {data.epochs_done():.3f}, "
+        f"valid-window bpb {vb:.4f} (EMA {history[-1].get('valid_window_bpb_ema', float('nan')):.4f})")
+    if a.save_state:
+        os.makedirs(os.path.dirname(os.path.abspath(a.save_state)), exist_ok=True)
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema, "step": step,
+                    "units_seen": units_seen, "elapsed": elapsed0 + train_secs, "history": history,
+                    "data": data.state(), "torch_rng": torch.get_rng_state()}, a.save_state + ".tmp")
+        os.replace(a.save_state + ".tmp", a.save_state)
+        log(f"state saved to {a.save_state}")
+    train_secs_total = elapsed0 + train_secs
     bytes_per_unit = n_train_bytes / n_train_units
     res = {
         "kind": a.kind, "params": nparams, "config": cfg.__dict__, "tokenizer_vocab_size": vocab,
@@ -271,31 +349,28 @@ def main():
                                                      "bytes_per_second", "epochs", "lr", "valid_bpb", "test_bpb",
                                                      "batch", "context", "warmup")}
         res["init_from"]["history"] = prev.get("history")
-    log(f"trained {step} steps in {train_secs:.1f}s, {res['bytes_per_second']:,.0f} bytes/s, final valid-window bpb {vb:.4f}")
-    info = export(a.out)
-    res["export"] = info
+    log(f"trained {step} steps this call in {train_secs:.1f}s, {res['bytes_per_second']:,.0f} bytes/s")
     if tok is not None:
+        os.makedirs(a.out, exist_ok=True)
         tok.save(os.path.join(a.out, "tokenizer.json"))
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(res, f, indent=2)
-    snapshot(a.out, a.snap_dir, name)
-    log("exported", info)
-    if a.no_eval:
+    if a.no_eval:  # a middle call: snapshot the EMA (else raw) weights as a fallback, keep the state for the next call
+        if ema is not None:
+            swap_ema()
+        res["export"] = export(a.out)
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump(res, f, indent=2)
+        snapshot(a.out, a.snap_dir, name)
+        log("exported (fallback snapshot)", res["export"])
         return
 
-    # ---------------- evaluation of the exported (rounded) weights, fp32, no TF32 ----------------
-    del opt, model
-    if dev.startswith("cuda"):
-        torch.cuda.empty_cache()
+    # ---------------- choose the weights, export, evaluate THE FILE THAT SHIPS (fp32, no TF32) ----------------
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    m, _ = load_hf(a.out, dev)
-    m.impl = a.impl
-    m.eval()
     ln2 = math.log(2)
 
-    def score_split(files, raws, arrs):
+    def score_split(m, files, raws, arrs):
+        m.eval()
         per, tot_bits, tot_bytes = {}, 0.0, 0
         for f, r, arr in zip(files, raws, arrs):
             ids = torch.from_numpy(arr.astype(np.int64)).to(dev)
@@ -310,11 +385,62 @@ def main():
         return tot_bits / tot_bytes, per
 
     t_ev = time.time()
-    res["valid_bpb"], res["valid_per_book"] = score_split(va_files, va_raw, va_arrs)
-    res["test_bpb"], res["test_per_book"] = score_split(te_files, te_raw, te_arrs)
-    res["eval_method"] = ("each book scored in one pass over the whole book (first unit context only), fp32, "
-                          "weights as exported; split bpb = total bits / total scored bytes")
-    log(f"valid bpb {res['valid_bpb']:.4f}  test bpb {res['test_bpb']:.4f}  ({time.time() - t_ev:.1f}s)")
+    if a.select and ema is not None:
+        raw_v = score_split(model, va_files, va_raw, va_arrs)[0]
+        swap_ema()
+        ema_v = score_split(model, va_files, va_raw, va_arrs)[0]
+        use_ema = ema_v <= raw_v
+        if not use_ema:
+            swap_ema()
+        res["selection"] = {"whole_valid_bpb_raw": raw_v, "whole_valid_bpb_ema": ema_v, "chosen": "ema" if use_ema else "raw",
+                            "precision": "fp32, TF32 off, unrounded weights"}
+        log("selection on the whole valid split:", res["selection"], f"({time.time() - t_ev:.1f}s)")
+    elif ema is not None:
+        swap_ema()
+    res["export"] = export(a.out)                    # F16 safetensors: the master copy for later conversions
+    log("exported", res["export"])
+    evals = {}
+    if a.gguf:
+        import gguf as gg
+        sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+        ccfg = dict(n_layer=cfg.n_layer, d_model=cfg.d_model, expand=cfg.expand, d_state=cfg.d_state, d_conv=cfg.d_conv,
+                    dt_rank=cfg.dt_rank, eps=cfg.eps)
+        vt = None
+        if tok is not None:
+            vocab_map = tok.get_vocab()
+            vt = [None] * vocab_padded
+            for t_, i_ in vocab_map.items():
+                vt[i_] = t_
+            vt = [t_ if t_ is not None else f"<pad{i_}>" for i_, t_ in enumerate(vt)]
+        gpath = os.path.join(a.out, "model.gguf")
+        res["gguf"] = gg.write_gguf(gpath, sd, ccfg, a.ctx, quant=a.gguf, name=name, vocab_tokens=vt)
+        res["gguf"]["types"] = sorted(set(res["gguf"]["types"].values()))
+        log("wrote", gpath, res["gguf"])
+        gsd, _ = gg.hf_state_from_gguf(gpath)
+        mq = MambaLM(cfg)
+        mq.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in gsd.items()}, strict=True)
+        mq.impl = a.impl
+        evals[a.gguf] = mq.to(dev)
+    del opt
+    mf, _ = load_hf(a.out, dev)
+    mf.impl = a.impl
+    evals["f16"] = mf
+    del model
+    if dev.startswith("cuda"):
+        torch.cuda.empty_cache()
+    shipped = a.gguf or "f16"
+    m = evals[shipped]
+    res["shipped_weights"] = "model.gguf (" + a.gguf + ")" if a.gguf else "model.safetensors (f16)"
+    res["valid_bpb"], res["valid_per_book"] = score_split(m, va_files, va_raw, va_arrs)
+    res["test_bpb"], res["test_per_book"] = score_split(m, te_files, te_raw, te_arrs)
+    if a.gguf:
+        res["f16_valid_bpb"] = score_split(mf, va_files, va_raw, va_arrs)[0]
+        res["f16_test_bpb"], res["f16_test_per_book"] = score_split(mf, te_files, te_raw, te_arrs)
+    res["eval_method"] = ("each book scored in one pass over the whole book (first unit context only), fp32, TF32 off, "
+                          "weights as shipped (dequantized exactly); split bpb = total bits / total scored bytes")
+    log(f"{shipped}: valid bpb {res['valid_bpb']:.4f}  test bpb {res['test_bpb']:.4f}" +
+        (f"  (f16: valid {res['f16_valid_bpb']:.4f} test {res['f16_test_bpb']:.4f})" if a.gguf else "") +
+        f"  ({time.time() - t_ev:.1f}s)")
     if a.kind == "byte":
         first = {}
         for f, r in zip(te_files, te_raw):
@@ -334,6 +460,7 @@ def main():
             from transformers import MambaForCausalLM
             t_hf = time.time()
             hf = MambaForCausalLM.from_pretrained(a.out, dtype=torch.float32).to(dev).eval()
+            m = mf
             book = os.path.basename(te_files[0])
             ids = torch.from_numpy(np.frombuffer(te_raw[0][:65536], dtype=np.uint8).astype(np.int64)).to(dev)
             with torch.no_grad():
@@ -342,7 +469,7 @@ def main():
                 ours = m(ids[None])[0]
                 maxdiff = (ours - lg).abs().max().item()
             res["hf_check"] = {"book": book, "window": "first 65536 bytes", "transformers_bpb": nll / ln2 / (len(ids) - 1),
-                               "ours_bpb": res["test_first64k_bpb"][book], "max_abs_logit_diff": maxdiff,
+                               "ours_bpb_f16": sum_nll(mf, ids)[0] / ln2 / (len(ids) - 1), "max_abs_logit_diff": maxdiff,
                                "seconds": time.time() - t_hf, "path": "transformers slow path (torch), fp32, TF32 off"}
             log("HF check:", res["hf_check"])
         except Exception as e:  # report, don't lose the run
