@@ -35,10 +35,16 @@ def main():
     t0 = time.time()
     dev = a.device
     torch.backends.cuda.matmul.allow_tf32 = True
-    st = torch.load(a.state, map_location=dev, weights_only=False)
     cfg = MambaCfg(vocab_size=256, d_model=a.d_model, n_layer=a.n_layer)
     m = MambaLM(cfg).to(dev)
-    m.load_state_dict(st["model"])
+    if a.state.endswith(".gguf"):
+        import gguf as gg
+        gsd, _ = gg.hf_state_from_gguf(a.state)
+        m.load_state_dict({k: torch.from_numpy(np.array(v)).to(dev) for k, v in gsd.items()})
+        st = {"step": "from " + os.path.basename(a.state)}
+    else:
+        st = torch.load(a.state, map_location=dev, weights_only=False)
+        m.load_state_dict(st["model"])
     if st.get("ema") is not None:
         with torch.no_grad():
             for p, e in zip(m.parameters(), st["ema"]):

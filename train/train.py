@@ -143,6 +143,10 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.0, help="on each block's output before the residual add")
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
     ap.add_argument("--total-budget", type=float, default=0, help="schedule length in training seconds over all calls")
+    ap.add_argument("--init-gguf", default=None, help="start from these weights (a model.gguf, dequantized) with a fresh AdamW")
+    ap.add_argument("--clock-offset", type=float, default=0, help="with --init-gguf: training seconds already spent on the schedule")
+    ap.add_argument("--step-offset", type=int, default=0, help="with --init-gguf: steps already taken")
+    ap.add_argument("--rewarm", type=int, default=0, help="steps of linear lr warmup for a fresh AdamW mid-schedule")
     ap.add_argument("--resume", default=None, help="state file of an earlier call: weights, AdamW, EMA, step, clock, data order")
     ap.add_argument("--save-state", default=None, help="write the state file at the end of this call")
     ap.add_argument("--select", action="store_true", help="export raw or EMA weights, whichever scores the whole valid split better")
@@ -225,6 +229,11 @@ def main():
                     prev = json.load(f)
                 break
         log(f"initialised from {a.init_from}")
+    if a.init_gguf:
+        import gguf as gg
+        gsd, _ = gg.hf_state_from_gguf(a.init_gguf)
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in gsd.items()}, strict=True)
+        log(f"initialised from {a.init_gguf}")
     model.set_dropout(a.dropout)
     model.to(dev)
     nparams = model.num_params()
@@ -250,6 +259,9 @@ def main():
         torch.set_rng_state(st["torch_rng"].cpu())
         log(f"resumed from {a.resume}: step {step}, {elapsed0:.1f}s of training, epoch {data.epochs_done():.2f}")
     total_budget = a.total_budget or a.budget
+    if a.init_gguf:
+        step, elapsed0 = a.step_offset, a.clock_offset
+    step0 = step
 
     def swap_ema():  # exchange the live weights with the EMA (call twice to undo)
         with torch.no_grad():
@@ -281,6 +293,8 @@ def main():
         if el >= a.budget or elapsed0 + el >= total_budget or (a.max_steps and step >= a.max_steps):
             break
         lr = lr_at(step, (elapsed0 + el) / total_budget, a)
+        if a.rewarm:
+            lr *= min(1.0, (step - step0 + 1) / a.rewarm)
         for gr in opt.param_groups:
             gr["lr"] = lr
         x, y = data.batch(a.batch, a.ctx)
