@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';
-import type { Checkpoint } from '../model/types.js';
+import type { Checkpoint, Weight } from '../model/types.js';
+import { denseWeight } from '../model/weights.js';
 import type { FloatDType } from './dtypes.js';
 import { fsError } from './io.js';
 import { loadCheckpoint } from './load.js';
@@ -67,7 +68,7 @@ function hfTensors(ckpt: Checkpoint, dtype: FloatDType): TensorToWrite[] {
 	const { config: c, weights: w } = ckpt;
 	const { dModel: d, dInner: e, dState: n, dConv: k, dtRank: r, vocabSize: v } = c;
 	const out: TensorToWrite[] = [];
-	const add = (name: string, shape: number[], data: Float32Array) => out.push({ name, dtype, shape, data });
+	const add = (name: string, shape: number[], data: Weight) => out.push({ name, dtype, shape, data: denseWeight(data) });
 	add('backbone.embeddings.weight', [v, d], w.embedding);
 	w.layers.forEach((l, i) => {
 		const p = `backbone.layers.${i}.`;
