@@ -102,8 +102,8 @@ function makeQkx2(n: number, nmax: number, x: Float32Array, xo: number, w: Float
 	for (let i = 0; i < n; i++) {
 		const l = clamp(nearestInt(f(iscale * f(x[xo + i] - min))), 0, nmax);
 		L[lo + i] = l;
-		const diff = Math.abs(f(f(f(scale * l) + min) - x[xo + i])); // use_mad is false for q4_K: |diff| not diff²
-		bestError = f(bestError + f(w[i] * diff));
+		const diff = f(f(f(scale * l) + min) - x[xo + i]);
+		bestError = f(bestError + f(w[i] * f(diff * diff))); // q4_K passes use_mad = false: squared error
 	}
 	const aux = new Uint8Array(n);
 	for (let is = 0; is <= nstep; is++) {
@@ -126,8 +126,8 @@ function makeQkx2(n: number, nmax: number, x: Float32Array, xo: number, w: Float
 			}
 			let err = 0;
 			for (let i = 0; i < n; i++) {
-				const diff = Math.abs(f(f(f(thisScale * aux[i]) + thisMin) - x[xo + i]));
-				err = f(err + f(w[i] * diff));
+				const diff = f(f(f(thisScale * aux[i]) + thisMin) - x[xo + i]);
+				err = f(err + f(w[i] * f(diff * diff)));
 			}
 			if (err < bestError) {
 				L.set(aux, lo);
