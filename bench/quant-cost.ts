@@ -1,15 +1,16 @@
 // What each quantization costs the shipped byte model: `node dist/bench/quant-cost.js [MODEL] [--bytes N]`.
 // Quantizes MODEL's weights in memory with the reference quantizers (as `convert --dtype T` would write them),
 // then on the first N bytes (default 65536) of each book in ../shared/corpus/test: bits per byte of the base and of
-// each type, and KL(base ‖ type) per byte (mean, median, p99) with top-1 agreement. Base logits are computed once.
+// each type, and KL(base ‖ type) per byte (mean, p99) with top-1 agreement. Base logits are computed once.
+// `--corpus DIR` reads the books from DIR instead.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../src/checkpoint/index.js';
 import { ggufTensors } from '../src/checkpoint/gguf-model.js';
 import { DEFAULT_MODEL } from '../src/cli/options.js';
 import { klDivergence } from '../src/engine/kl.js';
-import { selectBackend } from '../src/backend/select.js';
-import { buildModel } from '../src/model/open.js';
+import { NativeKernels } from '../src/backend/native.js';
+import { Mamba } from '../src/model/mamba.js';
 import type { QMatrix } from '../src/model/qmatrix.js';
 import { quantize, type QuantizeType } from '../src/model/quant/quantize.js';
 import type { Checkpoint, LanguageModel, Weight } from '../src/model/types.js';
@@ -17,8 +18,9 @@ import type { Checkpoint, LanguageModel, Weight } from '../src/model/types.js';
 const args = process.argv.slice(2);
 const bytesArg = args.indexOf('--bytes');
 const N = bytesArg >= 0 ? Number(args[bytesArg + 1]) : 65536;
-const modelPath = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--bytes') ?? DEFAULT_MODEL;
-const corpus = path.resolve(process.cwd(), '../shared/corpus/test');
+const modelPath = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--bytes' && args[i - 1] !== '--corpus') ?? DEFAULT_MODEL;
+const corpusArg = args.indexOf('--corpus');
+const corpus = corpusArg >= 0 ? args[corpusArg + 1] : path.resolve(process.cwd(), '../shared/corpus/test');
 const TYPES: QuantizeType[] = ['q8_0', 'q6_k', 'q4_k', 'q4_0'];
 
 /** The checkpoint with its matrices stored as convert --dtype t stores them (same per-tensor type choices). */
@@ -46,12 +48,12 @@ function quantized(base: Checkpoint<Weight>, t: QuantizeType): { ckpt: Checkpoin
 
 async function main() {
 	const base = loadModel(modelPath);
-	const { kernels } = await selectBackend('native');
-	const baseModel = await buildModel(base, kernels);
+	const kernels = NativeKernels.create(); // imported directly: this script needs no gpu.js (runs from dist alone)
+	const baseModel = new Mamba(base, kernels);
 	const models: [string, LanguageModel, number][] = [];
 	for (const t of TYPES) {
 		const { ckpt, bytes } = quantized(base, t);
-		models.push([t, await buildModel(ckpt, kernels), bytes]);
+		models.push([t, new Mamba(ckpt, kernels), bytes]);
 	}
 	const books = readdirSync(corpus).filter((f) => f.endsWith('.txt')).sort();
 	const rows: Record<string, { bpb: number[]; kl: number[]; p99: number[]; top1: number[]; bytes: number }> = {};
@@ -60,7 +62,7 @@ async function main() {
 		const bytes = readFileSync(path.join(corpus, book)).subarray(0, N);
 		// One pass of the base per book, recorded by a model wrapper that replays its logits for every comparison.
 		const logits: Float32Array[] = [];
-		const rec: LanguageModel = { ...baseModel, checkpoint: base, config: base.config, chunk: baseModel.chunk, newState: () => baseModel.newState(), step: baseModel.step.bind(baseModel), kernels: baseModel.kernels, forward: async (tok, s) => { const l = await baseModel.forward(tok, s); logits.push(l); return l; } };
+		const rec: LanguageModel = { ...baseModel, checkpoint: base, config: base.config, chunk: baseModel.chunk, newState: () => baseModel.newState(), step: (baseModel as LanguageModel).step.bind(baseModel), kernels: baseModel.kernels, forward: async (tok, s) => { const l = await (baseModel as LanguageModel).forward(tok, s); logits.push(l); return l; } };
 		let replayAt = 0;
 		const replay: LanguageModel = { ...rec, forward: async () => logits[replayAt++] };
 		for (const [t, m, size] of models) {
@@ -78,7 +80,7 @@ async function main() {
 	const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 	const mb = (n: number) => (n / 1e6).toFixed(2);
 	process.stdout.write(`${base.name} (${base.dtype}), first ${N} bytes of ${books.length} books in ../shared/corpus/test, backend ${kernels.name}\n\n`);
-	process.stdout.write('| type | matrix bytes (MB) | bits/byte | Δ vs base | mean KL (nats/byte) | p99 KL | top-1 agreement |\n|---|---|---|---|---|---|---|\n');
+	process.stdout.write('| type | GGUF tensor data (MB) | bits/byte | Δ vs base | mean KL (nats/byte) | p99 KL | top-1 agreement |\n|---|---|---|---|---|---|---|\n');
 	process.stdout.write(`| ${base.dtype} (base) | | ${mean(baseBpb).toFixed(4)} | | | | |\n`);
 	for (const t of TYPES) {
 		const r = rows[t];

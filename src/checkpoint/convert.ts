@@ -26,7 +26,7 @@ export const writesGguf = (out: string, dtype: ConvertDType) => /\.gguf$/i.test(
 
 export function convertCheckpoint(inDir: string, outDir: string, dtype: ConvertDType): { ckpt: Checkpoint<Weight>; choices: TypeChoice[] } {
 	if (!CONVERT_DTYPES.includes(dtype)) throw new UserError(`convert: unknown dtype ${dtype} (expected ${CONVERT_DTYPES.join(', ')})`);
-	if (nodePath.resolve(inDir) === nodePath.resolve(outDir)) throw new UserError(`${outDir}: choose an output other than the input`);
+	if (nodePath.resolve(inDir) === nodePath.resolve(outDir)) throw new UserError(`${outDir}: choose an output folder other than the input`);
 	const ckpt = loadModel(inDir);
 	if (writesGguf(outDir, dtype)) {
 		if (!/\.gguf$/i.test(outDir)) throw new UserError(`${outDir}: --dtype ${dtype} writes a single GGUF file; name it *.gguf`);
