@@ -11,6 +11,8 @@ export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 const MAX_DIMS = 4; // GGML_MAX_DIMS
 const MAX_STRING = 1 << 24; // no key or value of a real model file comes near 16 MiB
 const MAX_NESTING = 4; // arrays of arrays: allowed by the format, never used deeply
+const MAX_STRINGS = 1 << 24; // vocabularies have up to ~10^6 tokens
+const MAX_KEPT = 1 << 20; // numeric array elements held in memory (a tokenizer's scores have ~10^5)
 
 /** ggml type ids (ggml.h enum ggml_type): the ones we load, and names for the rest so errors can name them. */
 const GGML_TYPES: Record<number, string> = {
@@ -30,7 +32,8 @@ export const enum GT { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY,
 const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
-export interface GgufKV { type: GT; value: GgufValue; elemType?: GT }
+/** count: an array's length (its value is left empty for numeric arrays over MAX_KEPT elements). */
+export interface GgufKV { type: GT; value: GgufValue; elemType?: GT; count?: number }
 
 export interface GgufTensor {
 	name: string;
@@ -75,6 +78,10 @@ class Cursor {
 		const at = this.pos - this.start;
 		this.pos += n;
 		return at;
+	}
+	skip(n: number, what: string): void {
+		if (n > this.remaining()) throw new UserError(`${this.path}: file is truncated (ends inside ${what} at offset ${this.pos})`);
+		this.pos += n;
 	}
 	bytes(n: number, what: string): Uint8Array {
 		const at = this.need(n, what);
@@ -140,9 +147,17 @@ function readValue(c: Cursor, type: number, what: string, depth: number): GgufKV
 		// Smallest encoding of one element: a scalar's size, 8 bytes of string length, 12 bytes of an array header.
 		const min = elemType === GT.STRING ? 8 : elemType === GT.ARRAY ? 12 : SCALAR_SIZE[elemType];
 		const n = c.count(min, `the element count of ${what}`);
+		if (n > MAX_STRINGS && (elemType === GT.STRING || elemType === GT.ARRAY)) {
+			throw new UserError(`${c.path}: ${what} has ${n} elements (absurd for a list of strings or arrays; at most ${MAX_STRINGS})`);
+		}
+		if (n > MAX_KEPT && elemType !== GT.STRING && elemType !== GT.ARRAY) {
+			// A long numeric array (no mamba key has one): checked to fit, stepped over, not held as JS numbers.
+			c.skip(n * min, what);
+			return { type, value: [], elemType, count: n };
+		}
 		const value: GgufValue[] = new Array(n);
 		for (let i = 0; i < n; i++) value[i] = readValue(c, elemType, `${what}[${i}]`, depth + 1).value;
-		return { type, value, elemType };
+		return { type, value, elemType, count: n };
 	}
 	if (!(type in SCALAR_SIZE)) throw new UserError(`${c.path}: ${what} has unknown value type ${type} (expected 0..12)`);
 	return { type, value: c.scalar(type, what) };
