@@ -1,24 +1,39 @@
-// convertCheckpoint: any loadable checkpoint -> the HF MambaForCausalLM layout (config.json + model.safetensors).
+// convertCheckpoint: any loadable checkpoint (folder or .gguf) -> the HF MambaForCausalLM layout (config.json +
+// model.safetensors), or -> one llama.cpp GGUF file (gguf-model.ts) for the quantized types or an OUT ending in .gguf.
 // LayerNorm checkpoints keep their `*.norm.bias` tensors: transformers' MambaRMSNorm would ignore them, but this
 // runtime reads them (DESIGN §2), so the converted folder computes exactly what the original did.
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';
-import type { Checkpoint } from '../model/types.js';
+import type { Checkpoint, Weight } from '../model/types.js';
+import { denseWeight } from '../model/weights.js';
 import type { FloatDType } from './dtypes.js';
 import { fsError } from './io.js';
-import { loadCheckpoint } from './load.js';
+import { writeCheckpointGguf, type TypeChoice } from './gguf-model.js';
+import { loadModel } from './load.js';
+import type { QuantizeType } from '../model/quant/quantize.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors.js';
 
 const DTYPES: Record<'f32' | 'f16' | 'bf16', FloatDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 const TORCH_DTYPE: Record<FloatDType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 const F16_MAX = 65504;
 
-export function convertCheckpoint(inDir: string, outDir: string, dtype: 'f32' | 'f16' | 'bf16'): Checkpoint {
-	const dt = DTYPES[dtype];
-	if (!dt) throw new UserError(`convert: unknown dtype ${dtype} (expected f32, f16 or bf16)`);
+export const CONVERT_DTYPES = ['f16', 'bf16', 'f32', 'q8_0', 'q4_0', 'q4_k', 'q6_k'] as const;
+export type ConvertDType = (typeof CONVERT_DTYPES)[number];
+
+/** Whether convert writes GGUF: always for the quantized types, and for any type when OUT ends in .gguf. */
+export const writesGguf = (out: string, dtype: ConvertDType) => /\.gguf$/i.test(out) || !(dtype in DTYPES);
+
+export function convertCheckpoint(inDir: string, outDir: string, dtype: ConvertDType): { ckpt: Checkpoint<Weight>; choices: TypeChoice[] } {
+	if (!CONVERT_DTYPES.includes(dtype)) throw new UserError(`convert: unknown dtype ${dtype} (expected ${CONVERT_DTYPES.join(', ')})`);
 	if (nodePath.resolve(inDir) === nodePath.resolve(outDir)) throw new UserError(`${outDir}: choose an output folder other than the input`);
-	const ckpt = loadCheckpoint(inDir);
+	const ckpt = loadModel(inDir);
+	if (writesGguf(outDir, dtype)) {
+		if (!/\.gguf$/i.test(outDir)) throw new UserError(`${outDir}: --dtype ${dtype} writes a single GGUF file; name it *.gguf`);
+		if (dtype === 'f16') for (const t of hfTensors(ckpt, 'F16')) checkHalfRange(t, ckpt.dir);
+		return { ckpt, choices: writeCheckpointGguf(ckpt, outDir, dtype as QuantizeType) };
+	}
+	const dt = DTYPES[dtype as keyof typeof DTYPES];
 	const tensors = hfTensors(ckpt, dt);
 	if (dt === 'F16') for (const t of tensors) checkHalfRange(t, ckpt.dir);
 	try {
@@ -37,11 +52,11 @@ export function convertCheckpoint(inDir: string, outDir: string, dtype: 'f32' | 
 	} catch (err) {
 		throw fsError(outDir, err);
 	}
-	return ckpt;
+	return { ckpt, choices: [] };
 }
 
 /** config.json with transformers' MambaConfig field names (+ training_context_length when known). */
-export function hfConfig(ckpt: Checkpoint, dtype: FloatDType): Record<string, unknown> {
+export function hfConfig(ckpt: Checkpoint<Weight>, dtype: FloatDType): Record<string, unknown> {
 	const c = ckpt.config;
 	return {
 		architectures: ['MambaForCausalLM'],
@@ -63,11 +78,11 @@ export function hfConfig(ckpt: Checkpoint, dtype: FloatDType): Record<string, un
 	};
 }
 
-function hfTensors(ckpt: Checkpoint, dtype: FloatDType): TensorToWrite[] {
+function hfTensors(ckpt: Checkpoint<Weight>, dtype: FloatDType): TensorToWrite[] {
 	const { config: c, weights: w } = ckpt;
 	const { dModel: d, dInner: e, dState: n, dConv: k, dtRank: r, vocabSize: v } = c;
 	const out: TensorToWrite[] = [];
-	const add = (name: string, shape: number[], data: Float32Array) => out.push({ name, dtype, shape, data });
+	const add = (name: string, shape: number[], data: Weight) => out.push({ name, dtype, shape, data: denseWeight(data) });
 	add('backbone.embeddings.weight', [v, d], w.embedding);
 	w.layers.forEach((l, i) => {
 		const p = `backbone.layers.${i}.`;
@@ -79,7 +94,7 @@ function hfTensors(ckpt: Checkpoint, dtype: FloatDType): TensorToWrite[] {
 		add(`${p}mixer.x_proj.weight`, [r + 2 * n, e], l.xProj);
 		add(`${p}mixer.dt_proj.weight`, [e, r], l.dtProj);
 		add(`${p}mixer.dt_proj.bias`, [e], l.dtBias);
-		add(`${p}mixer.A_log`, [e, n], l.aLog);
+		add(`${p}mixer.A_log`, [e, n], l.aLog); // from a GGUF file: log(−A) in float32 (see gguf-model.ts)
 		add(`${p}mixer.D`, [e], l.D);
 		add(`${p}mixer.out_proj.weight`, [d, e], l.outProj);
 	});

@@ -1,13 +1,15 @@
-// loadCheckpoint: config.json + model.safetensors or pytorch_model.bin -> Checkpoint (float32 weights).
+// loadCheckpoint: config.json + model.safetensors or pytorch_model.bin -> Checkpoint (float32 weights), or a
+// llama.cpp .gguf file -> Checkpoint (stored matrices kept as they are; gguf-model.ts).
 // Order matters: config limits, then every tensor's presence/shape/dtype, then memory — all before reading data;
 // then one tensor at a time is read, converted and checked for NaN/Inf.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';
-import type { Checkpoint, LayerWeights, MambaConfig, MambaWeights } from '../model/types.js';
+import type { Checkpoint, LayerWeights, MambaConfig, MambaWeights, Weight } from '../model/types.js';
 import { checkMemory, countParameters, LIMITS, readConfig } from './config.js';
 import { firstNonFinite, isFloatDType, type FloatDType } from './dtypes.js';
+import { loadGguf } from './gguf-model.js';
 import { fmtShape, type TensorSource } from './io.js';
 import { openSafetensors } from './safetensors.js';
 import { openTorchBin } from './torch.js';
@@ -16,6 +18,22 @@ export { countParameters } from './config.js';
 
 const MIXER = ['in_proj.weight', 'conv1d.weight', 'conv1d.bias', 'x_proj.weight', 'dt_proj.weight', 'dt_proj.bias', 'A_log', 'D', 'out_proj.weight'] as const;
 
+/** A model from a checkpoint folder or a llama.cpp .gguf file (whose matrices stay in their stored blocks). */
+export function loadModel(path: string): Checkpoint<Weight> {
+	let st: fs.Stats | undefined;
+	try {
+		st = fs.statSync(path);
+	} catch {
+		// loadCheckpoint names the missing folder
+	}
+	if (st?.isFile() && /\.gguf$/i.test(path)) {
+		if (os.endianness() !== 'LE') throw new UserError('checkpoints can only be loaded on little-endian machines');
+		return loadGguf(path);
+	}
+	return loadCheckpoint(path);
+}
+
+/** A checkpoint folder (float32 weights). */
 export function loadCheckpoint(dir: string): Checkpoint {
 	let st: fs.Stats;
 	try {
@@ -23,8 +41,8 @@ export function loadCheckpoint(dir: string): Checkpoint {
 	} catch {
 		throw new UserError(`${dir}: checkpoint folder not found`);
 	}
-	if (!st.isDirectory()) throw new UserError(`${dir}: not a folder (a checkpoint is a folder with config.json and model.safetensors or pytorch_model.bin)`);
 	if (os.endianness() !== 'LE') throw new UserError('checkpoints can only be loaded on little-endian machines');
+	if (!st.isDirectory()) throw new UserError(`${dir}: not a folder or a .gguf file (a checkpoint is a folder with config.json and model.safetensors or pytorch_model.bin, or a llama.cpp .gguf file)`);
 	const configPath = nodePath.join(dir, 'config.json');
 	if (!fs.existsSync(configPath)) throw new UserError(`${dir}: no config.json found`);
 	const draft = readConfig(configPath);
@@ -106,7 +124,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
 		if (!config.tied) {
 			const head = read('lm_head.weight');
 			// torch.save of a tied mamba_ssm model stores lm_head.weight too: identical values mean tied.
-			if (sameValues(head, weights.embedding)) config.tied = true;
+			if (sameValues(head, weights.embedding as Float32Array)) config.tied = true;
 			else weights.lmHead = head;
 		}
 		const dtype = source.entries.get(embName)?.dtype as FloatDType;
@@ -162,9 +180,10 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
 }
 
 /** e.g. "byte-model (HF, F16, d=384 L=8, 7.8M params)". */
-export function checkpointSummary(ckpt: Checkpoint): string {
+export function checkpointSummary(ckpt: Checkpoint<Weight>): string {
 	const c = ckpt.config;
-	return `${ckpt.name} (${ckpt.format === 'hf' ? 'HF' : 'mamba_ssm'}, ${ckpt.dtype}, d=${c.dModel} L=${c.nLayer}, ${formatCount(countParameters(c))} params)`;
+	const format = ckpt.format === 'hf' ? 'HF' : ckpt.format === 'gguf' ? 'GGUF' : 'mamba_ssm';
+	return `${ckpt.name} (${format}, ${ckpt.dtype}, d=${c.dModel} L=${c.nLayer}, ${formatCount(countParameters(c))} params)`;
 }
 
 export function formatCount(n: number): string {

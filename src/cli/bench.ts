@@ -5,13 +5,13 @@ import { UsageError } from '../errors.js';
 import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';
 import type { Kernels } from '../backend/types.js';
-import { loadCheckpoint, countParameters } from '../checkpoint/index.js';
+import { loadModel, countParameters } from '../checkpoint/index.js';
 import { buildModel } from '../model/open.js';
 import { generate, type GenerateOptions } from '../engine/generate.js';
 import { Drafter } from '../engine/speculative.js';
 import type { GenerationStats } from '../engine/events.js';
 import { randomCheckpoint, shapeConfig } from '../model/random.js';
-import type { Checkpoint, LanguageModel } from '../model/types.js';
+import type { Checkpoint, LanguageModel, Weight } from '../model/types.js';
 import { DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
 
 export interface BenchResult {
@@ -39,7 +39,7 @@ async function timeIt(fn: () => Promise<unknown>, repeats: number): Promise<numb
 }
 
 export async function benchModel(
-	ckpt: Checkpoint, kernels: Kernels, sizes?: { prefill: number; decode: number; repeats: number }, built?: LanguageModel,
+	ckpt: Checkpoint<Weight>, kernels: Kernels, sizes?: { prefill: number; decode: number; repeats: number }, built?: LanguageModel,
 ): Promise<BenchResult> {
 	const params = countParameters(ckpt.config);
 	// Enough work for a stable median without minutes per row: gpu.js on a CPU reaches ~2 GFLOP/s, so it gets
@@ -97,7 +97,7 @@ export function table(rows: BenchResult[]): string {
 
 export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 	if (rest.length > 0) throw new UsageError(`bench: unexpected argument ${rest[0]}`);
-	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : loadCheckpoint(modelDir(flags.model, '--model', DEFAULT_MODEL));
+	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : loadModel(modelDir(flags.model, '--model', DEFAULT_MODEL));
 	const choice = String(flags.backend ?? 'auto');
 	const { kernels, notes } = await benchBackends(choice);
 	if (flags.verbose) for (const n of notes) process.stderr.write(`mambabyte: ${n}\n`);

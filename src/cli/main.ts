@@ -3,7 +3,7 @@
 // prints a stack trace unless --verbose.
 import meow from 'meow';
 import { UserError, UsageError } from '../errors.js';
-import { generationOptions, perplexityOptions, type RawFlags } from './options.js';
+import { generationOptions, modelDir, perplexityOptions, type RawFlags } from './options.js';
 
 const help = `
   Usage
@@ -12,7 +12,7 @@ const help = `
     $ mambabyte complete [PROMPT]        continue PROMPT (or all of stdin); only the continuation goes to stdout
     $ mambabyte perplexity FILE...       bits per byte of each file ('-' = stdin)
     $ mambabyte bench                    throughput: prefill, decode, speculative
-    $ mambabyte convert IN OUT           any supported checkpoint to HF safetensors
+    $ mambabyte convert IN OUT           any supported checkpoint to HF safetensors or GGUF
 
   Common options
     -m, --model DIR          checkpoint folder (default: the shipped byte model)
@@ -35,12 +35,14 @@ const help = `
     --curve                  bits per byte by position bucket
     --bucket N               bucket size in bytes (default: the model's training context length)
     --window W               sliding window: each byte sees at most W bytes of context
+    --kl-divergence BASE     KL(BASE ‖ --model) per byte, its percentiles and top-1 agreement (what a quantization costs)
 
   Bench
     --shape DxL              random weights of that shape (e.g. 1024x53) instead of --model
 
   Convert
-    --dtype f16|bf16|f32     weight type written (default f16)
+    --dtype TYPE             f16|bf16|f32 (HF safetensors; GGUF when OUT ends in .gguf) or q8_0|q4_0|q4_k|q6_k
+                             (a GGUF file OUT); default f16
 
   Exit codes: 0 success, 1 runtime failure (bad file, bad checkpoint), 2 usage error
 
@@ -68,6 +70,7 @@ const flagSpec = {
 	curve: { type: 'boolean' },
 	bucket: { type: 'string' },
 	window: { type: 'string' },
+	klDivergence: { type: 'string' },
 	shape: { type: 'string' },
 	dtype: { type: 'string' },
 } as const;
@@ -96,6 +99,10 @@ async function main(argv: string[]): Promise<void> {
 	switch (command) {
 		case 'perplexity': {
 			if (rest.length === 0) throw new UsageError('perplexity: expected at least one FILE (or - for stdin)');
+			if (flags.klDivergence !== undefined) {
+				const { runKlDivergence } = await import('./kl.js');
+				return runKlDivergence(rest, perplexityOptions(flags), modelDir(flags.klDivergence, '--kl-divergence', ''));
+			}
 			const { runPerplexity } = await import('./perplexity.js');
 			return runPerplexity(rest, perplexityOptions(flags));
 		}
@@ -113,7 +120,7 @@ async function main(argv: string[]): Promise<void> {
 			return runBench(flags, rest);
 		}
 		case 'convert': {
-			if (rest.length !== 2) throw new UsageError('convert: expected IN and OUT folders');
+			if (rest.length !== 2) throw new UsageError('convert: expected IN and OUT (a folder, or a .gguf file)');
 			const { runConvert } = await import('./convert.js');
 			return runConvert(rest[0], rest[1], String(flags.dtype ?? 'f16'));
 		}

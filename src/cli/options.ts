@@ -54,7 +54,8 @@ const isInt = (v: number) => Number.isInteger(v);
 export function modelDir(value: unknown, flag: string, fallback: string): string {
 	const dir = value === undefined ? fallback : String(value);
 	if (!existsSync(dir)) throw new UsageError(`${flag} ${dir}: no such folder`);
-	if (!statSync(dir).isDirectory()) throw new UsageError(`${flag} ${dir}: not a folder (expected a checkpoint folder with config.json)`);
+	if (statSync(dir).isFile() && /\.gguf$/i.test(dir)) return dir; // a llama.cpp model file
+	if (!statSync(dir).isDirectory()) throw new UsageError(`${flag} ${dir}: not a folder or a .gguf file (expected a checkpoint folder with config.json, or a .gguf file)`);
 	return dir;
 }
 

@@ -43,6 +43,7 @@
 import { Mamba } from '../model/mamba.js';
 import { MambaState } from '../model/state.js';
 import type { LanguageModel, ModelState } from '../model/types.js';
+import { isQMatrix, type QMatrix } from '../model/qmatrix.js';
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from './events.js';
 import { Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
@@ -384,7 +385,8 @@ function modelKey(m: LanguageModel): string {
 	const c = m.config;
 	const w = m.checkpoint.weights;
 	let h = 0x811c9dc5;
-	const mix = (a: Float32Array) => {
+	const mix = (w: Float32Array | QMatrix) => {
+		const a = isQMatrix(w) ? new Uint32Array(w.data.buffer, w.data.byteOffset, w.data.byteLength >> 2) : w;
 		const bits = new Uint32Array(a.buffer, a.byteOffset, a.length);
 		const step = Math.max(1, Math.floor(a.length / 512));
 		for (let i = 0; i < a.length; i += step) h = Math.imul(h ^ bits[i], 0x01000193) >>> 0;

@@ -6,7 +6,8 @@ import { matrix, type Matrix } from '../../kernels/types.js';
 import { nextConvState } from '../../kernels/conv.js';
 import type { Kernels } from '../backend/types.js';
 import { MambaState } from './state.js';
-import type { Checkpoint, MambaConfig } from './types.js';
+import type { Checkpoint, MambaConfig, Weight } from './types.js';
+import { denseWeight, embeddingRow, layerA } from './weights.js';
 
 interface Layer {
 	norm: Float32Array; // (d)
@@ -24,32 +25,34 @@ interface Layer {
 
 export class Mamba {
 	readonly config: MambaConfig;
-	private readonly embedding: Float32Array; // (V, d)
+	private readonly embedding: Weight; // (V, d): rows are read (dequantized) one token at a time
 	private readonly layers: Layer[];
 	private readonly normF: Float32Array;
 	private readonly normFBias?: Float32Array;
 	private readonly head: Matrix; // (V, d): the embedding when tied
 
-	constructor(readonly checkpoint: Checkpoint, readonly kernels: Kernels, readonly chunk = 64) {
+	constructor(readonly checkpoint: Checkpoint<Weight>, readonly kernels: Kernels, readonly chunk = 64) {
 		const c = (this.config = checkpoint.config);
 		const w = checkpoint.weights;
 		const E = c.dInner, d = c.dModel, N = c.dState, R = c.dtRank;
 		this.embedding = w.embedding;
 		this.normF = w.normF;
 		this.normFBias = w.normFBias;
-		this.head = matrix(w.lmHead ?? w.embedding, c.vocabSize, d);
+		// Every kernel set takes float32 matrices today: stored blocks are dequantized once here (denseWeight is
+		// the one place a backend with quantized kernels would pass the blocks instead).
+		this.head = matrix(denseWeight(w.lmHead ?? w.embedding), c.vocabSize, d);
 		this.layers = w.layers.map((l) => ({
 			norm: l.norm,
 			normBias: l.normBias,
-			inProj: matrix(l.inProj, 2 * E, d),
+			inProj: matrix(denseWeight(l.inProj), 2 * E, d),
 			convWeight: l.convWeight,
 			convBias: l.convBias,
-			xProj: matrix(l.xProj, R + 2 * N, E),
-			dtProj: matrix(l.dtProj, E, R),
+			xProj: matrix(denseWeight(l.xProj), R + 2 * N, E),
+			dtProj: matrix(denseWeight(l.dtProj), E, R),
 			dtBias: l.dtBias,
-			A: l.aLog.map((v) => -Math.exp(v)),
+			A: layerA(l),
 			D: l.D,
-			outProj: matrix(l.outProj, d, E),
+			outProj: matrix(denseWeight(l.outProj), d, E),
 		}));
 	}
 
@@ -82,7 +85,7 @@ export class Mamba {
 		}
 		// x = self.embedding(input_ids)                       # (T, d)
 		let x: Float32Array = new Float32Array(T * d);
-		tokens.forEach((tok, t) => x.set(this.embedding.subarray(tok * d, (tok + 1) * d), t * d));
+		tokens.forEach((tok, t) => embeddingRow(this.embedding, tok, d, x, t * d));
 		for (let l = 0; l < this.layers.length; l++) {
 			const L = this.layers[l];
 			// u = self.norm(x)                                 # (T, d)

@@ -28,7 +28,8 @@ import { scanOutputBlocked, scanStarts, scanStep } from '../../kernels/blocked-s
 import type { Kernels } from '../backend/types.js';
 import { range, whole, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from '../backend/resident/runner.js';
 import { MambaState } from './state.js';
-import type { Checkpoint, LanguageModel, MambaConfig, ModelState } from './types.js';
+import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Weight } from './types.js';
+import { denseWeight, layerA } from './weights.js';
 
 /** Bindings at an offset must be 256-byte aligned: per-layer slices of one buffer start at multiples of 64 floats. */
 const ALIGN = 64;
@@ -200,7 +201,7 @@ export class ResidentMamba implements LanguageModel {
 		'embedding' | 'workSsm' | 'workConv', DeviceBuffer
 	>;
 
-	private constructor(readonly checkpoint: Checkpoint, readonly runner: Runner, readonly kernels: Kernels, readonly chunk: number) {
+	private constructor(readonly checkpoint: Checkpoint<Weight>, readonly runner: Runner, readonly kernels: Kernels, readonly chunk: number) {
 		const c = (this.config = checkpoint.config);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
 		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0 && c.dState % 4 === 0;
@@ -220,7 +221,7 @@ export class ResidentMamba implements LanguageModel {
 	}
 
 	/** Compile the kernels and upload the weights. `kernels` names the backend and scores logits (perplexity). */
-	static async create(checkpoint: Checkpoint, runner: Runner, kernels: Kernels, chunk = 64): Promise<ResidentMamba> {
+	static async create(checkpoint: Checkpoint<Weight>, runner: Runner, kernels: Kernels, chunk = 64): Promise<ResidentMamba> {
 		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
 		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
 		const m = new ResidentMamba(checkpoint, runner, kernels, chunk);
@@ -285,31 +286,31 @@ export class ResidentMamba implements LanguageModel {
 			if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		};
 		for (const l of w.layers) {
-			const aNeg = l.aLog.map((v) => -Math.exp(v)); // A = −exp(A_log), once
+			const aNeg = layerA(l); // A = −exp(A_log), once (or as a GGUF file stores it)
 			const layerW: Layer = {
-				inProj: await mat(l.inProj, 2 * E, d, d, EPI_NONE, [l.norm, l.normBias]),
+				inProj: await mat(denseWeight(l.inProj), 2 * E, d, d, EPI_NONE, [l.norm, l.normBias]),
 				convWeight: put(l.convWeight),
 				convBias: put(l.convBias),
-				xProj: await mat(l.xProj, RC, E, E, EPI_NONE),
-				dtProj: await mat(l.dtProj, E, R, RC, EPI_SOFTPLUS),
+				xProj: await mat(denseWeight(l.xProj), RC, E, E, EPI_NONE),
+				dtProj: await mat(denseWeight(l.dtProj), E, R, RC, EPI_SOFTPLUS),
 				dtBias: put(l.dtBias),
 				A: put(aNeg),
 				D: put(l.D),
 				scanParams: put(Float32Array.from([...aNeg, ...l.D, ...l.dtBias])),
-				outProj: await mat(l.outProj, d, E, E, EPI_RESIDUAL),
+				outProj: await mat(denseWeight(l.outProj), d, E, E, EPI_RESIDUAL),
 				convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 				H: r.alloc((TBm + 1) * E * N),
 			};
 			[layerW.inProj, layerW.xProj, layerW.dtProj, layerW.outProj].forEach(need);
 			this.layers.push(layerW);
 		}
-		this.head = await mat(w.lmHead ?? w.embedding, V, d, d, EPI_NONE, [w.normF, w.normFBias]);
+		this.head = await mat(denseWeight(w.lmHead ?? w.embedding), V, d, d, EPI_NONE, [w.normF, w.normFBias]);
 		need(this.head);
 		const act = (cols: number) => r.alloc(TBm * cols * 4);
 		this.bufs = {
 			tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
 			P: r.alloc(pMax), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
-			ones: put(new Float32Array(d).fill(1)).buf, embedding: put(w.embedding).buf,
+			ones: put(new Float32Array(d).fill(1)).buf, embedding: put(denseWeight(w.embedding)).buf,
 			workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)),
 		};
 	}

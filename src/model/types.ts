@@ -1,4 +1,10 @@
-// The shapes every part agrees on (DESIGN.md §2). Weights are row-major Float32Array, shapes in comments.
+// The shapes every part agrees on (DESIGN.md §2). Weights are row-major Float32Array, shapes in comments; the six
+// matrices may instead be stored blocks (QMatrix, from a GGUF file), which backends without quantized kernels
+// turn into float32 once with denseWeight (weights.ts).
+import type { QMatrix, QType } from './qmatrix.js';
+
+/** A weight matrix: float32 values, or its stored (possibly quantized) blocks. */
+export type Weight = Float32Array | QMatrix;
 
 /** Architecture of a Mamba-1 language model, normalised from either config layout (HF or mamba_ssm). */
 export interface MambaConfig {
@@ -16,35 +22,38 @@ export interface MambaConfig {
 	contextLength?: number;
 }
 
-export interface LayerWeights {
+/** W: Float32Array for checkpoints from folders (safetensors, torch); Weight for any file (GGUF). */
+export interface LayerWeights<W extends Weight = Float32Array> {
 	norm: Float32Array; // (d)
 	normBias?: Float32Array; // (d) LayerNorm only
-	inProj: Float32Array; // (2·dInner, d)
+	inProj: W; // (2·dInner, d)
 	convWeight: Float32Array; // (dInner, k)   from conv1d.weight (dInner, 1, k)
 	convBias: Float32Array; // (dInner)
-	xProj: Float32Array; // (R + 2N, dInner)
-	dtProj: Float32Array; // (dInner, R)
+	xProj: W; // (R + 2N, dInner)
+	dtProj: W; // (dInner, R)
 	dtBias: Float32Array; // (dInner)
 	aLog: Float32Array; // (dInner, N)
+	/** A = −exp(A_log) (dInner, N) exactly as the file stores it (GGUF holds A, not A_log); the model uses it when present. */
+	A?: Float32Array;
 	D: Float32Array; // (dInner)
-	outProj: Float32Array; // (d, dInner)
+	outProj: W; // (d, dInner)
 }
 
-export interface MambaWeights {
-	embedding: Float32Array; // (V, d)
-	layers: LayerWeights[];
+export interface MambaWeights<W extends Weight = Float32Array> {
+	embedding: W; // (V, d)
+	layers: LayerWeights<W>[];
 	normF: Float32Array; // (d)
 	normFBias?: Float32Array; // (d)
-	lmHead?: Float32Array; // (V, d) only when untied
+	lmHead?: W; // (V, d) only when untied
 }
 
-export interface Checkpoint {
-	dir: string; // folder it came from
-	name: string; // short name for display (folder basename)
-	format: 'hf' | 'mamba_ssm';
-	dtype: 'F32' | 'F16' | 'BF16';
+export interface Checkpoint<W extends Weight = Float32Array> {
+	dir: string; // folder (or .gguf file) it came from
+	name: string; // short name for display (folder basename, or file name without .gguf)
+	format: 'hf' | 'mamba_ssm' | 'gguf';
+	dtype: Uppercase<QType>; // the stored type of the weights (of ssm_in for GGUF)
 	config: MambaConfig;
-	weights: MambaWeights;
+	weights: MambaWeights<W>;
 	/** Path of tokenizer.json when the folder holds one (a subword drafter). */
 	tokenizerPath?: string;
 }
@@ -65,7 +74,7 @@ export interface ModelState {
 /** What the engine runs: the host-kernel forward (mamba.ts) or the GPU-resident one (resident.ts). */
 export interface LanguageModel {
 	readonly config: MambaConfig;
-	readonly checkpoint: Checkpoint;
+	readonly checkpoint: Checkpoint<Weight>;
 	readonly kernels: import('../backend/types.js').Kernels; // its name is the backend's; logProb scores logits
 	readonly chunk: number;
 	newState(): ModelState;
