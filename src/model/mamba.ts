@@ -5,6 +5,7 @@
 import { matrix, type Matrix } from '../../kernels/types.js';
 import { nextConvState } from '../../kernels/conv.js';
 import type { Kernels } from '../backend/types.js';
+import { NativeKernels, type NativeModel } from '../backend/native.js';
 import { MambaState } from './state.js';
 import type { Checkpoint, MambaConfig } from './types.js';
 
@@ -29,6 +30,9 @@ export class Mamba {
 	private readonly normF: Float32Array;
 	private readonly normFBias?: Float32Array;
 	private readonly head: Matrix; // (V, d): the embedding when tied
+	/** On the native backend, a decode step is one native call (NativeModel); false: the per-operation path. */
+	fusedStep = true;
+	private fused?: NativeModel;
 
 	constructor(readonly checkpoint: Checkpoint, readonly kernels: Kernels, readonly chunk = 64) {
 		const c = (this.config = checkpoint.config);
@@ -70,7 +74,13 @@ export class Mamba {
 
 	/** Logits (V) of the next token after one token. */
 	async step(token: number, state: MambaState): Promise<Float32Array> {
-		return this.forwardChunk([token], state);
+		if (!(this.fusedStep && this.kernels instanceof NativeKernels)) return this.forwardChunk([token], state);
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: k, vocabSize: V, eps } = this.config;
+		if (!(token >= 0 && token < V)) throw new RangeError(`token ${token} outside the vocabulary 0..${V - 1}`);
+		this.fused ??= this.kernels.model({ d, E, N, R, k, V, eps }, this.layers, this.normF, this.normFBias, this.head);
+		const logits = this.fused.step(this.embedding.subarray(token * d, (token + 1) * d), state.conv, state.ssm);
+		state.position += 1;
+		return logits;
 	}
 
 	private async forwardChunk(tokens: number[], state: MambaState): Promise<Float32Array> {
