@@ -162,100 +162,142 @@ INLINE float hsum8(__m256 v) {
 
 INLINE __m256i ldq(const int8_t *q) { return _mm256_loadu_si256((const __m256i *)q); }
 
-// Each: row against tokens x[0], x[nbx], … (TT of them, nbx blocks per token), results in out[0..TT).
-static void rows_q8_0(const uint8_t *row, const mb_q8x *x, int nbx, int nb, int TT, float *out) {
-	__m256 acc[GROUP];
-	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
-	for (int b = 0; b < nb; b++) {
-		const uint8_t *p = row + 34 * b;
-		const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2)), u = _mm256_sign_epi8(w, w);
-		const float d = half(p);
-		for (int j = 0; j < TT; j++) {
-			const mb_q8x *xb = x + (size_t)j * nbx + b;
-			const __m256i s = dot_us(u, _mm256_sign_epi8(ldq(xb->q), w));
-			acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xb->d), acc[j]);
-		}
-	}
-	for (int j = 0; j < TT; j++) out[j] = hsum8(acc[j]);
-}
+// Tiles: RR weight rows × TT tokens (RR·TT <= 4 accumulator chains: 4 rows for one token, else 1 row for up to 4
+// tokens), out[r·TT + j]. Each (row, token) pair has its own accumulator, fed block by block in order, so a result
+// is the same whichever tile shape computed it. Compile-time RR and TT (always_inline, constant arguments) keep
+// the accumulators in registers.
+#define TILE_ARGS const mb_qlinear_args *a, int n, int t, float *out
+#define ROW(r) (a->W + (size_t)(n + (r)) * a->row_bytes)
+#define XB(j, b) (a->xq + (size_t)(t + (j)) * (a->K / 32) + (b))
 
-static void rows_q4_0(const uint8_t *row, const mb_q8x *x, int nbx, int nb, int TT, float *out) {
-	__m256 acc[GROUP];
-	float off[GROUP] = {0};
-	const __m256i lo = _mm256_set1_epi8(0xf);
-	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
-	for (int b = 0; b < nb; b++) {
-		const uint8_t *p = row + 18 * b;
-		const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
-		const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), lo);
-		const float d = half(p);
-		for (int j = 0; j < TT; j++) {
-			const mb_q8x *xb = x + (size_t)j * nbx + b;
-			const float dd = d * xb->d;
-			acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u, ldq(xb->q))), _mm256_set1_ps(dd), acc[j]);
-			off[j] += dd * (xb->s[0] + xb->s[1]);
+INLINE void tile_q8_0(TILE_ARGS, const int RR, const int TT) {
+	__m256 acc[4] = {0};
+	for (int b = 0; b < a->K / 32; b++) {
+		__m256i w[4], u[4];
+		float d[4];
+		for (int r = 0; r < RR; r++) {
+			const uint8_t *p = ROW(r) + 34 * b;
+			w[r] = _mm256_loadu_si256((const __m256i *)(p + 2));
+			u[r] = _mm256_sign_epi8(w[r], w[r]);
+			d[r] = half(p);
 		}
-	}
-	for (int j = 0; j < TT; j++) out[j] = hsum8(acc[j]) - 8 * off[j];
-}
-
-static void rows_q4_k(const uint8_t *row, const mb_q8x *x, int nbx, int nb, int TT, float *out) {
-	__m256 acc[GROUP];
-	float off[GROUP] = {0};
-	const __m256i lo = _mm256_set1_epi8(0xf);
-	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
-	for (int sb = 0; sb < nb / 8; sb++) {
-		const uint8_t *p = row + 144 * sb;
-		const float d = half(p), dmin = half(p + 2);
-		int s[8], m[8];
-		for (int i = 0; i < 8; i++) scale_min_k4(i, p + 4, &s[i], &m[i]);
-		for (int c = 0; c < 4; c++) {
-			const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
-			const __m256i u0 = _mm256_and_si256(q, lo), u1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
-			for (int j = 0; j < TT; j++) {
-				const mb_q8x *x0 = x + (size_t)j * nbx + 8 * sb + 2 * c, *x1 = x0 + 1;
-				const __m256 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u0, ldq(x0->q))), _mm256_set1_ps(d * s[2 * c] * x0->d), acc[j]);
-				acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u1, ldq(x1->q))), _mm256_set1_ps(d * s[2 * c + 1] * x1->d), a);
-				off[j] += dmin * (m[2 * c] * x0->d * (x0->s[0] + x0->s[1]) + m[2 * c + 1] * x1->d * (x1->s[0] + x1->s[1]));
+		for (int j = 0; j < TT; j++) {
+			const mb_q8x *xb = XB(j, b);
+			const __m256i xv = ldq(xb->q);
+			for (int r = 0; r < RR; r++) {
+				const __m256i s = dot_us(u[r], _mm256_sign_epi8(xv, w[r]));
+				acc[r * TT + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d[r] * xb->d), acc[r * TT + j]);
 			}
 		}
 	}
-	for (int j = 0; j < TT; j++) out[j] = hsum8(acc[j]) - off[j];
+	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]);
 }
 
-// q6_k: per-16 scales, so the pair sums (maddubs) are multiplied by the scales (madd) instead of by ones.
-static void rows_q6_k(const uint8_t *row, const mb_q8x *x, int nbx, int nb, int TT, float *out) {
-	__m256 acc[GROUP];
-	float off[GROUP] = {0};
-	const __m256i lo = _mm256_set1_epi8(0xf), hb = _mm256_set1_epi8(0x30);
-	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
-	for (int sb = 0; sb < nb / 8; sb++) {
-		const uint8_t *p = row + 210 * sb;
-		const int8_t *sc = (const int8_t *)(p + 192);
-		const float d = half(p + 208);
-		for (int n = 0; n < 2; n++) {
-			const __m256i qa = _mm256_loadu_si256((const __m256i *)(p + 64 * n));
-			const __m256i qb = _mm256_loadu_si256((const __m256i *)(p + 64 * n + 32));
-			const __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n));
-			__m256i u[4];
-			u[0] = _mm256_or_si256(_mm256_and_si256(qa, lo), _mm256_and_si256(_mm256_slli_epi16(h, 4), hb));
-			u[1] = _mm256_or_si256(_mm256_and_si256(qb, lo), _mm256_and_si256(_mm256_slli_epi16(h, 2), hb));
-			u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), lo), _mm256_and_si256(h, hb));
-			u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), lo), _mm256_and_si256(_mm256_srli_epi16(h, 2), hb));
-			for (int g = 0; g < 4; g++) {
-				const int s0 = sc[8 * n + 2 * g], s1 = sc[8 * n + 2 * g + 1];
-				const __m256i scv = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
-				for (int j = 0; j < TT; j++) {
-					const mb_q8x *xb = x + (size_t)j * nbx + 8 * sb + 4 * n + g;
-					const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], ldq(xb->q)), scv);
-					const float dd = d * xb->d;
-					acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dd), acc[j]);
-					off[j] += dd * 32 * (s0 * xb->s[0] + s1 * xb->s[1]);
+INLINE void tile_q4_0(TILE_ARGS, const int RR, const int TT) {
+	__m256 acc[4] = {0};
+	float off[4] = {0};
+	const __m256i lo = _mm256_set1_epi8(0xf);
+	for (int b = 0; b < a->K / 32; b++) {
+		__m256i u[4];
+		float d[4];
+		for (int r = 0; r < RR; r++) {
+			const uint8_t *p = ROW(r) + 18 * b;
+			const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
+			u[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), lo);
+			d[r] = half(p);
+		}
+		for (int j = 0; j < TT; j++) {
+			const mb_q8x *xb = XB(j, b);
+			const __m256i xv = ldq(xb->q);
+			const int xs = xb->s[0] + xb->s[1];
+			for (int r = 0; r < RR; r++) {
+				const float dd = d[r] * xb->d;
+				acc[r * TT + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u[r], xv)), _mm256_set1_ps(dd), acc[r * TT + j]);
+				off[r * TT + j] += dd * xs;
+			}
+		}
+	}
+	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]) - 8 * off[i];
+}
+
+INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
+	__m256 acc[4] = {0};
+	float off[4] = {0};
+	const __m256i lo = _mm256_set1_epi8(0xf);
+	for (int sb = 0; sb < a->K / 256; sb++) {
+		float ds[4][8], dm[4][8];
+		for (int r = 0; r < RR; r++) {
+			const uint8_t *p = ROW(r) + 144 * sb;
+			const float d = half(p), dmin = half(p + 2);
+			for (int i = 0; i < 8; i++) {
+				int sc, m;
+				scale_min_k4(i, p + 4, &sc, &m);
+				ds[r][i] = d * sc;
+				dm[r][i] = dmin * m;
+			}
+		}
+		for (int c = 0; c < 4; c++) {
+			__m256i u0[4], u1[4];
+			for (int r = 0; r < RR; r++) {
+				const __m256i q = _mm256_loadu_si256((const __m256i *)(ROW(r) + 144 * sb + 16 + 32 * c));
+				u0[r] = _mm256_and_si256(q, lo);
+				u1[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
+			}
+			for (int j = 0; j < TT; j++) {
+				const mb_q8x *x0 = XB(j, 8 * sb + 2 * c), *x1 = x0 + 1;
+				const __m256i xv0 = ldq(x0->q), xv1 = ldq(x1->q);
+				const float s0 = x0->d * (x0->s[0] + x0->s[1]), s1 = x1->d * (x1->s[0] + x1->s[1]);
+				for (int r = 0; r < RR; r++) {
+					const int i = r * TT + j;
+					acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u0[r], xv0)), _mm256_set1_ps(ds[r][2 * c] * x0->d), acc[i]);
+					acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u1[r], xv1)), _mm256_set1_ps(ds[r][2 * c + 1] * x1->d), acc[i]);
+					off[i] += dm[r][2 * c] * s0 + dm[r][2 * c + 1] * s1;
 				}
 			}
 		}
 	}
-	for (int j = 0; j < TT; j++) out[j] = hsum8(acc[j]) - off[j];
+	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]) - off[i];
+}
+
+// q6_k: per-16 scales, so the pair sums (maddubs) are multiplied by the scales (madd) instead of by ones.
+INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
+	__m256 acc[4] = {0};
+	float off[4] = {0};
+	const __m256i lo = _mm256_set1_epi8(0xf), hb = _mm256_set1_epi8(0x30);
+	for (int sb = 0; sb < a->K / 256; sb++) {
+		for (int n2 = 0; n2 < 2; n2++) {
+			__m256i u[4][4];
+			float d[4];
+			const int8_t *sc[4];
+			for (int r = 0; r < RR; r++) {
+				const uint8_t *p = ROW(r) + 210 * sb;
+				const __m256i qa = _mm256_loadu_si256((const __m256i *)(p + 64 * n2));
+				const __m256i qb = _mm256_loadu_si256((const __m256i *)(p + 64 * n2 + 32));
+				const __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n2));
+				u[r][0] = _mm256_or_si256(_mm256_and_si256(qa, lo), _mm256_and_si256(_mm256_slli_epi16(h, 4), hb));
+				u[r][1] = _mm256_or_si256(_mm256_and_si256(qb, lo), _mm256_and_si256(_mm256_slli_epi16(h, 2), hb));
+				u[r][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), lo), _mm256_and_si256(h, hb));
+				u[r][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), lo), _mm256_and_si256(_mm256_srli_epi16(h, 2), hb));
+				d[r] = half(p + 208);
+				sc[r] = (const int8_t *)(p + 192) + 8 * n2;
+			}
+			for (int g = 0; g < 4; g++) {
+				for (int j = 0; j < TT; j++) {
+					const mb_q8x *xb = XB(j, 8 * sb + 4 * n2 + g);
+					const __m256i xv = ldq(xb->q);
+					for (int r = 0; r < RR; r++) {
+						const int s0 = sc[r][2 * g], s1 = sc[r][2 * g + 1], i = r * TT + j;
+						const __m256i scv = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+						const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r][g], xv), scv);
+						const float dd = d[r] * xb->d;
+						acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dd), acc[i]);
+						off[i] += dd * 32 * (s0 * xb->s[0] + s1 * xb->s[1]);
+					}
+				}
+			}
+		}
+	}
+	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]) - off[i];
 }
 
 /** 8 weights as floats. */
@@ -265,51 +307,101 @@ INLINE __m256 ld_w16(int qtype, const uint8_t *p) {
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-static void rows_float16(int qtype, const uint8_t *row, const float *x, int S, int K, int TT, float *out) {
-	__m256 acc[GROUP];
-	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
+INLINE void tile_half(TILE_ARGS, const int RR, const int TT, const int qtype) {
+	__m256 acc[4] = {0};
+	const int K = a->K;
 	int k = 0;
 	for (; k + 8 <= K; k += 8) {
-		const __m256 w = ld_w16(qtype, row + 2 * k);
-		for (int j = 0; j < TT; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + (size_t)j * S + k), acc[j]);
+		__m256 w[4];
+		for (int r = 0; r < RR; r++) w[r] = ld_w16(qtype, ROW(r) + 2 * k);
+		for (int j = 0; j < TT; j++) {
+			const __m256 xv = _mm256_loadu_ps(a->x + (size_t)(t + j) * a->S + k);
+			for (int r = 0; r < RR; r++) acc[r * TT + j] = _mm256_fmadd_ps(w[r], xv, acc[r * TT + j]);
+		}
 	}
-	for (int j = 0; j < TT; j++) {
-		out[j] = hsum8(acc[j]);
-		if (k < K) out[j] += dot_float_portable(qtype, row + 2 * k, x + (size_t)j * S + k, K - k);
+	for (int r = 0; r < RR; r++)
+		for (int j = 0; j < TT; j++) {
+			out[r * TT + j] = hsum8(acc[r * TT + j]);
+			if (k < K) out[r * TT + j] += dot_float_portable(qtype, ROW(r) + 2 * k, a->x + (size_t)(t + j) * a->S + k, K - k);
+		}
+}
+INLINE void tile_f16(TILE_ARGS, const int RR, const int TT) { tile_half(a, n, t, out, RR, TT, MB_Q_F16); }
+INLINE void tile_bf16(TILE_ARGS, const int RR, const int TT) { tile_half(a, n, t, out, RR, TT, MB_Q_BF16); }
+
+typedef void (*tile_fn)(TILE_ARGS);
+#define SHAPES(T) \
+	static void T##_4x1(TILE_ARGS) { tile_##T(a, n, t, out, 4, 1); } \
+	static void T##_3x1(TILE_ARGS) { tile_##T(a, n, t, out, 3, 1); } \
+	static void T##_2x1(TILE_ARGS) { tile_##T(a, n, t, out, 2, 1); } \
+	static void T##_1x1(TILE_ARGS) { tile_##T(a, n, t, out, 1, 1); } \
+	static void T##_1x2(TILE_ARGS) { tile_##T(a, n, t, out, 1, 2); } \
+	static void T##_1x3(TILE_ARGS) { tile_##T(a, n, t, out, 1, 3); } \
+	static void T##_1x4(TILE_ARGS) { tile_##T(a, n, t, out, 1, 4); } \
+	static const tile_fn T##_tiles[2][5] = {{0, T##_1x1, T##_2x1, T##_3x1, T##_4x1}, {0, T##_1x1, T##_1x2, T##_1x3, T##_1x4}};
+SHAPES(q8_0)
+SHAPES(q4_0)
+SHAPES(q4_k)
+SHAPES(q6_k)
+SHAPES(f16)
+SHAPES(bf16)
+
+/** [rows | tokens][count] tiles of a type with a vector path; NULL otherwise. */
+static const tile_fn (*vector_tiles(int qtype))[5] {
+	switch (qtype) {
+	case MB_Q_Q8_0: return q8_0_tiles;
+	case MB_Q_Q4_0: return q4_0_tiles;
+	case MB_Q_Q4_K: return q4_k_tiles;
+	case MB_Q_Q6_K: return q6_k_tiles;
+	case MB_Q_F16: return f16_tiles;
+	case MB_Q_BF16: return bf16_tiles;
+	default: return NULL;
 	}
 }
 #endif
 
 // ---- rows × tokens, epilogue -------------------------------------------------------------------------------------
 
+/** out[i] for output (row n + i/TT, token t + i%TT): the epilogue, then store. */
+static void store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
+	for (int r = 0; r < RR; r++)
+		for (int j = 0; j < TT; j++) {
+			float v = out[r * TT + j];
+			const size_t at = (size_t)(t + j) * a->N + n + r;
+			if (a->mode == MB_EPI_RESIDUAL) v += a->epi[at];
+			else if (a->mode == MB_EPI_SOFTPLUS) v = mb_softplus(v + a->epi[n + r]);
+			a->y[at] = v;
+		}
+}
+
 static void qlinear_rows(const mb_qlinear_args *a, int n0, int n1) {
 	const int nbx = a->K / 32, qt = a->qtype;
+	float out[GROUP];
+#if defined(__AVX2__)
+	const tile_fn(*tiles)[5] = vector_tiles(qt);
+	if (tiles && a->T == 1) { // one token: 4 rows at a time (4 independent chains, x read once per block)
+		for (int n = n0; n < n1; n += 4) {
+			const int RR = n1 - n < 4 ? n1 - n : 4;
+			tiles[0][RR](a, n, 0, out);
+			store(a, n, 0, RR, 1, out);
+		}
+		return;
+	}
+	if (tiles) { // one row at a time (in L1 while up to 4 tokens pass over it)
+		for (int n = n0; n < n1; n++)
+			for (int t = 0; t < a->T; t += GROUP) {
+				const int TT = a->T - t < GROUP ? a->T - t : GROUP;
+				tiles[1][TT](a, n, t, out);
+				store(a, n, t, 1, TT, out);
+			}
+		return;
+	}
+#endif
 	for (int n = n0; n < n1; n++) {
 		const uint8_t *row = a->W + (size_t)n * a->row_bytes;
-		for (int t = 0; t < a->T; t += GROUP) {
-			const int TT = a->T - t < GROUP ? a->T - t : GROUP;
-			const mb_q8x *x = mb_q_uses_q8x(qt) ? a->xq + (size_t)t * nbx : NULL;
-			float out[GROUP];
-			switch (qt) {
-#if defined(__AVX2__)
-			case MB_Q_Q8_0: rows_q8_0(row, x, nbx, nbx, TT, out); break;
-			case MB_Q_Q4_0: rows_q4_0(row, x, nbx, nbx, TT, out); break;
-			case MB_Q_Q4_K: rows_q4_k(row, x, nbx, nbx, TT, out); break;
-			case MB_Q_Q6_K: rows_q6_k(row, x, nbx, nbx, TT, out); break;
-			case MB_Q_F16: case MB_Q_BF16: rows_float16(qt, row, a->x + (size_t)t * a->S, a->S, a->K, TT, out); break;
-#endif
-			default:
-				for (int j = 0; j < TT; j++)
-					out[j] = x ? dot_portable(qt, row, x + (size_t)j * nbx, a->K)
-					           : dot_float_portable(qt, row, a->x + (size_t)(t + j) * a->S, a->K);
-			}
-			for (int j = 0; j < TT; j++) {
-				float v = out[j];
-				const size_t at = (size_t)(t + j) * a->N + n;
-				if (a->mode == MB_EPI_RESIDUAL) v += a->epi[at];
-				else if (a->mode == MB_EPI_SOFTPLUS) v = mb_softplus(v + a->epi[n]);
-				a->y[at] = v;
-			}
+		for (int t = 0; t < a->T; t++) {
+			out[0] = mb_q_uses_q8x(qt) ? dot_portable(qt, row, a->xq + (size_t)t * nbx, a->K)
+			                           : dot_float_portable(qt, row, a->x + (size_t)t * a->S, a->K);
+			store(a, n, t, 1, 1, out);
 		}
 	}
 }

@@ -47,6 +47,7 @@ interface Addon {
 	dequantizeRow(W: Uint8Array, qtype: number, K: number, row: number, out: Float32Array): void;
 	createModel(dims: Int32Array, eps: number, arrays: (Float32Array | Uint8Array | null)[], qtypes: Int32Array): object;
 	stepModel(handle: object, x0: Float32Array, conv: Float32Array[], ssm: Float32Array[], logits: Float32Array): void;
+	readProbe(buf: Uint8Array): number;
 	info(): NativeInfo;
 	configure(o: { isa?: string; threads?: number; spinUs?: number }): NativeInfo;
 }
@@ -172,6 +173,19 @@ export class NativeKernels implements Kernels {
 		const out = new Float32Array(w.cols);
 		this.addon.dequantizeRow(w.data, QTYPE_CODE[w.qtype], w.cols, r, out);
 		return out;
+	}
+
+	/** GB/s of reading `bytes` of memory once on the pool's threads (best of `repeats`), for the bench. */
+	readBandwidth(bytes = 1 << 30, repeats = 5): number {
+		const buf = new Uint8Array(bytes);
+		for (let i = 0; i < bytes; i += 4096) buf[i] = i & 0xff; // touch every page first
+		let best = Infinity;
+		for (let r = 0; r < repeats; r++) {
+			const t0 = performance.now();
+			this.addon.readProbe(buf);
+			best = Math.min(best, performance.now() - t0);
+		}
+		return bytes / (best / 1000) / 1e9;
 	}
 
 	get info(): NativeInfo {

@@ -108,3 +108,34 @@ export function quantizeMatrix(data: Float32Array, rows: number, cols: number, q
 export function quantizable(qtype: BenchDtype, cols: number): boolean {
 	return qtype === 'f32' || qtype === 'f16' || cols % (qtype === 'q4_k' ? 256 : 32) === 0;
 }
+
+interface Projections { layers: Record<string, unknown>[]; head: unknown }
+type Dense = { data: Float32Array; rows: number; cols: number };
+const PROJECTIONS = ['inProj', 'xProj', 'dtProj', 'outProj'];
+
+/**
+ * Replace a host model's projections (and head) by their blocks in `dtype`, those whose width takes the type's
+ * blocks (dt_proj's R columns often do not: it stays f32, as llama-quantize leaves it). For the bench's random
+ * weights until checkpoints carry QMatrix weights; only the native kernels compute on blocks.
+ */
+export function quantizeProjections(model: object, dtype: Exclude<BenchDtype, 'f32'>): void {
+	const m = model as unknown as Projections;
+	if (!Array.isArray(m.layers) || !m.head) throw new Error('--dtype: this model does not run on host kernels');
+	const q = (w: unknown) => {
+		const d = w as Dense;
+		return quantizable(dtype, d.cols) ? quantizeMatrix(d.data, d.rows, d.cols, dtype) : w;
+	};
+	for (const l of m.layers) for (const k of PROJECTIONS) l[k] = q(l[k]);
+	m.head = q(m.head);
+}
+
+/** Bytes of weights a decode step reads: every projection and the head as stored, plus the per-layer vectors. */
+export function stepWeightBytes(model: object): number {
+	const m = model as unknown as Projections;
+	const bytes = (w: unknown) => ((w as { data: { byteLength: number } }).data.byteLength);
+	let n = bytes(m.head);
+	for (const l of m.layers) {
+		for (const [k, v] of Object.entries(l)) n += PROJECTIONS.includes(k) ? bytes(v) : v instanceof Float32Array ? v.byteLength : 0;
+	}
+	return n;
+}

@@ -38,6 +38,7 @@ const help = `
 
   Bench
     --shape DxL              random weights of that shape (e.g. 1024x53) instead of --model
+    --dtype q8_0|q4_0|q4_k|f16  with --shape: projections stored in that block type (native backend)
 
   Convert
     --dtype f16|bf16|f32     weight type written (default f16)
