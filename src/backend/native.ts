@@ -4,14 +4,24 @@
 // persistent pool of worker threads (one per CPU by default; MAMBABYTE_THREADS=n to change it), so each method
 // returns an already-settled promise. The addon picks its AVX2+FMA build when the CPU has both, else a portable
 // build (MAMBABYTE_NATIVE_ISA=generic forces the portable one).
+// `linear` also takes a QMatrix (ggml blocks, src/model/qmatrix.ts) and computes on the blocks as stored
+// (native/src/quant.h: x is quantized to int8 blocks, as llama.cpp does; the AVX-512 VNNI build is picked when
+// the CPU has it, MAMBABYTE_NATIVE_ISA=avx512|avx2|generic forces one). NativeModel runs a whole decode step
+// (every layer, the final norm and the head) as one native call (native/src/step.h).
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Matrix } from '../../kernels/types.js';
+import { isQMatrix, rowBytes, type QMatrix, type QType } from '../model/qmatrix.js';
 import type { Epilogue, Kernels } from './types.js';
 
+/** The block-type codes of native/src/quant.h. */
+export const QTYPE_CODE: Record<QType, number> = {
+	f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, q5_0: 6, q5_1: 7, q4_k: 8, q5_k: 9, q6_k: 10,
+};
+
 export interface NativeInfo {
-	isa: string; // the instruction set in use: 'avx2' or 'generic'
+	isa: string; // the instruction set in use: 'avx512', 'avx2' or 'generic'
 	isas: string[]; // those this CPU and build can run
 	threads: number; // threads per kernel, this one included
 	cpus: number; // CPUs this process may run on
@@ -32,6 +42,12 @@ interface Addon {
 		h: Float32Array, T: number, E: number, N: number, R: number, y: Float32Array,
 	): void;
 	logProb(logits: Float32Array, T: number, V: number, target: Int32Array, out: Float64Array): void;
+	qlinear(W: Uint8Array, qtype: number, N: number, K: number, x: Float32Array, T: number, S: number, y: Float32Array, mode: number, epi: Float32Array | null): void;
+	qlinearReference(W: Uint8Array, qtype: number, N: number, K: number, x: Float32Array, T: number, S: number, y: Float32Array, mode: number, epi: Float32Array | null): void;
+	dequantizeRow(W: Uint8Array, qtype: number, K: number, row: number, out: Float32Array): void;
+	createModel(dims: Int32Array, eps: number, arrays: (Float32Array | Uint8Array | null)[], qtypes: Int32Array): object;
+	stepModel(handle: object, x0: Float32Array, conv: Float32Array[], ssm: Float32Array[], logits: Float32Array): void;
+	readProbe(buf: Uint8Array): number;
 	info(): NativeInfo;
 	configure(o: { isa?: string; threads?: number; spinUs?: number }): NativeInfo;
 }
@@ -70,6 +86,63 @@ export function nativeAvailable(): boolean {
 
 const EPI_NONE = 0, EPI_RESIDUAL = 1, EPI_SOFTPLUS = 2;
 
+/** An f32 QMatrix's bytes as floats (copied only when they are not 4-byte aligned). */
+function asFloat(w: QMatrix): Matrix {
+	const b = w.data;
+	const data = b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, w.rows * w.cols) : new Float32Array(b.slice().buffer);
+	return { data, rows: w.rows, cols: w.cols };
+}
+
+/** A projection as createModel takes it: float32 or blocks, and its type code. */
+function modelMatrix(w: Matrix | QMatrix): [Float32Array | Uint8Array, number] {
+	if (!isQMatrix(w)) return [w.data, QTYPE_CODE.f32];
+	if (w.qtype === 'f32') return [asFloat(w).data, QTYPE_CODE.f32];
+	if (w.data.length < w.rows * rowBytes(w.qtype, w.cols)) throw new RangeError(`a ${w.qtype} matrix (${w.rows}x${w.cols}) holds too few bytes`);
+	return [w.data, QTYPE_CODE[w.qtype]];
+}
+
+/** What NativeModel needs of one layer (the host model's Layer). */
+export interface NativeLayer {
+	norm: Float32Array; normBias?: Float32Array;
+	inProj: Matrix | QMatrix; convWeight: Float32Array; convBias: Float32Array;
+	xProj: Matrix | QMatrix; dtProj: Matrix | QMatrix; dtBias: Float32Array;
+	A: Float32Array; D: Float32Array; outProj: Matrix | QMatrix;
+}
+
+export interface NativeModelShape { d: number; E: number; N: number; R: number; k: number; V: number; eps: number }
+
+/**
+ * A whole decode step as one native call. The weights are borrowed (not copied): this object keeps them alive
+ * as long as the native handle. step() reads and writes the given state arrays in place.
+ */
+export class NativeModel {
+	private readonly handle: object;
+	/** What the handle reads, held here so that the garbage collector keeps it while the handle lives. */
+	readonly weights: (Float32Array | Uint8Array | null)[];
+
+	constructor(private readonly addon: Addon, readonly shape: NativeModelShape, layers: NativeLayer[], normF: Float32Array, normFBias: Float32Array | undefined, head: Matrix | QMatrix) {
+		const arrays: (Float32Array | Uint8Array | null)[] = [];
+		const codes: number[] = [];
+		const vec = (a: Float32Array | undefined) => { arrays.push(a ?? null); codes.push(-1); };
+		const mat = (m: Matrix | QMatrix) => { const [a, c] = modelMatrix(m); arrays.push(a); codes.push(c); };
+		for (const l of layers) {
+			vec(l.norm); vec(l.normBias); mat(l.inProj); vec(l.convWeight); vec(l.convBias);
+			mat(l.xProj); mat(l.dtProj); vec(l.dtBias); vec(l.A); vec(l.D); mat(l.outProj);
+		}
+		vec(normF); vec(normFBias); mat(head);
+		const { d, E, N, R, k, V, eps } = shape;
+		this.weights = arrays;
+		this.handle = addon.createModel(Int32Array.of(d, E, N, R, k, V, layers.length), eps, arrays, Int32Array.from(codes));
+	}
+
+	/** Logits (V) after the token whose embedding is x0 (d), advancing conv and ssm (per layer) in place. */
+	step(x0: Float32Array, conv: Float32Array[], ssm: Float32Array[]): Float32Array {
+		const logits = new Float32Array(this.shape.V);
+		this.addon.stepModel(this.handle, x0, conv, ssm, logits);
+		return logits;
+	}
+}
+
 export class NativeKernels implements Kernels {
 	readonly name = 'native' as const;
 
@@ -82,6 +155,39 @@ export class NativeKernels implements Kernels {
 		return new NativeKernels(addon);
 	}
 
+	/** The fused decode step of a model with these weights. */
+	model(shape: NativeModelShape, layers: NativeLayer[], normF: Float32Array, normFBias: Float32Array | undefined, head: Matrix | QMatrix): NativeModel {
+		return new NativeModel(this.addon, shape, layers, normF, normFBias, head);
+	}
+
+	/** The plain reference of a quantized projection (dequantize each row, dot in double, x unquantized). */
+	linearReference(w: QMatrix, x: Float32Array, T: number, S: number, epi: Epilogue = {}): Float32Array {
+		const y = new Float32Array(T * w.rows);
+		const [mode, e] = epi.residual ? [EPI_RESIDUAL, epi.residual] : epi.softplusBias ? [EPI_SOFTPLUS, epi.softplusBias] : [EPI_NONE, null];
+		this.addon.qlinearReference(w.data, QTYPE_CODE[w.qtype], w.rows, w.cols, x, T, S, y, mode, e);
+		return y;
+	}
+
+	/** Row r of a QMatrix as floats (the C dequantizer). */
+	dequantizeRow(w: QMatrix, r: number): Float32Array {
+		const out = new Float32Array(w.cols);
+		this.addon.dequantizeRow(w.data, QTYPE_CODE[w.qtype], w.cols, r, out);
+		return out;
+	}
+
+	/** GB/s of reading `bytes` of memory once on the pool's threads (best of `repeats`), for the bench. */
+	readBandwidth(bytes = 1 << 30, repeats = 5): number {
+		const buf = new Uint8Array(bytes);
+		for (let i = 0; i < bytes; i += 4096) buf[i] = i & 0xff; // touch every page first
+		let best = Infinity;
+		for (let r = 0; r < repeats; r++) {
+			const t0 = performance.now();
+			this.addon.readProbe(buf);
+			best = Math.min(best, performance.now() - t0);
+		}
+		return bytes / (best / 1000) / 1e9;
+	}
+
 	get info(): NativeInfo {
 		return this.addon.info();
 	}
@@ -90,8 +196,14 @@ export class NativeKernels implements Kernels {
 		return this.addon.configure(options);
 	}
 
-	async linear(w: Matrix, x: Float32Array, T: number, S: number, epi: Epilogue = {}): Promise<Float32Array> {
+	async linear(w: Matrix | QMatrix, x: Float32Array, T: number, S: number, epi: Epilogue = {}): Promise<Float32Array> {
 		const y = new Float32Array(T * w.rows);
+		if (isQMatrix(w)) {
+			if (w.qtype === 'f32') return this.linear(asFloat(w), x, T, S, epi);
+			const [mode, e] = epi.residual ? [EPI_RESIDUAL, epi.residual] : epi.softplusBias ? [EPI_SOFTPLUS, epi.softplusBias] : [EPI_NONE, null];
+			this.addon.qlinear(w.data, QTYPE_CODE[w.qtype], w.rows, w.cols, x, T, S, y, mode, e);
+			return y;
+		}
 		if (epi.residual) this.addon.linear(w.data, w.rows, w.cols, x, T, S, y, EPI_RESIDUAL, epi.residual);
 		else if (epi.softplusBias) this.addon.linear(w.data, w.rows, w.cols, x, T, S, y, EPI_SOFTPLUS, epi.softplusBias);
 		else this.addon.linear(w.data, w.rows, w.cols, x, T, S, y, EPI_NONE, null);

@@ -1,5 +1,7 @@
 // `mambabyte bench`: prefill and decode bytes/s of a model on each backend that works here, as a table and JSON.
-// --shape DxL benchmarks random weights of that shape (speed does not depend on the values).
+// --shape DxL benchmarks random weights of that shape (speed does not depend on the values); --dtype q8_0|q4_0|q4_k|f16
+// stores its projections in that block type (native backend only) and prints the weight bandwidth a decode step
+// achieves against a plain memory-read measurement.
 import os from 'node:os';
 import { UsageError } from '../errors.js';
 import { GpuJsKernels } from '../backend/gpujs.js';
@@ -13,6 +15,8 @@ import type { GenerationStats } from '../engine/events.js';
 import { randomCheckpoint, shapeConfig } from '../model/random.js';
 import type { Checkpoint, LanguageModel, Weight } from '../model/types.js';
 import { DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
+import { NativeKernels } from '../backend/native.js';
+import { BENCH_DTYPES, quantizeProjections, stepWeightBytes, type BenchDtype } from './bench-quant.js';
 
 export interface BenchResult {
 	backend: string;
@@ -97,17 +101,29 @@ export function table(rows: BenchResult[]): string {
 
 export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 	if (rest.length > 0) throw new UsageError(`bench: unexpected argument ${rest[0]}`);
+	const dtype = String(flags.dtype ?? 'f32') as BenchDtype;
+	if (!BENCH_DTYPES.includes(dtype)) throw new UsageError(`--dtype ${dtype}: expected one of ${BENCH_DTYPES.join(', ')}`);
+	if (dtype !== 'f32' && flags.shape === undefined) throw new UsageError(`--dtype ${dtype} needs --shape (it quantizes random weights)`);
 	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : loadModel(modelDir(flags.model, '--model', DEFAULT_MODEL));
-	const choice = String(flags.backend ?? 'auto');
+	if (flags.shape !== undefined) ckpt.name = `random ${flags.shape} ${dtype}`;
+	const choice = String(flags.backend ?? (dtype === 'f32' ? 'auto' : 'native'));
 	const { kernels, notes } = await benchBackends(choice);
+	if (dtype !== 'f32' && kernels.some((k) => k.name !== 'native')) throw new UsageError(`--dtype ${dtype} runs on the native backend only`);
 	if (flags.verbose) for (const n of notes) process.stderr.write(`mambabyte: ${n}\n`);
 	const results: BenchResult[] = [];
+	const extra: string[] = [];
 	for (const k of choice === 'auto' ? backendsFor(kernels, countParameters(ckpt.config)) : kernels) {
-		const r = await benchModel(ckpt, k);
+		const model = await buildModel(ckpt, k);
+		if (dtype !== 'f32') quantizeProjections(model, dtype);
+		const r = await benchModel(ckpt, k, undefined, model);
 		results.push(r);
+		if (k instanceof NativeKernels) {
+			const bytes = stepWeightBytes(model);
+			extra.push(`native (${k.info.isa}, ${k.info.threads} threads): ${(bytes / 1e6).toFixed(1)} MB of weights per step, decode reads ${(bytes * r.decode_bytes_per_second / 1e9).toFixed(1)} GB/s; plain memory read ${k.readBandwidth(Math.max(bytes, 1 << 30)).toFixed(1)} GB/s`);
+		}
 		if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
 	}
-	if (!flags.json) process.stdout.write(`${machine()}\n${table(results)}\n`);
+	if (!flags.json) process.stdout.write(`${machine()}\n${table(results)}\n${extra.join('\n')}${extra.length ? '\n' : ''}`);
 }
 
 const PROMPTS = [

@@ -39,6 +39,7 @@ const help = `
 
   Bench
     --shape DxL              random weights of that shape (e.g. 1024x53) instead of --model
+    --dtype q8_0|q4_0|q4_k|f16  with --shape: projections stored in that block type (native backend)
 
   Convert
     --dtype TYPE             f16|bf16|f32 (HF safetensors; GGUF when OUT ends in .gguf) or q8_0|q4_0|q4_k|q6_k

@@ -5,22 +5,25 @@
 import { matrix, type Matrix } from '../../kernels/types.js';
 import { nextConvState } from '../../kernels/conv.js';
 import type { Kernels } from '../backend/types.js';
+import { NativeKernels, type NativeModel } from '../backend/native.js';
 import { MambaState } from './state.js';
 import type { Checkpoint, MambaConfig, Weight } from './types.js';
 import { denseWeight, embeddingRow, layerA } from './weights.js';
+import type { QMatrix } from './qmatrix.js';
+import { isQMatrix } from './qmatrix.js';
 
 interface Layer {
 	norm: Float32Array; // (d)
 	normBias?: Float32Array; // (d)
-	inProj: Matrix; // (2E, d)
+	inProj: Matrix | QMatrix; // (2E, d)
 	convWeight: Float32Array; // (E, k)
 	convBias: Float32Array; // (E)
-	xProj: Matrix; // (R + 2N, E)
-	dtProj: Matrix; // (E, R)
+	xProj: Matrix | QMatrix; // (R + 2N, E)
+	dtProj: Matrix | QMatrix; // (E, R)
 	dtBias: Float32Array; // (E)
 	A: Float32Array; // (E, N) = −exp(A_log), computed once here
 	D: Float32Array; // (E)
-	outProj: Matrix; // (d, E)
+	outProj: Matrix | QMatrix; // (d, E)
 }
 
 export class Mamba {
@@ -29,7 +32,10 @@ export class Mamba {
 	private readonly layers: Layer[];
 	private readonly normF: Float32Array;
 	private readonly normFBias?: Float32Array;
-	private readonly head: Matrix; // (V, d): the embedding when tied
+	private readonly head: Matrix | QMatrix; // (V, d): the embedding when tied
+	/** On the native backend, a decode step is one native call (NativeModel); false: the per-operation path. */
+	fusedStep = true;
+	private fused?: NativeModel;
 
 	constructor(readonly checkpoint: Checkpoint<Weight>, readonly kernels: Kernels, readonly chunk = 64) {
 		const c = (this.config = checkpoint.config);
@@ -38,21 +44,24 @@ export class Mamba {
 		this.embedding = w.embedding;
 		this.normF = w.normF;
 		this.normFBias = w.normFBias;
-		// Every kernel set takes float32 matrices today: stored blocks are dequantized once here (denseWeight is
-		// the one place a backend with quantized kernels would pass the blocks instead).
-		this.head = matrix(denseWeight(w.lmHead ?? w.embedding), c.vocabSize, d);
+		// The native kernels compute on stored blocks as they are (resident memory ≈ the file); every other kernel
+		// set takes float32, so blocks are dequantized once here.
+		const blocks = kernels instanceof NativeKernels;
+		const weight = (m: Weight, rows: number, cols: number): Matrix | QMatrix =>
+			blocks && isQMatrix(m) ? m : matrix(denseWeight(m), rows, cols);
+		this.head = weight(w.lmHead ?? w.embedding, c.vocabSize, d);
 		this.layers = w.layers.map((l) => ({
 			norm: l.norm,
 			normBias: l.normBias,
-			inProj: matrix(denseWeight(l.inProj), 2 * E, d),
+			inProj: weight(l.inProj, 2 * E, d),
 			convWeight: l.convWeight,
 			convBias: l.convBias,
-			xProj: matrix(denseWeight(l.xProj), R + 2 * N, E),
-			dtProj: matrix(denseWeight(l.dtProj), E, R),
+			xProj: weight(l.xProj, R + 2 * N, E),
+			dtProj: weight(l.dtProj, E, R),
 			dtBias: l.dtBias,
 			A: layerA(l),
 			D: l.D,
-			outProj: matrix(denseWeight(l.outProj), d, E),
+			outProj: weight(l.outProj, d, E),
 		}));
 	}
 
@@ -73,11 +82,20 @@ export class Mamba {
 
 	/** Logits (V) of the next token after one token. */
 	async step(token: number, state: MambaState): Promise<Float32Array> {
-		return this.forwardChunk([token], state);
+		if (!(this.fusedStep && this.kernels instanceof NativeKernels)) return this.forwardChunk([token], state);
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: k, vocabSize: V, eps } = this.config;
+		if (!(token >= 0 && token < V)) throw new RangeError(`token ${token} outside the vocabulary 0..${V - 1}`);
+		this.fused ??= this.kernels.model({ d, E, N, R, k, V, eps }, this.layers, this.normF, this.normFBias, this.head);
+		const row = new Float32Array(d);
+		embeddingRow(this.embedding, token, d, row, 0);
+		const logits = this.fused.step(row, state.conv, state.ssm);
+		state.position += 1;
+		return logits;
 	}
 
 	private async forwardChunk(tokens: number[], state: MambaState): Promise<Float32Array> {
-		const k = this.kernels;
+		// Matrices are QMatrix only when the kernels are native (the constructor), whose linear takes blocks.
+		const k = this.kernels as Omit<Kernels, 'linear'> & { linear: NativeKernels['linear'] };
 		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv, eps, vocabSize: V } = this.config;
 		const T = tokens.length;
 		for (const tok of tokens) {

@@ -1,0 +1,71 @@
+// Projections on quantized weights (ggml block layouts, as GGUF files store them; src/model/qmatrix.ts), computed on
+// the blocks as stored: no float32 copy of a matrix is ever made.
+//
+// The activation x is quantized per token to blocks of 32 int8 (mb_q8x: one float scale, the max-abs over 127,
+// round to nearest) and the weights' integer codes are multiplied with it in integer arithmetic, as llama.cpp does
+// (its q8_0 / q8_K activation blocks). This changes the result by at most Σ_i |w_i|·amax(x's block)/254 per output
+// (half a quantization step per element), which test/native-quant.test.ts checks; measured on random blocks and
+// uniform x, K = 1024, it is 2-5e-4 of Σ|w_i·x_i| for every type (f16 / bf16, which keep x in float32: 1-4e-8).
+// Chosen by measurement against the same q8_0 kernel with x kept in float32 (weights widened to floats in
+// registers; one thread, CPU time, 2026-12-02): decode (4096x1024, T = 1) 0.54 vs 0.57 ms and 0.70 vs 0.84 ms in
+// two runs, prefill (1024x1024, T = 64) 1.91 vs 3.37 ms: 35 against 20 GMAC/s.
+//
+// quant.c is compiled once per instruction set (generic, avx2 = AVX2+FMA+F16C, avx512 = AVX-512 F/BW/VL/VNNI on
+// 256-bit vectors); each build fills an mb_qkernels table. mb_qlinear_reference (quant_ref.c) is the plain
+// reference: dequantize a row to float32, then a float dot product, with x unquantized.
+#ifndef MB_QUANT_H
+#define MB_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// The codes native.ts passes (the order of QType there).
+enum {
+	MB_Q_F32 = 0, MB_Q_F16, MB_Q_BF16, MB_Q_Q8_0, MB_Q_Q4_0, MB_Q_Q4_1, MB_Q_Q5_0, MB_Q_Q5_1,
+	MB_Q_Q4_K, MB_Q_Q5_K, MB_Q_Q6_K, MB_Q_COUNT
+};
+
+/** Values per block, bytes per block. */
+extern const int mb_q_block_size[MB_Q_COUNT], mb_q_block_bytes[MB_Q_COUNT];
+/** Whether the type's kernels read x as q8 blocks (every type but f32 / f16 / bf16). */
+static inline int mb_q_uses_q8x(int qtype) { return qtype >= MB_Q_Q8_0; }
+
+/** 32 activations ≈ d·q; s[h] = Σ q over half h (16 values), for the types' offsets and minimums. */
+typedef struct {
+	float d;
+	int16_t s[2];
+	int8_t q[32];
+} mb_q8x;
+
+typedef struct {
+	const uint8_t *W;    // N rows of row_bytes
+	size_t row_bytes;
+	int qtype;
+	const float *x;      // (T, stride S), first K columns: read by the f16 / bf16 kernels
+	const mb_q8x *xq;    // (T, K/32): read by the others (mb_quantize_x)
+	float *y;            // (T, N)
+	const float *epi;    // residual (T, N) or softplus bias (N), by mode (kernels.h's MB_EPI_*)
+	int N, K, T, S, mode;
+} mb_qlinear_args;
+
+typedef struct {
+	const char *name;
+	void (*qlinear)(const mb_qlinear_args *a, int n0, int n1); // output rows n0..n1-1, every token
+} mb_qkernels;
+
+extern const mb_qkernels mb_qkernels_generic;
+#if defined(MB_HAVE_X86)
+extern const mb_qkernels mb_qkernels_avx2, mb_qkernels_avx512;
+#endif
+
+/** Quantize K floats (K a multiple of 32) into K/32 blocks. */
+void mb_quantize_x(const float *x, int K, mb_q8x *out);
+/** Row r of a matrix dequantized to K floats: ggml's dequantize_row_* formulas. */
+void mb_dequantize_row(int qtype, const uint8_t *row, int K, float *out);
+/** The reference: rows n0..n1-1 by dequantize-then-dot (double accumulator), x in float32; `tmp` holds K floats. */
+void mb_qlinear_reference(const mb_qlinear_args *a, int n0, int n1, float *tmp);
+/** softplus(v) = ln(1 + e^v), scalar, for the epilogues of the quantized kernels. */
+float mb_softplus(float v);
+float mb_f16_to_f32(uint16_t h);
+
+#endif

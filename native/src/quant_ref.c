@@ -1,0 +1,163 @@
+// The plain parts of the quantized kernels (quant.h), compiled once: ggml's dequantize_row_* formulas, the
+// activation quantizer, and the reference projection (dequantize a row, then dot it with x in double).
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+const int mb_q_block_size[MB_Q_COUNT] = {1, 1, 1, 32, 32, 32, 32, 32, 256, 256, 256};
+const int mb_q_block_bytes[MB_Q_COUNT] = {4, 2, 2, 34, 18, 20, 22, 24, 144, 176, 210};
+
+float mb_f16_to_f32(uint16_t h) {
+	const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+	float v;
+	if (exp == 0) v = ldexpf((float)man, -24); // zero and subnormals
+	else if (exp == 31) v = man ? NAN : INFINITY;
+	else v = ldexpf((float)(man | 0x400), (int)exp - 25);
+	uint32_t bits;
+	memcpy(&bits, &v, 4);
+	bits |= sign;
+	memcpy(&v, &bits, 4);
+	return v;
+}
+
+static float bf16_to_f32(uint16_t h) {
+	const uint32_t bits = (uint32_t)h << 16;
+	float v;
+	memcpy(&v, &bits, 4);
+	return v;
+}
+
+static float half(const uint8_t *p) { return mb_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+float mb_softplus(float v) { return v > 20.f ? v : log1pf(expf(v)); }
+
+void mb_quantize_x(const float *x, int K, mb_q8x *out) {
+	for (int b = 0; b < K / 32; b++) {
+		const float *v = x + 32 * b;
+		float amax = 0;
+		for (int i = 0; i < 32; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+		const float d = amax / 127, id = d > 0 ? 1 / d : 0;
+		int s0 = 0, s1 = 0;
+		for (int i = 0; i < 32; i++) {
+			const int q = (int)lrintf(v[i] * id);
+			out[b].q[i] = (int8_t)q;
+			if (i < 16) s0 += q;
+			else s1 += q;
+		}
+		out[b].d = d;
+		out[b].s[0] = (int16_t)s0;
+		out[b].s[1] = (int16_t)s1;
+	}
+}
+
+/** q4_K / q5_K: the 6-bit scale and minimum of sub-block j (ggml's get_scale_min_k4). */
+static void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+	if (j < 4) {
+		*d = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*d = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+	}
+}
+
+void mb_dequantize_row(int qtype, const uint8_t *row, int K, float *y) {
+	const int nb = K / mb_q_block_size[qtype], bb = mb_q_block_bytes[qtype];
+	for (int i = 0; i < nb; i++) {
+		const uint8_t *b = row + (size_t)i * bb;
+		switch (qtype) {
+		case MB_Q_F32: memcpy(y, b, 4); y += 1; break;
+		case MB_Q_F16: *y++ = half(b); break;
+		case MB_Q_BF16: *y++ = bf16_to_f32((uint16_t)(b[0] | b[1] << 8)); break;
+		case MB_Q_Q8_0: {
+			const float d = half(b);
+			for (int j = 0; j < 32; j++) y[j] = d * (int8_t)b[2 + j];
+			y += 32;
+			break;
+		}
+		case MB_Q_Q4_0: case MB_Q_Q4_1: {
+			const float d = half(b), m = qtype == MB_Q_Q4_1 ? half(b + 2) : 0;
+			const uint8_t *qs = b + (qtype == MB_Q_Q4_1 ? 4 : 2);
+			const int off = qtype == MB_Q_Q4_1 ? 0 : 8;
+			for (int j = 0; j < 16; j++) {
+				y[j] = ((qs[j] & 0xf) - off) * d + m;
+				y[j + 16] = ((qs[j] >> 4) - off) * d + m;
+			}
+			y += 32;
+			break;
+		}
+		case MB_Q_Q5_0: case MB_Q_Q5_1: {
+			const float d = half(b), m = qtype == MB_Q_Q5_1 ? half(b + 2) : 0;
+			const uint8_t *p = b + (qtype == MB_Q_Q5_1 ? 4 : 2);
+			const uint32_t qh = p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+			const uint8_t *qs = p + 4;
+			const int off = qtype == MB_Q_Q5_1 ? 0 : 16;
+			for (int j = 0; j < 16; j++) {
+				const int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
+				y[j] = (((qs[j] & 0xf) | h0) - off) * d + m;
+				y[j + 16] = (((qs[j] >> 4) | h1) - off) * d + m;
+			}
+			y += 32;
+			break;
+		}
+		case MB_Q_Q4_K: case MB_Q_Q5_K: {
+			const float d = half(b), dmin = half(b + 2);
+			const uint8_t *sc = b + 4, *qh = b + 16, *ql = b + (qtype == MB_Q_Q5_K ? 48 : 16);
+			for (int j = 0; j < 4; j++) {
+				int s1, m1, s2, m2;
+				scale_min_k4(2 * j, sc, &s1, &m1);
+				scale_min_k4(2 * j + 1, sc, &s2, &m2);
+				for (int l = 0; l < 32; l++) {
+					const int h1 = qtype == MB_Q_Q5_K && (qh[l] & (1 << 2 * j)) ? 16 : 0;
+					const int h2 = qtype == MB_Q_Q5_K && (qh[l] & (2 << 2 * j)) ? 16 : 0;
+					y[l] = d * s1 * ((ql[32 * j + l] & 0xf) + h1) - dmin * m1;
+					y[l + 32] = d * s2 * ((ql[32 * j + l] >> 4) + h2) - dmin * m2;
+				}
+				y += 64;
+			}
+			break;
+		}
+		case MB_Q_Q6_K: {
+			const uint8_t *ql = b, *qh = b + 128;
+			const int8_t *sc = (const int8_t *)(b + 192);
+			const float d = half(b + 208);
+			for (int n = 0; n < 2; n++) {
+				for (int l = 0; l < 32; l++) {
+					const int is = l / 16;
+					const int q1 = ((ql[l] & 0xf) | ((qh[l] >> 0) & 3) << 4) - 32;
+					const int q2 = ((ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4) - 32;
+					const int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+					const int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+					y[l] = d * sc[is] * q1;
+					y[l + 32] = d * sc[is + 2] * q2;
+					y[l + 64] = d * sc[is + 4] * q3;
+					y[l + 96] = d * sc[is + 6] * q4;
+				}
+				y += 128;
+				ql += 64;
+				qh += 32;
+				sc += 8;
+			}
+			break;
+		}
+		}
+	}
+}
+
+void mb_qlinear_reference(const mb_qlinear_args *a, int n0, int n1, float *w) {
+	for (int n = n0; n < n1; n++) {
+		mb_dequantize_row(a->qtype, a->W + (size_t)n * a->row_bytes, a->K, w);
+		for (int t = 0; t < a->T; t++) {
+			const float *x = a->x + (size_t)t * a->S;
+			double s = 0;
+			for (int k = 0; k < a->K; k++) s += (double)w[k] * x[k];
+			float v = (float)s;
+			if (a->mode == MB_EPI_RESIDUAL) v += a->epi[(size_t)t * a->N + n];
+			else if (a->mode == MB_EPI_SOFTPLUS) v = mb_softplus(v + a->epi[n]);
+			a->y[(size_t)t * a->N + n] = v;
+		}
+	}
+}

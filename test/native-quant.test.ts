@@ -1,0 +1,240 @@
+// The native quantized kernels (native/src/quant*.c) and the fused decode step (native/src/step.c).
+//  - Every block type: the C dequantizer equals ggml's formulas written here in TypeScript (test/helpers/ggml.ts);
+//    the C reference (dequantize, dot in double) equals a float64 dot of those values; every instruction set this
+//    CPU runs, for T = 1, 3, 64, with each epilogue, K = one block and more, N odd, is within the bound that
+//    quantizing x to int8 blocks allows: |Σ w (x − x̂)| ≤ Σ |w|·amax(x's block)/254 (half a step per element),
+//    plus float rounding. f16 / bf16 keep x in float32: float rounding only.
+//  - Real llama-quantize blocks from ../shared/fixtures/gguf, the same way.
+//  - A prefill of T tokens equals T single steps bit for bit (each token has its own accumulators).
+//  - The fused decode step equals the per-operation path bit for bit (logits and state) on the RMSNorm and
+//    LayerNorm fixtures, in float32 and with quantized projections, on every instruction set.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadNative, NativeKernels } from '../src/backend/native.js';
+import { loadCheckpoint } from '../src/checkpoint/index.js';
+import { Mamba } from '../src/model/mamba.js';
+import { rng } from '../src/model/random.js';
+import type { QMatrix, QType } from '../src/model/qmatrix.js';
+import { quantizeMatrix } from '../src/cli/bench-quant.js';
+import { dequantizeRow, ggufTensor, randomQMatrix } from './helpers/ggml.js';
+
+let kernels: NativeKernels | undefined;
+try {
+	loadNative();
+	kernels = NativeKernels.create();
+} catch (e) {
+	console.log(`native-quant.test: skipped, the native addon is not available: ${e instanceof Error ? e.message : e}`);
+}
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const GGUF_DIR = here('../../../shared/fixtures/gguf');
+const FIXTURES = here('../../test/fixtures');
+const r = rng(2024);
+const uniform = (n: number) => Float32Array.from({ length: n }, () => 2 * r() - 1);
+const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+const TYPES: QType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'f16', 'bf16'];
+const blockOf = (t: QType) => (t.endsWith('_k') ? 256 : t.startsWith('q') ? 32 : 8);
+const usesQ8 = (t: QType) => t.startsWith('q');
+
+interface Expected { want: Float64Array; bound: Float64Array }
+
+/** The float64 result of w·x (T, stride S) with its epilogue, and the error each output may have. */
+function expected(w: QMatrix, x: Float32Array, T: number, S: number, mode: 'none' | 'residual' | 'softplus', epi: Float32Array): Expected {
+	const want = new Float64Array(T * w.rows), bound = new Float64Array(T * w.rows);
+	const rows = Array.from({ length: w.rows }, (_, n) => dequantizeRow(w, n));
+	for (let t = 0; t < T; t++) {
+		const xt = x.subarray(t * S, t * S + w.cols);
+		const amax = Array.from({ length: Math.ceil(w.cols / 32) }, (_, b) => Math.max(...Array.from(xt.subarray(32 * b, 32 * b + 32), Math.abs)));
+		for (let n = 0; n < w.rows; n++) {
+			let s = 0, abs = 0, q = 0;
+			for (let k = 0; k < w.cols; k++) {
+				s += rows[n][k] * xt[k];
+				abs += Math.abs(rows[n][k] * xt[k]);
+				q += Math.abs(rows[n][k]) * amax[k >> 5];
+			}
+			const i = t * w.rows + n;
+			// quantized x: half a step per element (+0.1% for the scale's own rounding); float32 sums: 1e-5 relative
+			bound[i] = (usesQ8(w.qtype) ? (q / 254) * 1.001 : 0) + 1e-5 * abs + 1e-6 * (abs + q);
+			want[i] = mode === 'residual' ? s + epi[i] : mode === 'softplus' ? softplus(s + epi[n]) : s;
+			if (mode === 'residual') bound[i] += 1e-6 * Math.abs(epi[i]);
+		}
+	}
+	return { want, bound };
+}
+
+function within(got: Float32Array, e: Expected, what: string): void {
+	assert.is(got.length, e.want.length, what);
+	for (let i = 0; i < got.length; i++) {
+		const d = Math.abs(got[i] - e.want[i]);
+		if (!(d <= e.bound[i])) assert.unreachable(`${what}: output ${i} is ${got[i]}, expected ${e.want[i]} ± ${e.bound[i]}`);
+	}
+}
+
+if (kernels) {
+	const k = kernels;
+	const isas = k.info.isas;
+	const defaultIsa = k.info.isa;
+
+	test('the addon reports the AVX-512 build where the CPU has F/BW/VL/VNNI', () => {
+		assert.ok(isas.includes('generic'));
+		if (isas.includes('avx512')) assert.ok(isas.includes('avx2'));
+		assert.ok(isas.includes(defaultIsa));
+	});
+
+	test('the C dequantizer equals ggml\'s formulas for every block type', () => {
+		for (const t of TYPES) {
+			const w = randomQMatrix(t, 3, 2 * blockOf(t) * (t.startsWith('q') ? 1 : 4), r);
+			for (let n = 0; n < w.rows; n++) {
+				const got = k.dequantizeRow(w, n), want = dequantizeRow(w, n);
+				for (let i = 0; i < w.cols; i++) {
+					if (!(Math.abs(got[i] - want[i]) <= 1e-6 * Math.abs(want[i]) + 1e-9)) assert.unreachable(`${t} row ${n} [${i}]: ${got[i]} vs ${want[i]}`);
+				}
+			}
+		}
+	});
+
+	test('the C reference projection equals a float64 dot of the dequantized rows', () => {
+		for (const t of TYPES) {
+			const w = randomQMatrix(t, 5, 2 * blockOf(t) * (t.startsWith('q') ? 1 : 4), r), T = 3, x = uniform(T * w.cols);
+			const want = expected(w, x, T, w.cols, 'none', x);
+			const got = k.linearReference(w, x, T, w.cols);
+			for (let i = 0; i < got.length; i++) {
+				// float32 rounding of the dequantized weights and of the result
+				const tol = 1e-5 * Math.abs(want.want[i]) + 1e-6 * w.cols;
+				if (!(Math.abs(got[i] - want.want[i]) <= tol)) assert.unreachable(`${t} [${i}]: ${got[i]} vs ${want.want[i]}`);
+			}
+		}
+	});
+
+	for (const isa of isas) {
+		test(`${isa}: every block type, T = 1, 3, 64, each epilogue, within the x-quantization bound`, async () => {
+			k.configure({ isa });
+			try {
+				for (const t of TYPES) {
+					for (const [N, blocks] of [[7, 1], [13, 3]]) {
+						const K = blockOf(t) * blocks * (t.startsWith('q') ? 1 : 5);
+						const w = randomQMatrix(t, N, K, r);
+						for (const T of [1, 3, 64]) {
+							const S = K + 3, x = uniform(T * S);
+							for (const mode of ['none', 'residual', 'softplus'] as const) {
+								if (T === 64 && mode !== 'none') continue; // the epilogues do not depend on T
+								const epi = mode === 'residual' ? uniform(T * N) : uniform(N);
+								const got = await k.linear(w, x, T, S, mode === 'residual' ? { residual: epi } : mode === 'softplus' ? { softplusBias: epi } : {});
+								within(got, expected(w, x, T, S, mode, epi), `${isa} ${t} N=${N} K=${K} T=${T} ${mode}`);
+							}
+						}
+					}
+				}
+			} finally {
+				k.configure({ isa: defaultIsa });
+			}
+		});
+
+		test(`${isa}: a prefill of T tokens equals T single steps bit for bit`, async () => {
+			k.configure({ isa });
+			try {
+				for (const t of TYPES) {
+					const w = randomQMatrix(t, 9, 2 * blockOf(t), r), T = 7, x = uniform(T * w.cols);
+					const all = await k.linear(w, x, T, w.cols);
+					for (let i = 0; i < T; i++) {
+						const one = await k.linear(w, x.subarray(i * w.cols, (i + 1) * w.cols), 1, w.cols);
+						assert.equal(Array.from(one), Array.from(all.subarray(i * w.rows, (i + 1) * w.rows)), `${isa} ${t} token ${i}`);
+					}
+				}
+			} finally {
+				k.configure({ isa: defaultIsa });
+			}
+		});
+	}
+
+	const ggufFiles = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k', 'f16'].map((t) => `${GGUF_DIR}/tiny-${t}.gguf`);
+	test('real llama-quantize blocks (../shared/fixtures/gguf) on every instruction set', async () => {
+		for (const f of ggufFiles) assert.ok(existsSync(f), `missing fixture ${f}`);
+		const seen = new Set<QType>();
+		for (const f of ggufFiles) {
+			for (const name of ['blk.0.ssm_in.weight', 'blk.1.ssm_out.weight', 'blk.0.ssm_x.weight', 'token_embd.weight']) {
+				const w = ggufTensor(f, name);
+				if (w.qtype === 'f32') continue;
+				seen.add(w.qtype);
+				for (const T of [1, 3]) {
+					const x = uniform(T * w.cols), e = expected(w, x, T, w.cols, 'none', x);
+					for (const isa of isas) {
+						k.configure({ isa });
+						within(await k.linear(w, x, T, w.cols), e, `${f} ${name} (${w.qtype}) ${isa} T=${T}`);
+					}
+					k.configure({ isa: defaultIsa });
+				}
+			}
+		}
+		for (const t of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'f16'] as QType[]) assert.ok(seen.has(t), `no ${t} tensor seen`);
+	});
+
+	test('bad arguments get one clear error', async () => {
+		const w = randomQMatrix('q4_k', 2, 256, r);
+		const rejects = async (p: Promise<unknown>, re: RegExp) => {
+			try { await p; } catch (e) { assert.match(String(e), re); return; }
+			assert.unreachable(`expected ${re}`);
+		};
+		await rejects(k.linear({ ...w, cols: 128 }, uniform(128), 1, 128), /not a multiple of the type's block size 256/);
+		await rejects(k.linear({ ...w, rows: 3 }, uniform(256), 1, 256), /W is shorter/);
+	});
+
+	/** Mamba's layers with every projection that fits the type replaced by its quantized blocks (test only). */
+	function quantizeLayers(m: Mamba, qtype: 'q8_0' | 'q4_0' | 'q4_k' | 'f16'): void {
+		type M = { data: Float32Array; rows: number; cols: number };
+		const q = (w: M) => (qtype === 'f16' || w.cols % (qtype === 'q4_k' ? 256 : 32) === 0 ? quantizeMatrix(w.data, w.rows, w.cols, qtype) : w);
+		const inner = m as unknown as { layers: Record<string, M>[]; head: M };
+		for (const l of inner.layers) for (const key of ['inProj', 'xProj', 'dtProj', 'outProj']) l[key] = q(l[key]) as unknown as M;
+		inner.head = q(inner.head) as unknown as M;
+	}
+
+	for (const fixture of ['tiny-hf', 'tiny-ssm-ln']) {
+		for (const dtype of ['f32', 'q8_0', 'q4_0', 'f16'] as const) {
+			test(`fused decode step = per-operation path, bit for bit (${fixture}, ${dtype}, every instruction set)`, async () => {
+				const ckpt = loadCheckpoint(`${FIXTURES}/${fixture}`);
+				assert.is(ckpt.config.norm, fixture === 'tiny-hf' ? 'rms' : 'layer');
+				const text = new TextEncoder().encode('The fused step: one native call per byte.');
+				for (const isa of isas) {
+					k.configure({ isa });
+					const fused = new Mamba(ckpt, k), perOp = new Mamba(ckpt, k);
+					perOp.fusedStep = false;
+					if (dtype !== 'f32') { quantizeLayers(fused, dtype); quantizeLayers(perOp, dtype); }
+					const sf = fused.newState(), sp = perOp.newState();
+					await fused.forward(text.subarray(0, 5), sf); // prefill through the per-operation path
+					await perOp.forward(text.subarray(0, 5), sp);
+					for (const b of text.subarray(5)) {
+						const a = await fused.step(b, sf), p = await perOp.step(b, sp);
+						assert.equal(Array.from(a), Array.from(p), `${isa}: logits after byte ${b}`);
+					}
+					assert.is(sf.position, sp.position);
+					for (let l = 0; l < sf.conv.length; l++) {
+						assert.equal(Array.from(sf.conv[l]), Array.from(sp.conv[l]), `${isa}: conv state of layer ${l}`);
+						assert.equal(Array.from(sf.ssm[l]), Array.from(sp.ssm[l]), `${isa}: ssm state of layer ${l}`);
+					}
+				}
+				k.configure({ isa: defaultIsa });
+			});
+		}
+	}
+
+	test('the fused step reads its state arguments, not a copy: a restored snapshot replays the same logits', async () => {
+		const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);
+		const m = new Mamba(ckpt, k), s = m.newState();
+		await m.forward(Uint8Array.of(72, 105), s);
+		const snap = s.clone();
+		const first = await m.step(33, s);
+		await m.step(34, s);
+		s.copyFrom(snap);
+		assert.equal(Array.from(await m.step(33, s)), Array.from(first));
+	});
+
+	test('stepModel rejects a wrong handle and wrong state arrays', () => {
+		const addon = loadNative();
+		assert.throws(() => addon.stepModel({}, new Float32Array(4), [], [], new Float32Array(4)), /expected a handle from createModel/);
+	});
+}
+
+test.run();
