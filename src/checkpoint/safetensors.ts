@@ -50,11 +50,12 @@ function parseHeader(fd: number, path: string, size: number): { entries: Map<str
 	readAt(fd, path, lenBuf, 0, 'the header length');
 	const len = new DataView(lenBuf.buffer).getBigUint64(0, true);
 	if (len > BigInt(MAX_HEADER_BYTES)) {
-		throw new UserError(`${path}: safetensors header length ${len} is absurd (expected under ${MAX_HEADER_BYTES} bytes)`);
+		// The value itself is not shown: it is the file's first 8 bytes, which may be a secret's (a planted symlink).
+		throw new UserError(`${path}: not a safetensors file (its header length field is over ${MAX_HEADER_BYTES} bytes)`);
 	}
 	const headerLen = Number(len);
 	if (8 + headerLen > size) {
-		throw new UserError(`${path}: safetensors header length ${headerLen} exceeds the file size ${size} (truncated or not a safetensors file)`);
+		throw new UserError(`${path}: safetensors header length exceeds the file size ${size} (truncated or not a safetensors file)`);
 	}
 	const raw = new Uint8Array(headerLen);
 	readAt(fd, path, raw, 8, 'the header');
