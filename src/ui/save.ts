@@ -73,7 +73,7 @@ export function decodeSave(buf: Uint8Array, file = 'file'): ChatSave {
 	const header = checkSaveHeader(raw, file);
 	const start = Math.ceil((12 + h) / 4) * 4;
 	if (buf.length !== start + header.stateBytes) throw bad(`expected ${start + header.stateBytes} bytes, found ${buf.length}`);
-	return { model: header.model, contextBytes: header.contextBytes, settings: header.settings, transcript: header.transcript, state: buf.slice(start) };
+	return { model: header.model, contextBytes: header.contextBytes, settings: header.settings, transcript: header.transcript, state: new Uint8Array(buf.subarray(start)) };
 }
 
 /** Why a save does not fit this model, or null when it does. */
