@@ -159,7 +159,8 @@ export class ZipReader {
 			if (method !== 0 && method !== 8) this.fail(`entry ${show(name)} uses compression method ${method} (only stored and deflate are supported)`);
 			if (localOffset + 30 + compressedSize > this.size) this.fail(`entry ${show(name)} declares ${compressedSize} bytes at offset ${localOffset}, beyond the file size ${this.size}`);
 			if (method === 0 ? size !== compressedSize : size > compressedSize * MAX_INFLATE_RATIO + INFLATE_SLACK) {
-				this.fail(`entry ${show(name)} declares ${size} bytes for ${compressedSize} stored bytes (over ${MAX_INFLATE_RATIO}x: a compression bomb or a corrupt zip)`);
+				const why = method === 0 ? 'stored entries do not change size' : `over ${MAX_INFLATE_RATIO}x: a compression bomb or a corrupt zip`;
+				this.fail(`entry ${show(name)} declares an impossible size ${size} for ${compressedSize} stored bytes (${why})`);
 			}
 			if (this.entries.has(name)) this.fail(`entry ${show(name)} appears twice`);
 			this.entries.set(name, { name, method, crc, compressedSize, size, localOffset });
