@@ -30,9 +30,9 @@ test('reader: metadata ignored, tensors read one by one', () => {
 
 test('too short, enormous or lying header length', () => {
 	throwsUser(load(new Uint8Array(3)), /model\.safetensors: not a safetensors file \(only 3 bytes/);
-	throwsUser(load(rawSafetensors('{}', f32(0), 1n << 62n)), /header length 4611686018427387904 is absurd/);
-	throwsUser(load(rawSafetensors('{}', f32(0), 200_000_000n)), /header length 200000000 is absurd/);
-	throwsUser(load(rawSafetensors('{}', f32(0), 5000n)), /header length 5000 exceeds the file size 10/);
+	throwsUser(load(rawSafetensors('{}', f32(0), 1n << 62n)), /header length field is over 100000000 bytes/);
+	throwsUser(load(rawSafetensors('{}', f32(0), 200_000_000n)), /header length field is over 100000000 bytes/);
+	throwsUser(load(rawSafetensors('{}', f32(0), 5000n)), /header length exceeds the file size 10/);
 });
 
 test('header not JSON, not an object, not UTF-8', () => {

@@ -265,7 +265,7 @@ test('chat: /save then /load restores state and transcript; /reset zeroes; /exit
 	assert.match(f, 'context 30 B');
 	await app.type(`/load ${path.join(dir, 'nope')}`);
 	await app.enter();
-	assert.match(app.frame(), 'nope: no such file');
+	assert.match(app.frame(), 'nope: file not found');
 	await app.type('/exit');
 	await app.enter();
 	assert.is(app.exited(), 1);

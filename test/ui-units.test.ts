@@ -214,7 +214,7 @@ test('save format: files on disk; damaged or foreign files are one-line errors',
 	assert.throws(() => readSave(f), /not a mambabyte chat save \(expected/);
 	writeFileSync(f, 'hello world, not a save');
 	assert.throws(() => readSave(f), /wrong magic/);
-	assert.throws(() => readSave(path.join(dir, 'missing')), /no such file/);
+	assert.throws(() => readSave(path.join(dir, 'missing')), /file not found/);
 	assert.throws(() => writeSave(path.join(dir, 'no', 'such', 'dir'), sample()), /cannot write/);
 	assert.is(mismatch(tinyModel, { ...tinyModel }), null);
 	assert.match(mismatch(tinyModel, { ...tinyModel, nLayer: 3 }) ?? '', /nLayer 2.*nLayer 3/);

@@ -1,10 +1,9 @@
 // config.json of either layout (HF MambaForCausalLM or mamba_ssm MambaLMHeadModel) -> MambaConfig, with the
 // defaults of DESIGN §2 and hard limits checked before anything is allocated.
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { UserError } from '../errors.js';
 import type { MambaConfig } from '../model/types.js';
-import { fsError } from './io.js';
+import { READ_CAPS, readBoundedJson } from '../util/read-bounded.js';
 
 /** What config.json says, before the tensors settle the vocabulary, the norm kind and tying. */
 export interface ConfigDraft {
@@ -28,19 +27,7 @@ export interface ConfigDraft {
 export const LIMITS = { dModel: 65536, nLayer: 1024, vocabSize: 1_000_000, dInner: 262144, dState: 1024, dConv: 64 } as const;
 
 export function readConfig(path: string): ConfigDraft {
-	let text: string;
-	try {
-		if (fs.statSync(path).size > 1_000_000) throw new UserError(`${path}: config.json is over 1 MB (not a model config)`);
-		text = fs.readFileSync(path, 'utf8');
-	} catch (err) {
-		throw err instanceof UserError ? err : fsError(path, err);
-	}
-	let raw: unknown;
-	try {
-		raw = JSON.parse(text);
-	} catch {
-		throw new UserError(`${path}: not valid JSON`);
-	}
+	const raw = readBoundedJson(path, 'config.json', READ_CAPS.config);
 	if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object`);
 	return normaliseConfig(raw as Record<string, unknown>, path);
 }

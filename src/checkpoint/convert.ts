@@ -12,7 +12,10 @@ import { fsError } from './io.js';
 import { writeCheckpointGguf, type TypeChoice } from './gguf-model.js';
 import { loadModel } from './load.js';
 import type { QuantizeType } from '../model/quant/quantize.js';
-import { writeSafetensors, type TensorToWrite } from './safetensors.js';
+import { safetensorsChunks, type TensorToWrite } from './safetensors.js';
+import { AtomicFile, realPathOf } from '../util/atomic-write.js';
+import { parseJsonQuietly, READ_CAPS, readBoundedFile } from '../util/read-bounded.js';
+import { checkTokenizerJson } from '../engine/tokenizer-json.js';
 
 const DTYPES: Record<'f32' | 'f16' | 'bf16', FloatDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 const TORCH_DTYPE: Record<FloatDType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
@@ -26,7 +29,8 @@ export const writesGguf = (out: string, dtype: ConvertDType) => /\.gguf$/i.test(
 
 export function convertCheckpoint(inDir: string, outDir: string, dtype: ConvertDType): { ckpt: Checkpoint<Weight>; choices: TypeChoice[] } {
 	if (!CONVERT_DTYPES.includes(dtype)) throw new UserError(`convert: unknown dtype ${dtype} (expected ${CONVERT_DTYPES.join(', ')})`);
-	if (nodePath.resolve(inDir) === nodePath.resolve(outDir)) throw new UserError(`${outDir}: choose an output folder other than the input`);
+	// Real paths, so a symlink to IN (or a path through one) is recognised as IN and never written over.
+	if (realPathOf(inDir) === realPathOf(outDir)) throw new UserError(`${outDir}: choose an output folder other than the input`);
 	const ckpt = loadModel(inDir);
 	if (writesGguf(outDir, dtype)) {
 		if (!/\.gguf$/i.test(outDir)) throw new UserError(`${outDir}: --dtype ${dtype} writes a single GGUF file; name it *.gguf`);
@@ -36,23 +40,42 @@ export function convertCheckpoint(inDir: string, outDir: string, dtype: ConvertD
 	const dt = DTYPES[dtype as keyof typeof DTYPES];
 	const tensors = hfTensors(ckpt, dt);
 	if (dt === 'F16') for (const t of tensors) checkHalfRange(t, ckpt.dir);
+	// The tokenizer is copied only as a checked tokenizer.json read through the bounded reader: a symlink planted
+	// there is read like any file, and unless its target is a tokenizer it is refused (its bytes never copied).
+	const tokenizer = ckpt.tokenizerPath ? readTokenizerBytes(ckpt.tokenizerPath) : null;
 	try {
 		fs.mkdirSync(outDir, { recursive: true });
 	} catch (err) {
 		throw fsError(outDir, err);
 	}
-	// Write under temporary names and rename, so an interrupted convert never leaves a half-written model behind.
-	const weights = nodePath.join(outDir, 'model.safetensors');
-	writeSafetensors(`${weights}.tmp`, tensors, { format: 'pt', source: `mambabyte convert from ${ckpt.format}` });
-	const configText = JSON.stringify(hfConfig(ckpt, dt), null, 2) + '\n';
+	// Every file is written in full under a unique temporary name first; then the renames, config.json last, so a
+	// failure at any point leaves OUT as it was (or, past the first rename, still loadable by its old config).
+	const files: AtomicFile[] = [];
 	try {
-		fs.writeFileSync(nodePath.join(outDir, 'config.json'), configText);
-		fs.renameSync(`${weights}.tmp`, weights);
-		if (ckpt.tokenizerPath) fs.copyFileSync(ckpt.tokenizerPath, nodePath.join(outDir, 'tokenizer.json'));
+		const weights = AtomicFile.create(nodePath.join(outDir, 'model.safetensors'));
+		files.push(weights);
+		for (const chunk of safetensorsChunks(tensors, { format: 'pt', source: `mambabyte convert from ${ckpt.format}` })) weights.write(chunk);
+		if (tokenizer) {
+			const t = AtomicFile.create(nodePath.join(outDir, 'tokenizer.json'));
+			files.push(t);
+			t.write(tokenizer);
+		}
+		const config = AtomicFile.create(nodePath.join(outDir, 'config.json'));
+		files.push(config);
+		config.write(new TextEncoder().encode(JSON.stringify(hfConfig(ckpt, dt), null, 2) + '\n'));
+		for (const f of files) f.finish();
+		for (const f of files) f.commit();
 	} catch (err) {
-		throw fsError(outDir, err);
+		for (const f of files) f.abort();
+		throw err;
 	}
 	return { ckpt, choices: [] };
+}
+
+function readTokenizerBytes(file: string): Buffer {
+	const bytes = readBoundedFile(file, 'tokenizer.json', READ_CAPS.tokenizer);
+	checkTokenizerJson(parseJsonQuietly(bytes.toString('utf8'), file), file);
+	return bytes;
 }
 
 /** config.json with transformers' MambaConfig field names (+ training_context_length when known). */

@@ -2,6 +2,7 @@
 // into one-line UserErrors.
 import * as fs from 'node:fs';
 import { UserError } from '../errors.js';
+import { fileError } from '../util/read-bounded.js';
 import { bf16ToF32, f16ToF32, isFloatDType, type FloatDType, ITEM_SIZE } from './dtypes.js';
 
 /** One tensor as a weights file declares it (before any data is read). */
@@ -20,19 +21,13 @@ export interface TensorSource {
 }
 
 export function fsError(path: string, err: unknown): UserError {
-	const e = err as NodeJS.ErrnoException;
-	const why =
-		e?.code === 'ENOENT' ? 'file not found'
-		: e?.code === 'EISDIR' ? 'is a directory, expected a file'
-		: e?.code === 'EACCES' ? 'permission denied'
-		: String(e?.message ?? err);
-	return new UserError(`${path}: ${why}`);
+	return fileError(path, err); // errno in words; never the raw message (it can carry paths or data)
 }
 
 export function openForRead(path: string): { fd: number; size: number } {
 	let fd: number;
 	try {
-		fd = fs.openSync(path, 'r');
+		fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not block open()
 	} catch (err) {
 		throw fsError(path, err);
 	}

@@ -39,6 +39,10 @@ export interface PickleHooks {
 const MARK = Symbol('mark');
 type Slot = PValue | typeof MARK;
 
+/** Limits no state dict comes near: memo entries and stack depth. */
+export const MAX_MEMO = 1 << 22;
+export const MAX_STACK = 1 << 22;
+
 /** Run a pickle over `data` and return the value STOP leaves; `file` names the source in errors. */
 export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PValue {
 	const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -97,6 +101,8 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PV
 		return items;
 	};
 	const put = (i: number): void => {
+		// A state dict memoizes a few values per tensor; millions mean a hostile file (a Map stops at 2^24).
+		if (memo.size >= MAX_MEMO && !memo.has(i)) fail(`more than ${MAX_MEMO} memo entries (not a state dict)`);
 		memo.set(i, top());
 	};
 	const get = (i: number): void => {
@@ -119,6 +125,7 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PV
 
 	while (true) {
 		opAt = pos;
+		if (stack.length > MAX_STACK) fail(`stack deeper than ${MAX_STACK} values (not a state dict)`);
 		const op = u8();
 		switch (op) {
 			case 0x80: { // PROTO

@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import { UserError } from '../errors.js';
 import { encodeFloats, type FloatDType } from './dtypes.js';
-import { fmtShape, fsError, itemSize, openForRead, product, readAt, readFloatsAt, show, type TensorEntry, type TensorSource } from './io.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { fmtShape, itemSize, openForRead, product, readAt, readFloatsAt, show, type TensorEntry, type TensorSource } from './io.js';
 
 /** Headers of real checkpoints are a few KB to a few MB; anything bigger is corrupt or hostile. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -50,11 +51,12 @@ function parseHeader(fd: number, path: string, size: number): { entries: Map<str
 	readAt(fd, path, lenBuf, 0, 'the header length');
 	const len = new DataView(lenBuf.buffer).getBigUint64(0, true);
 	if (len > BigInt(MAX_HEADER_BYTES)) {
-		throw new UserError(`${path}: safetensors header length ${len} is absurd (expected under ${MAX_HEADER_BYTES} bytes)`);
+		// The value itself is not shown: it is the file's first 8 bytes, which may be a secret's (a planted symlink).
+		throw new UserError(`${path}: not a safetensors file (its header length field is over ${MAX_HEADER_BYTES} bytes)`);
 	}
 	const headerLen = Number(len);
 	if (8 + headerLen > size) {
-		throw new UserError(`${path}: safetensors header length ${headerLen} exceeds the file size ${size} (truncated or not a safetensors file)`);
+		throw new UserError(`${path}: safetensors header length exceeds the file size ${size} (truncated or not a safetensors file)`);
 	}
 	const raw = new Uint8Array(headerLen);
 	readAt(fd, path, raw, 8, 'the header');
@@ -128,10 +130,16 @@ export interface TensorToWrite {
 }
 
 /**
- * Write a safetensors file tensor by tensor (only one tensor's encoded bytes in memory at a time).
+ * Write a safetensors file tensor by tensor (only one tensor's encoded bytes in memory at a time), atomically
+ * (util/atomic-write.ts): an existing file at `path` stays whole until the new one is complete.
  * No value checks: callers that need finite or in-range values check first (tests write NaN on purpose).
  */
 export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+	writeFileAtomic(path, safetensorsChunks(tensors, metadata));
+}
+
+/** The bytes of a safetensors file as chunks: the header, then one chunk per tensor, encoded as they are asked for. */
+export function* safetensorsChunks(tensors: TensorToWrite[], metadata?: Record<string, string>): Generator<Uint8Array> {
 	const header: Record<string, unknown> = {};
 	if (metadata) header.__metadata__ = metadata;
 	let offset = 0;
@@ -147,27 +155,6 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
 	const head = Buffer.alloc(8 + Buffer.byteLength(json));
 	head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
 	head.write(json, 8, 'utf8');
-	let fd: number;
-	try {
-		fd = fs.openSync(path, 'w');
-	} catch (err) {
-		throw fsError(path, err);
-	}
-	try {
-		writeAll(fd, path, head);
-		for (const t of tensors) writeAll(fd, path, encodeFloats(t.data, t.dtype));
-	} finally {
-		fs.closeSync(fd);
-	}
-}
-
-function writeAll(fd: number, path: string, bytes: Uint8Array): void {
-	let done = 0;
-	while (done < bytes.byteLength) {
-		try {
-			done += fs.writeSync(fd, bytes, done, Math.min(1 << 30, bytes.byteLength - done));
-		} catch (err) {
-			throw fsError(path, err);
-		}
-	}
+	yield head;
+	for (const t of tensors) yield encodeFloats(t.data, t.dtype);
 }

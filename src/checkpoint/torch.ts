@@ -2,11 +2,12 @@
 // dict whose tensors point at storages by persistent id) and one `<top>/data/<key>` entry of raw bytes per storage.
 // The pickle is read with the safe reader and an allowlist of the globals a state dict needs; storages are read
 // lazily, tensor by tensor, honouring the storage offset.
+import * as os from 'node:os';
 import { UserError } from '../errors.js';
 import { bf16ToF32, f16ToF32, isFloatDType } from './dtypes.js';
 import { fmtShape, itemSize, product, show, type TensorEntry, type TensorSource } from './io.js';
 import { PDict, PGlobal, PObject, PTuple, unpickle, type PickleHooks, type PValue } from './pickle.js';
-import { ZipReader, type ZipEntry } from './zip.js';
+import { MAX_INFLATE_RATIO, ZipReader, type ZipEntry } from './zip.js';
 
 const MAX_PICKLE_BYTES = 64_000_000; // a state dict pickle is a few KB per hundred tensors
 
@@ -110,7 +111,32 @@ function readStateDict(zip: ZipReader, path: string): Map<string, TorchEntry> {
 		}
 		entries.set(name, { dtype: t.storage.dtype, shape: t.shape, zipEntry, offset: t.offset });
 	}
+	checkDeclaredBytes(entries, path);
+	const uses = new Map<ZipEntry, number>();
+	for (const e of entries.values()) uses.set(e.zipEntry, (uses.get(e.zipEntry) ?? 0) + 1);
+	for (const [z, n] of uses) zip.shareEntry(z, n);
 	return entries;
+}
+
+/**
+ * What the tensors declare must be justified by what the archive stores: tensors may view shared storages (a tied
+ * head, views of one buffer), but their bytes together beyond MAX_INFLATE_RATIO times the stored bytes mean a file
+ * built to make the loader allocate (many views of one storage, or a small deflated storage declaring gigabytes).
+ */
+function checkDeclaredBytes(entries: Map<string, TorchEntry>, path: string): void {
+	let declared = 0;
+	const stored = new Map<ZipEntry, number>();
+	for (const e of entries.values()) {
+		declared += product(e.shape) * (itemSize(e.dtype) as number);
+		stored.set(e.zipEntry, e.zipEntry.compressedSize);
+	}
+	const storedBytes = [...stored.values()].reduce((a, b) => a + b, 0);
+	if (declared > storedBytes * MAX_INFLATE_RATIO + (1 << 20)) {
+		throw new UserError(`${path}: tensors declare ${declared} bytes but the archive stores only ${storedBytes} (over ${MAX_INFLATE_RATIO}x; refusing before allocating)`);
+	}
+	if (declared > os.totalmem()) {
+		throw new UserError(`${path}: tensors declare ${(declared / 2 ** 30).toFixed(1)} GiB, more than this machine's ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB of memory`);
+	}
 }
 
 function isTensor(v: PValue | undefined): boolean {

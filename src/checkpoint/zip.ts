@@ -2,6 +2,7 @@
 // to disk, refuses path traversal and sizes the file cannot hold, and reads entries by positioned reads.
 // torch.save writes entries stored (method 0), 64-byte aligned; deflate (method 8) is accepted for other writers.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as zlib from 'node:zlib';
 import { UserError } from '../errors.js';
 import { openForRead, readAt, show } from './io.js';
@@ -21,7 +22,10 @@ const ZIP64_EOCD = 0x06064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
 const MAX_CENTRAL_DIR = 100_000_000;
-const MAX_DEFLATE_RATIO = 1032; // deflate cannot expand data more than this
+// deflate can expand data up to 1032x, but tensor data (floats) barely compresses: a storage that claims more than
+// this ratio over its stored bytes (plus a little slack for small all-zero biases) is refused before inflating.
+export const MAX_INFLATE_RATIO = 64;
+const INFLATE_SLACK = 1 << 20;
 
 // zlib.crc32 is native but only exists from Node 20.15; older Node 20 releases get the table version.
 let crcTable: Uint32Array | undefined;
@@ -47,6 +51,7 @@ export class ZipReader {
 	private readonly fd: number;
 	readonly size: number;
 	private open = true;
+	private readonly shared = new Map<string, { left: number; data?: Buffer }>();
 
 	constructor(readonly path: string) {
 		const f = openForRead(path);
@@ -60,7 +65,13 @@ export class ZipReader {
 		}
 	}
 
+	/** Say that `uses` reads of a deflated entry will come, so it is inflated once rather than once per read. */
+	shareEntry(e: ZipEntry, uses: number): void {
+		if (e.method !== 0 && uses > 1) this.shared.set(e.name, { left: uses });
+	}
+
 	close(): void {
+		this.shared.clear();
 		if (this.open) fs.closeSync(this.fd);
 		this.open = false;
 	}
@@ -147,8 +158,9 @@ export class ZipReader {
 			if (flags & 1) this.fail(`entry ${show(name)} is encrypted`);
 			if (method !== 0 && method !== 8) this.fail(`entry ${show(name)} uses compression method ${method} (only stored and deflate are supported)`);
 			if (localOffset + 30 + compressedSize > this.size) this.fail(`entry ${show(name)} declares ${compressedSize} bytes at offset ${localOffset}, beyond the file size ${this.size}`);
-			if (method === 0 ? size !== compressedSize : size > compressedSize * MAX_DEFLATE_RATIO + 1024) {
-				this.fail(`entry ${show(name)} declares an impossible size ${size} for ${compressedSize} stored bytes`);
+			if (method === 0 ? size !== compressedSize : size > compressedSize * MAX_INFLATE_RATIO + INFLATE_SLACK) {
+				const why = method === 0 ? 'stored entries do not change size' : `over ${MAX_INFLATE_RATIO}x: a compression bomb or a corrupt zip`;
+				this.fail(`entry ${show(name)} declares an impossible size ${size} for ${compressedSize} stored bytes (${why})`);
 			}
 			if (this.entries.has(name)) this.fail(`entry ${show(name)} appears twice`);
 			this.entries.set(name, { name, method, crc, compressedSize, size, localOffset });
@@ -184,6 +196,25 @@ export class ZipReader {
 		return out;
 	}
 
+	/** A deflated entry's bytes, once, with memory checked first and out-of-memory told apart from corrupt data. */
+	inflate(e: ZipEntry): Buffer {
+		const start = this.dataOffset(e);
+		const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+		if (e.size > os.freemem()) this.fail(`entry ${show(e.name)} needs ${gib(e.size)} GiB to inflate but only ${gib(os.freemem())} GiB of memory is free`);
+		let data: Buffer;
+		try {
+			data = zlib.inflateRawSync(this.bytes(start, e.compressedSize, `entry ${show(e.name)}`), { maxOutputLength: Math.max(1, e.size) });
+		} catch (err) {
+			if (err instanceof UserError) throw err;
+			const code = (err as NodeJS.ErrnoException).code;
+			if (code === 'ERR_BUFFER_TOO_LARGE') this.fail(`entry ${show(e.name)}: inflates to more than its declared ${e.size} bytes (corrupt zip)`);
+			if (code === 'Z_MEM_ERROR' || err instanceof RangeError) this.fail(`entry ${show(e.name)}: out of memory while inflating ${gib(e.size)} GiB`);
+			this.fail(`entry ${show(e.name)}: corrupt deflate data`);
+		}
+		if (data.length !== e.size) this.fail(`entry ${show(e.name)}: inflates to ${data.length} bytes, expected ${e.size}`);
+		return data;
+	}
+
 	/**
 	 * Fill `target` with an entry's uncompressed bytes from `offset` (stored entries are read straight into it).
 	 * A read of the whole entry is checked against its CRC-32, so flipped bits in a storage are caught.
@@ -192,22 +223,23 @@ export class ZipReader {
 		const length = target.byteLength;
 		if (offset < 0 || offset + length > e.size) this.fail(`entry ${show(e.name)}: read of ${length} bytes at ${offset} is beyond its size ${e.size}`);
 		const start = this.dataOffset(e);
-		let whole: Uint8Array;
 		if (e.method === 0) {
 			readAt(this.fd, this.path, target, start + offset, `entry ${show(e.name)}`);
 			if (offset !== 0 || length !== e.size) return;
-			whole = target;
+			if (crc32(target) !== e.crc) this.fail(`entry ${show(e.name)}: CRC-32 mismatch (corrupt file)`);
+			return;
 		} else {
-			let data: Buffer;
-			try {
-				data = zlib.inflateRawSync(this.bytes(start, e.compressedSize, `entry ${show(e.name)}`), { maxOutputLength: Math.max(1, e.size) });
-			} catch {
-				this.fail(`entry ${show(e.name)}: corrupt deflate data`);
+			// A storage several tensors view is inflated (and CRC-checked) once and kept until its last reader.
+			const shared = this.shared.get(e.name);
+			let data = shared?.data;
+			if (!data) {
+				data = this.inflate(e);
+				if (crc32(data) !== e.crc) this.fail(`entry ${show(e.name)}: CRC-32 mismatch (corrupt file)`);
+				if (shared) shared.data = data;
 			}
-			if (data.length !== e.size) this.fail(`entry ${show(e.name)}: inflates to ${data.length} bytes, expected ${e.size}`);
 			target.set(data.subarray(offset, offset + length));
-			whole = data;
+			if (shared && --shared.left <= 0) this.shared.delete(e.name);
+			return;
 		}
-		if (crc32(whole) !== e.crc) this.fail(`entry ${show(e.name)}: CRC-32 mismatch (corrupt file)`);
 	}
 }

@@ -3,7 +3,7 @@
 // stores its projections in that block type (native backend only) and prints the weight bandwidth a decode step
 // achieves against a plain memory-read measurement.
 import os from 'node:os';
-import { UsageError } from '../errors.js';
+import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';
 import type { Kernels } from '../backend/types.js';
@@ -72,7 +72,14 @@ export async function benchModel(
 export function parseShape(value: string): Checkpoint {
 	const m = /^(\d+)x(\d+)$/.exec(value);
 	if (!m || +m[1] < 4 || +m[1] > 8192 || +m[2] < 1 || +m[2] > 256) throw new UsageError(`--shape ${value}: expected D_MODELxN_LAYER, e.g. 1024x53`);
-	return randomCheckpoint(shapeConfig(+m[1], +m[2]), 1);
+	const config = shapeConfig(+m[1], +m[2]);
+	// Random weights are all allocated at once: refuse a shape this machine cannot hold before allocating any.
+	const bytes = countParameters(config) * 4;
+	if (bytes > os.freemem()) {
+		const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+		throw new UserError(`--shape ${value}: random float32 weights need ${gib(bytes)} GiB but only ${gib(os.freemem())} GiB of memory is free`);
+	}
+	return randomCheckpoint(config, 1);
 }
 
 export async function benchBackends(choice: string): Promise<{ kernels: Kernels[]; notes: string[] }> {

@@ -6,6 +6,8 @@
 // The shipped drafter (the default --draft) is skipped in exact mode on backends where speculative decoding is slower
 // (speculative.ts draftingPays: gpu.js cpu/webasm, webgpu); --verbose says so. An explicit --draft DIR is always used.
 import { concatBytes } from '../util/bytes.js';
+import { READ_CAPS, readStreamBounded } from '../util/read-bounded.js';
+import { stdoutFailed } from './stdout.js';
 import { DEFAULT_DRAFT, type GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
@@ -15,10 +17,9 @@ import { Drafter, draftingPays } from '../engine/speculative.js';
 import { decodeUtf8 } from '../engine/utf8.js';
 import type { GenerationStats } from '../engine/events.js';
 
-async function readStdin(): Promise<Uint8Array> {
-	const chunks: Buffer[] = [];
-	for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-	return new Uint8Array(Buffer.concat(chunks));
+/** All of stdin, refused as soon as it passes the cap (stdin may be /dev/zero or an endless pipe). */
+function readStdin(): Promise<Uint8Array> {
+	return readStreamBounded(process.stdin, 'stdin', READ_CAPS.stdin);
 }
 
 /** Write to stdout without throwing; waits for the pipe to drain so memory stays flat on slow readers. */
@@ -27,8 +28,9 @@ function writeOut(bytes: Uint8Array): Promise<void> {
 		try {
 			if (process.stdout.write(bytes)) resolve();
 			else process.stdout.once('drain', resolve);
-		} catch {
-			resolve(); // a destroyed stdout: main.ts's 'error' listener ends the process
+		} catch (e) {
+			// stdout on a file is written synchronously: ENOSPC (/dev/full) throws here rather than emitting 'error'
+			stdoutFailed(e);
 		}
 	});
 }

@@ -4,6 +4,7 @@
 import meow from 'meow';
 import { UserError, UsageError } from '../errors.js';
 import { generationOptions, modelDir, perplexityOptions, type RawFlags } from './options.js';
+import { isStdoutWriteError, stdoutFailed } from './stdout.js';
 
 const help = `
   Usage
@@ -130,11 +131,12 @@ async function main(argv: string[]): Promise<void> {
 
 export function run(argv = process.argv.slice(2)): void {
 	const verbose = argv.includes('--verbose');
-	// A closed pipe (`| head -c 10`) is not an error: stop quietly.
-	process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+	// A closed pipe (`| head -c 10`) is not an error: stop quietly; ENOSPC and the like: one line, exit 1 (stdout.ts).
+	process.stdout.on('error', stdoutFailed);
 	main(argv).then(
 		() => {},
 		(e: unknown) => {
+			if (isStdoutWriteError(e)) stdoutFailed(e);
 			if (e instanceof UserError) {
 				process.stderr.write(`mambabyte: ${e.message}\n`);
 				process.exitCode = e.exitCode;

@@ -5,6 +5,7 @@
 // the cost of the single pass.
 import type { LanguageModel, ModelState } from '../model/types.js';
 import { concatBytes } from '../util/bytes.js';
+import { UserError } from '../errors.js';
 import type { PerplexityEvent, PerplexityResult } from './events.js';
 
 export interface ScoreOptions {
@@ -19,15 +20,22 @@ export interface ScoreOptions {
 const LN2 = Math.LN2;
 const isSpace = (b: number) => b === 0x20 || (b >= 0x09 && b <= 0x0d);
 
-/** Accumulates per-position log-loss, word count and the position curve. */
+/** Buckets a --curve may have: the curve is one JSON list, so more than this is a mistake (--bucket too small). */
+export const MAX_CURVE_BUCKETS = 1_000_000;
+
+/**
+ * Accumulates log-loss and word count; per-bucket sums only when a curve was asked for (`bucket` not null), in a
+ * dense array that stops at MAX_CURVE_BUCKETS — so memory is flat in the file's length either way.
+ */
 class Tally {
 	nats = 0;
 	scored = 0;
 	bytes = 0;
 	words = 0;
 	private inWord = false;
-	readonly buckets = new Map<number, { nats: number; n: number }>();
-	constructor(readonly bucket: number) {}
+	readonly bucketNats: number[] = [];
+	readonly bucketCount: number[] = [];
+	constructor(readonly bucket: number | null) {}
 
 	see(chunk: Uint8Array) {
 		for (const b of chunk) {
@@ -41,17 +49,24 @@ class Tally {
 	score(position: number, lnp: number) {
 		this.nats -= lnp;
 		this.scored++;
+		if (this.bucket === null) return;
 		const k = Math.floor(position / this.bucket);
-		const b = this.buckets.get(k) ?? { nats: 0, n: 0 };
-		b.nats -= lnp;
-		b.n++;
-		this.buckets.set(k, b);
+		if (k >= MAX_CURVE_BUCKETS) throw tooManyBuckets(this.bucket);
+		while (this.bucketNats.length <= k) {
+			this.bucketNats.push(0);
+			this.bucketCount.push(0);
+		}
+		this.bucketNats[k] -= lnp;
+		this.bucketCount[k]++;
 	}
 
 	get bitsPerByte() {
 		return this.scored ? this.nats / LN2 / this.scored : NaN;
 	}
 }
+
+const tooManyBuckets = (bucket: number) =>
+	new UserError(`--curve with buckets of ${bucket} bytes gives more than ${MAX_CURVE_BUCKETS} buckets for this input; pass a larger --bucket`);
 
 /** ln p(next byte) for each position of `inputs` (targets[i] follows inputs[i]), advancing state. */
 async function logProbs(model: LanguageModel, state: ModelState, inputs: Uint8Array, targets: Uint8Array) {
@@ -63,8 +78,9 @@ async function logProbs(model: LanguageModel, state: ModelState, inputs: Uint8Ar
 export async function* scoreStream(
 	model: LanguageModel, file: string, total: number | null, source: AsyncIterable<Uint8Array>, o: ScoreOptions,
 ): AsyncGenerator<PerplexityEvent, PerplexityResult> {
+	if (o.curve && total !== null && Math.ceil(total / o.bucket) > MAX_CURVE_BUCKETS) throw tooManyBuckets(o.bucket);
 	yield { type: 'file', file, bytes: total };
-	const tally = new Tally(o.bucket);
+	const tally = new Tally(o.curve ? o.bucket : null);
 	const started = performance.now();
 	const every = o.progressEveryBytes ?? 4096;
 	let lastProgress = 0;
@@ -72,7 +88,9 @@ export async function* scoreStream(
 		const seconds = (performance.now() - started) / 1000;
 		return { type: 'progress', file, done: tally.bytes, total, bitsPerByte: tally.bitsPerByte, bytesPerSecond: tally.scored / Math.max(seconds, 1e-9) };
 	};
-	const scorer = o.window ? windowScorer(model, tally, o.window) : streamScorer(model, tally);
+	// A window longer than the file scores exactly like the single pass: cap it, so nothing is sized from W.
+	const window = o.window && total !== null ? Math.min(o.window, Math.max(2, total)) : o.window;
+	const scorer = window ? windowScorer(model, tally, window) : streamScorer(model, tally);
 	for await (const read of source) {
 		// Feed reads in pieces of `every` bytes so progress arrives during a large read, not only between reads.
 		for (let at = 0; at < read.length; at += every) {
@@ -101,9 +119,8 @@ export async function* scoreStream(
 		model: o.model,
 	};
 	if (o.curve) {
-		result.curve = [...tally.buckets.entries()]
-			.sort((a, b) => a[0] - b[0])
-			.map(([k, b]) => ({ start: k * o.bucket, end: Math.min((k + 1) * o.bucket, tally.bytes), bits_per_byte: b.nats / LN2 / b.n }));
+		result.curve = tally.bucketCount.flatMap((n, k) =>
+			n === 0 ? [] : [{ start: k * o.bucket, end: Math.min((k + 1) * o.bucket, tally.bytes), bits_per_byte: tally.bucketNats[k] / LN2 / n }]);
 	}
 	yield { type: 'result', result };
 	return result;
@@ -147,10 +164,15 @@ function windowScorer(model: LanguageModel, tally: Tally, W: number): Scorer {
 	const segment = async (len: number) => {
 		const s = start - base;
 		const bytes = buf.subarray(s, s + len);
-		const lp = await logProbs(model, model.newState(), bytes.subarray(0, len - 1), bytes.subarray(1, len));
-		for (let i = 0; i < len - 1; i++) {
-			const pos = start + i + 1;
-			if (pos >= scoredUpTo) tally.score(pos, lp[i]);
+		// Through one state in pieces of the model's chunk: logits stay (chunk, V) however long the window is.
+		const state = model.newState();
+		for (let a = 0; a < len - 1; a += model.chunk) {
+			const b = Math.min(len - 1, a + model.chunk);
+			const lp = await logProbs(model, state, bytes.subarray(a, b), bytes.subarray(a + 1, b + 1));
+			for (let i = a; i < b; i++) {
+				const pos = start + i + 1;
+				if (pos >= scoredUpTo) tally.score(pos, lp[i - a]);
+			}
 		}
 		scoredUpTo = start + len;
 	};

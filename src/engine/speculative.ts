@@ -29,7 +29,7 @@
 //   top:K (the paper's rule, β = K): accept b while it is among the K allowed bytes with the highest logits (the
 //     UTF-8 mask still applies); on rejection the byte model samples position c as usual. This changes the output.
 import { concatBytes } from '../util/bytes.js';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { Matrix } from '../../kernels/types.js';
@@ -38,6 +38,7 @@ import type { MambaState } from '../model/state.js';
 import type { LanguageModel, ModelState } from '../model/types.js';
 import { UserError } from '../errors.js';
 import { splitUtf8 } from './utf8.js';
+import { checkTokenizerJson, readTokenizerFiles } from './tokenizer-json.js';
 import { drawFrom, logitRank, type ByteDistribution, type Sampler } from './sampling.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -112,10 +113,13 @@ export class ByteLevelTokenizer {
 	readonly byteToken = new Int32Array(256).fill(-1);
 	readonly size: number;
 
-	constructor(json: Record<string, unknown>, config: Record<string, unknown> = {}) {
-		const model = json.model as { type?: string } | undefined;
-		if (!model || model.type !== 'BPE') throw new UserError(`tokenizer.json: expected a BPE model, found ${model?.type ?? 'none'}`);
-		this.tokenizer = new Tokenizer(withoutPrefixSpace(json), config);
+	constructor(json: Record<string, unknown>, config: Record<string, unknown> = {}, file = 'tokenizer.json') {
+		checkTokenizerJson(json, file); // ids bounded before the tables below are sized from them
+		try {
+			this.tokenizer = new Tokenizer(withoutPrefixSpace(json), config);
+		} catch {
+			throw new UserError(`${file}: the tokenizer library refused this tokenizer.json (a field has the wrong type)`);
+		}
 		const vocab = this.tokenizer.get_vocab(true);
 		let size = 0;
 		for (const id of vocab.values()) size = Math.max(size, id + 1);
@@ -139,22 +143,8 @@ export class ByteLevelTokenizer {
 	}
 
 	static load(file: string): ByteLevelTokenizer {
-		let json: Record<string, unknown>;
-		try {
-			json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-		} catch (e) {
-			throw new UserError(`${file}: cannot read tokenizer (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
-		}
-		const cfgFile = path.join(path.dirname(file), 'tokenizer_config.json');
-		let config: Record<string, unknown> = {};
-		if (existsSync(cfgFile)) {
-			try {
-				config = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-			} catch {
-				config = {};
-			}
-		}
-		return new ByteLevelTokenizer(json, config);
+		const { json, config } = readTokenizerFiles(file); // bounded read, shape checked (tokenizer-json.ts)
+		return new ByteLevelTokenizer(json, config, file);
 	}
 
 	/** Bytes a token stands for (special tokens: their text), or null. */

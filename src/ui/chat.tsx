@@ -159,11 +159,12 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 				return info(`saved ${c.file} (${formatBytes(n)}: state and ${transcript.length} transcript lines)`);
 			}
 			case 'load': {
-				const saved = readSave(c.file);
+				// Validated completely (save-schema.ts) and the state restored all-or-nothing before anything is shown.
+				const saved = readSave(c.file, 2 * session.stateBytes + (1 << 24));
 				const why = mismatch(saved.model, session.model);
 				if (why) return fail(`${c.file}: ${why}`);
 				await session.importState(saved.state);
-				if (saved.settings) setSettings({ ...s, ...saved.settings, draft: Boolean(saved.settings.draft && session.drafter) });
+				setSettings({ ...s, ...saved.settings, draft: saved.settings.draft && session.drafter !== null });
 				setContextBytes(session.contextBytes);
 				totals.current = noTotals();
 				setStats(null);

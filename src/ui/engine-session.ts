@@ -1,7 +1,8 @@
 // The engine's Session (src/engine/generate.ts) as the ChatSession the chat UI talks to: opening the byte model and
 // the drafter, per-turn options, and the session snapshot as /save's state.
 import type { GenerationOptions } from '../cli/options.js';
-import { decodeSnapshot, encodeSnapshot, Session } from '../engine/generate.js';
+import { encodeSnapshot, Session } from '../engine/generate.js';
+import { decodeCheckedSnapshot } from '../engine/snapshot-check.js';
 import { Drafter } from '../engine/speculative.js';
 import type { GenerationEvent } from '../engine/events.js';
 import { openModel } from '../model/open.js';
@@ -65,7 +66,9 @@ export class EngineChatSession implements ChatSession {
 
 	async importState(bytes: Uint8Array): Promise<void> {
 		try {
-			this.session.restore(decodeSnapshot(bytes));
+			// Checked completely first (snapshot-check.ts): a refused load leaves the live state untouched.
+			const shapes = { model: this.session.model.config, drafter: this.session.drafter?.model.config ?? null };
+			this.session.restore(decodeCheckedSnapshot(bytes, shapes));
 		} catch (e) {
 			throw new UserError(`cannot restore the saved state: ${e instanceof Error ? e.message : String(e)}`);
 		}

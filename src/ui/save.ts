@@ -15,8 +15,10 @@
 //   but not yet consumed, the UTF-8 mask state; see encodeSnapshot in src/engine/generate.ts). Nothing after it.
 // A state loads only into the same model: name and every dimension must match (checked here from the header, and
 // again by the engine).
-import { readFileSync, writeFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { READ_CAPS, readBoundedFile } from '../util/read-bounded.js';
+import { checkSaveHeader } from './save-schema.js';
 import type { SavedItem } from './items.js';
 import type { ChatSettings, ModelIdentity } from './session.js';
 
@@ -45,33 +47,33 @@ export function encodeSave(s: ChatSave): Uint8Array {
 	return out;
 }
 
+/** Bytes of header a save may carry (the transcript of a very long conversation is a few MB). */
+export const MAX_HEADER_BYTES = 64_000_000;
+
 export function decodeSave(buf: Uint8Array, file = 'file'): ChatSave {
 	const bad = (why: string) => new UserError(`${file}: not a mambabyte chat save (${why})`);
 	if (buf.length < 12 || new TextDecoder().decode(buf.subarray(0, 8)) !== MAGIC) throw bad('wrong magic');
 	const h = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(8, true);
+	if (h > MAX_HEADER_BYTES) throw bad(`header over ${MAX_HEADER_BYTES} bytes`);
 	if (12 + h > buf.length) throw bad('truncated header');
-	let header: {
-		format?: string; version?: number; model?: ModelIdentity; contextBytes?: number;
-		settings?: ChatSave['settings']; transcript?: SavedItem[]; state?: { bytes?: number };
-	};
+	let text: string;
 	try {
-		header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + h)));
+		text = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(12, 12 + h));
+	} catch {
+		throw bad('header is not UTF-8');
+	}
+	let raw: unknown;
+	try {
+		raw = JSON.parse(text);
 	} catch {
 		throw bad('header is not JSON');
 	}
-	if (header.format !== 'mambabyte-chat') throw bad('wrong format name');
-	if (header.version !== 1) throw new UserError(`${file}: chat save version ${String(header.version)} is not supported (this is version 1)`);
-	const n = header.state?.bytes;
-	if (!header.model || !Number.isInteger(n) || (n as number) < 0) throw bad('no state');
+	// Every field is checked and copied into fresh objects: nothing from the file (a `__proto__` key, an extra
+	// field, a wrong type) reaches the chat's state.
+	const header = checkSaveHeader(raw, file);
 	const start = Math.ceil((12 + h) / 4) * 4;
-	if (buf.length !== start + (n as number)) throw bad(`expected ${start + (n as number)} bytes, found ${buf.length}`);
-	return {
-		model: header.model,
-		contextBytes: Number(header.contextBytes ?? 0),
-		settings: header.settings as ChatSave['settings'],
-		transcript: Array.isArray(header.transcript) ? header.transcript : [],
-		state: buf.slice(start),
-	};
+	if (buf.length !== start + header.stateBytes) throw bad(`expected ${start + header.stateBytes} bytes, found ${buf.length}`);
+	return { model: header.model, contextBytes: header.contextBytes, settings: header.settings, transcript: header.transcript, state: new Uint8Array(buf.subarray(start)) };
 }
 
 /** Why a save does not fit this model, or null when it does. */
@@ -82,23 +84,15 @@ export function mismatch(saved: ModelIdentity, current: ModelIdentity): string |
 	return `saved with model ${saved.name} (${diff.map((k) => `${k} ${saved[k]}`).join(', ')}), but this chat runs ${current.name} (${diff.map((k) => `${k} ${current[k]}`).join(', ')})`;
 }
 
+/** Write a save atomically: the previous file at `file` stays whole until the new one is complete on disk. */
 export function writeSave(file: string, s: ChatSave): number {
-	const bytes = encodeSave(s);
-	try {
-		writeFileSync(file, bytes);
-	} catch (e) {
-		throw new UserError(`${file}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-	}
-	return bytes.length;
+	return writeFileAtomic(file, encodeSave(s));
 }
 
-export function readSave(file: string): ChatSave {
-	let buf: Uint8Array;
-	try {
-		buf = readFileSync(file);
-	} catch (e) {
-		const code = (e as NodeJS.ErrnoException).code;
-		throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(e)})`}`);
-	}
-	return decodeSave(buf, file);
+/**
+ * Read a save through the bounded reader (regular files only, a FIFO cannot block, at most `maxStateBytes` of
+ * state plus the header cap) and validate it completely; nothing is applied here.
+ */
+export function readSave(file: string, maxStateBytes: number = READ_CAPS.chatSave): ChatSave {
+	return decodeSave(readBoundedFile(file, 'a chat save', Math.min(READ_CAPS.chatSave, 16 + MAX_HEADER_BYTES + maxStateBytes)), file);
 }
