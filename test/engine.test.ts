@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { referenceKernels } from '../src/backend/reference.js';
 import type { GenerationEvent } from '../src/engine/events.js';
-import { decodeSnapshot, encodeSnapshot, generate, Session, type GenerateOptions } from '../src/engine/generate.js';
+import { generate, Session, type GenerateOptions } from '../src/engine/generate.js';
+import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Utf8Validator } from '../src/engine/utf8.js';
 import { byteModel, concat, cycleModel, enc, oracleDrafter, randomDrafter } from './engine-fixtures.js';
 

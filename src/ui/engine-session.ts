@@ -1,7 +1,8 @@
 // The engine's Session (src/engine/generate.ts) as the ChatSession the chat UI talks to: opening the byte model and
 // the drafter, per-turn options, and the session snapshot as /save's state.
 import type { GenerationOptions } from '../cli/options.js';
-import { decodeSnapshot, encodeSnapshot, Session } from '../engine/generate.js';
+import { Session } from '../engine/generate.js';
+import { decodeSnapshot, encodeSnapshot } from '../engine/snapshot.js';
 import { Drafter } from '../engine/speculative.js';
 import type { GenerationEvent } from '../engine/events.js';
 import { openModel } from '../model/open.js';
