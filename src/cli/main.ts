@@ -38,6 +38,7 @@ const help = `
 
   Bench
     --shape DxL              random weights of that shape (e.g. 1024x53) instead of --model
+    --profile                where a speculative round's time goes (drafter, verify, rollback, ...)
 
   Convert
     --dtype f16|bf16|f32     weight type written (default f16)
@@ -69,6 +70,7 @@ const flagSpec = {
 	bucket: { type: 'string' },
 	window: { type: 'string' },
 	shape: { type: 'string' },
+	profile: { type: 'boolean' },
 	dtype: { type: 'string' },
 } as const;
 

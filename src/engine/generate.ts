@@ -45,6 +45,7 @@ import type { MambaState } from '../model/state.js';
 import type { LanguageModel, ModelState } from '../model/types.js';
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from './events.js';
 import type { SessionSnapshot } from './snapshot.js';
+import type { Profile } from './profile.js';
 import { Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
 import {
@@ -65,6 +66,8 @@ export interface GenerateOptions extends SamplingOptions {
 	resume?: 'draft' | 'boundary';
 	/** Stop drafting a round early when the drafter's probability of its proposal falls below this (default 0.05). */
 	draftConfidence?: number;
+	/** Add where the time goes to this (profile.ts); unset = nothing is measured. */
+	profile?: Profile;
 }
 
 /** Default of GenerateOptions.draftConfidence (measured: see the header). */
@@ -86,6 +89,7 @@ export class Session {
 	private readonly utf8 = new Utf8Validator(); // over the whole context
 	private readonly draft: DraftContext | null;
 	private promptBytes = 0; // bytes appended since the last generate()
+	private prof: Profile | null = null; // the running generation's profile
 
 	constructor(model: LanguageModel, drafter: Drafter | null = null) {
 		this.drafter = drafter;
@@ -214,6 +218,9 @@ export class Session {
 		const minConfidence = opts.draftConfidence ?? DRAFT_CONFIDENCE;
 		const promptBytes = promptBytesOverride ?? this.promptBytes;
 		this.promptBytes = 0;
+		const prof = opts.profile ?? null;
+		this.prof = prof;
+		if (this.draft) this.draft.profile = prof;
 
 		const spec: SpeculativeStats | null = speculative
 			? { drafted: 0, tested: 0, accepted: 0, acceptanceRate: 0, meanAcceptedRun: 0, verifyPasses: 0 }
@@ -251,8 +258,11 @@ export class Session {
 		try {
 			if (this.empty) await this.feedContext(NEWLINE, signal);
 			let phase: 'draft' | 'bytes' = speculative ? 'draft' : 'bytes';
+			const tLoop = performance.now();
 			while (generated < opts.maxBytes && !stopped) {
+				let t = performance.now();
 				await breathe();
+				if (prof) t = prof.add('yield', t);
 				if (signal?.aborted) throw abortError();
 				if (spec && phase === 'draft') {
 					await this.draft!.sync(signal);
@@ -261,12 +271,19 @@ export class Session {
 						phase = 'bytes';
 						continue;
 					}
+					t = performance.now();
 					yield { type: 'draft', bytes: proposal };
+					if (prof) prof.add('yield', t);
 					spec.drafted += proposal.length;
 					const r = await this.verify(proposal, rule, sampler, mask, opts.maxBytes - generated, commit, spec);
+					t = performance.now();
 					if (r.accepted.length > 0) yield { type: 'commit', bytes: r.accepted, source: 'draft' };
 					if (r.accepted.length < proposal.length) yield { type: 'reject', count: proposal.length - r.accepted.length };
 					if (r.extra !== null) yield { type: 'commit', bytes: Uint8Array.of(r.extra), source: 'model' };
+					if (prof) {
+						prof.add('yield', t);
+						prof.rounds++;
+					}
 					stopped = r.stopped;
 					phase = resume === 'boundary' && r.rejected && r.extra !== null && !isBoundaryByte(r.extra) ? 'bytes' : 'draft';
 				} else {
@@ -276,7 +293,12 @@ export class Session {
 					this.pending.push(b);
 					this.logits = null;
 					stopped = commit(b);
+					if (prof) {
+						t = prof.add('plain-step', t);
+						prof.plainSteps++;
+					}
 					yield { type: 'commit', bytes: Uint8Array.of(b), source: 'model' };
+					if (prof) prof.add('yield', t);
 					if (spec && isBoundaryByte(b)) phase = 'draft';
 				}
 				if (stopped) reason = 'stop';
@@ -284,7 +306,12 @@ export class Session {
 				if (now - lastStats >= interval) {
 					lastStats = now;
 					yield { type: 'stats', stats: stats() };
+					if (prof) prof.add('yield', now);
 				}
+			}
+			if (prof) {
+				prof.totalMs += performance.now() - tLoop;
+				prof.bytes += generated;
 			}
 		} catch (e) {
 			if (!(e instanceof Error && e.name === 'AbortError')) throw e;
@@ -311,7 +338,10 @@ export class Session {
 		const recorder = this.recorder;
 		// Until the records have been seen to cover a forward, also keep a plain snapshot to fall back on
 		// (always, for a device-resident model: there the snapshot is a copy on the device).
+		const prof = this.prof;
+		let t = performance.now();
 		const snapshot = recorder?.trusted ? null : this.state.clone();
+		if (prof) t = prof.add('snapshot', t);
 		recorder?.start();
 		let rows: Float32Array;
 		try {
@@ -322,6 +352,7 @@ export class Session {
 		}
 		recorder?.stop();
 		if (recorder && snapshot && !recorder.check(this.state as MambaState, tokens.length)) recorder.clear();
+		if (prof) t = prof.add('verify', t);
 		spec.verifyPasses++;
 		// Distribution of proposal[i] given the text before it.
 		const dist = (i: number) =>
@@ -347,6 +378,7 @@ export class Session {
 			extra = sampler.sample(dist(proposal.length)); // bonus byte from the last position
 		}
 
+		if (prof) t = prof.add('accept', t);
 		// Bring the state to exactly the committed bytes: tokens[0 .. p + k).
 		const j = p + k;
 		if (j < tokens.length) {
@@ -359,6 +391,7 @@ export class Session {
 		}
 		recorder?.clear();
 		snapshot?.free?.();
+		if (prof) t = prof.add('rollback', t);
 		this.pending.clear();
 		if (extra !== null) {
 			this.pending.push(extra);

@@ -39,6 +39,7 @@ import type { LanguageModel, ModelState } from '../model/types.js';
 import { UserError } from '../errors.js';
 import { splitUtf8 } from './utf8.js';
 import { drawFrom, logitRank, type ByteDistribution, type Sampler } from './sampling.js';
+import type { Profile } from './profile.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // GPT-2 byte ↔ unicode table (the one every byte-level BPE uses).
@@ -286,6 +287,8 @@ export class DraftContext {
 	private reuse: { ids: number[]; snaps: { state: ModelState; logits: Float32Array }[] } | null = null;
 	/** Tokens fed to the drafter so far (a measure of drafter work). */
 	tokensFed = 0;
+	/** Where to add this context's time, while a profiled generation runs. */
+	profile: Profile | null = null;
 
 	constructor(readonly drafter: Drafter) {
 		this.state = drafter.model.newState();
@@ -307,7 +310,9 @@ export class DraftContext {
 	/** Re-tokenize the unfed text and feed all of it but the last token (all of it the first time). */
 	async sync(signal?: AbortSignal): Promise<void> {
 		const tok = this.drafter.tokenizer;
+		let t0 = performance.now();
 		const pieces = tok.tokenize(this.unfed.view());
+		if (this.profile) t0 = this.profile.add('tokenize', t0);
 		const stable = this.fed ? pieces.slice(0, Math.max(0, pieces.length - 1)) : pieces;
 		let k = 0;
 		let consumed = 0;
@@ -336,6 +341,7 @@ export class DraftContext {
 			this.fed = true;
 		}
 		this.unfed.shift(consumed);
+		this.profile?.add('drafter-feed', t0);
 	}
 
 	/**
@@ -346,13 +352,22 @@ export class DraftContext {
 	async draft(m: number, maxBytes: number, minConfidence = 0): Promise<Draft> {
 		const empty = { ids: [], proposal: new Uint8Array(0) };
 		if (!this.logits || maxBytes <= 0) return empty;
+		const t0 = performance.now();
+		try {
+			return await this.draftFrom(this.logits, m, maxBytes, minConfidence);
+		} finally {
+			this.profile?.add('drafter-step', t0);
+		}
+	}
+
+	private async draftFrom(start: Float32Array, m: number, maxBytes: number, minConfidence: number): Promise<Draft> {
 		const tok = this.drafter.tokenizer;
 		const model = this.drafter.model;
 		const tail = this.unfed.view().slice();
 		const ids: number[] = [];
 		const parts: Uint8Array[] = [];
 		let length = 0;
-		let logits = this.logits;
+		let logits = start;
 		let work: ModelState | null = null;
 		const snaps: { state: ModelState; logits: Float32Array }[] = [];
 		let confidence = 1;
