@@ -18,7 +18,7 @@ import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
 import type { Checkpoint, MambaConfig } from '../src/model/types.js';
 import { generate, Session, type GenerateOptions } from '../src/engine/generate.js';
 import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
-import { Drafter } from '../src/engine/speculative.js';
+import { Drafter } from '../src/engine/drafter.js';
 import * as matmulKernels from '../kernels/blocked-matmul.js';
 import * as normKernels from '../kernels/blocked-norms.js';
 import * as convKernels from '../kernels/blocked-conv.js';

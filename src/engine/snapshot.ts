@@ -3,7 +3,7 @@
 // length, a JSON header, then the float arrays in order (little-endian f32).
 import { MambaState } from '../model/state.js';
 import type { ModelState } from '../model/types.js';
-import type { DraftSnapshot } from './speculative.js';
+import type { DraftSnapshot } from './drafter.js';
 
 /** Everything a Session needs to continue a conversation (Session.snapshot / restore). */
 export interface SessionSnapshot {

@@ -6,7 +6,8 @@ import { matrix, type Matrix } from '../../kernels/types.js';
 import { nextConvState } from '../../kernels/conv.js';
 import type { Kernels } from '../backend/types.js';
 import { MambaState } from './state.js';
-import type { Checkpoint, MambaConfig } from './types.js';
+import { RecordingKernels } from './replay.js';
+import type { Checkpoint, MambaConfig, Verification } from './types.js';
 
 interface Layer {
 	norm: Float32Array; // (d)
@@ -29,6 +30,7 @@ export class Mamba {
 	private readonly normF: Float32Array;
 	private readonly normFBias?: Float32Array;
 	private readonly head: Matrix; // (V, d): the embedding when tied
+	private recorder: RecordingKernels | null = null; // the same kernels, keeping what verify() rolls back with
 
 	constructor(readonly checkpoint: Checkpoint, readonly kernels: Kernels, readonly chunk = 64) {
 		const c = (this.config = checkpoint.config);
@@ -68,13 +70,50 @@ export class Mamba {
 		return logits;
 	}
 
+	/**
+	 * Logits (T, V) of tokens fed from state, then keep(j) leaves state as if only tokens[0..j) had been fed: the
+	 * recurrence is replayed over the j kept positions from records of this pass (replay.ts), no second forward.
+	 */
+	async verify(tokens: ArrayLike<number>, state: MambaState): Promise<Verification> {
+		const rec = (this.recorder ??= new RecordingKernels(this.kernels));
+		const start = state.position;
+		const V = this.config.vocabSize;
+		const logits = new Float32Array(tokens.length * V);
+		rec.start();
+		try {
+			for (let s = 0; s < tokens.length; s += this.chunk) {
+				const part = Array.prototype.slice.call(tokens, s, s + this.chunk) as number[];
+				logits.set(await this.forwardChunk(part, state, rec), s * V);
+			}
+		} catch (e) {
+			rec.clear();
+			throw e;
+		}
+		rec.stop();
+		let kept = false;
+		return {
+			logits,
+			keep: async (j: number) => {
+				if (kept) throw new Error('internal: a verification is kept once');
+				kept = true;
+				if (!(j >= 0 && j <= tokens.length)) throw new RangeError(`keep ${j} of ${tokens.length} verified tokens`);
+				try {
+					if (j < tokens.length && !(await rec.rollback(state, start, tokens.length, j))) {
+						throw new Error('internal: the replay records do not cover the verify pass');
+					}
+				} finally {
+					rec.clear();
+				}
+			},
+		};
+	}
+
 	/** Logits (V) of the next token after one token. */
 	async step(token: number, state: MambaState): Promise<Float32Array> {
 		return this.forwardChunk([token], state);
 	}
 
-	private async forwardChunk(tokens: number[], state: MambaState): Promise<Float32Array> {
-		const k = this.kernels;
+	private async forwardChunk(tokens: number[], state: MambaState, k: Kernels = this.kernels): Promise<Float32Array> {
 		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv, eps, vocabSize: V } = this.config;
 		const T = tokens.length;
 		for (const tok of tokens) {

@@ -3,7 +3,7 @@
 import type { GenerationOptions } from '../cli/options.js';
 import { Session } from '../engine/generate.js';
 import { decodeSnapshot, encodeSnapshot } from '../engine/snapshot.js';
-import { Drafter } from '../engine/speculative.js';
+import { Drafter } from '../engine/drafter.js';
 import type { GenerationEvent } from '../engine/events.js';
 import { openModel } from '../model/open.js';
 import { UserError } from '../errors.js';
