@@ -73,19 +73,15 @@ export async function* scoreStream(
 		return { type: 'progress', file, done: tally.bytes, total, bitsPerByte: tally.bitsPerByte, bytesPerSecond: tally.scored / Math.max(seconds, 1e-9) };
 	};
 	const scorer = o.window ? windowScorer(model, tally, o.window) : streamScorer(model, tally);
-	for await (const read of source) {
-		// Feed reads in pieces of `every` bytes so progress arrives during a large read, not only between reads.
-		for (let at = 0; at < read.length; at += every) {
-			const piece = read.subarray(at, at + every);
-			tally.see(piece);
-			await scorer.push(piece);
-			if (tally.bytes - lastProgress >= every) {
-				lastProgress = tally.bytes;
-				yield progress();
-			}
-		}
+	try {
+		yield* scoreAll(scorer, tally, source, every, () => {
+			lastProgress = tally.bytes;
+			return progress();
+		}, () => tally.bytes - lastProgress >= every);
+		await scorer.finish();
+	} finally {
+		scorer.free();
 	}
-	await scorer.finish();
 	yield progress();
 	const seconds = (performance.now() - started) / 1000;
 	const bpb = tally.bitsPerByte;
@@ -109,9 +105,26 @@ export async function* scoreStream(
 	return result;
 }
 
+/** Feed every read to the scorer in pieces of `every` bytes, so progress arrives during a large read too. */
+async function* scoreAll(
+	scorer: Scorer, tally: Tally, source: AsyncIterable<Uint8Array>, every: number,
+	progress: () => PerplexityEvent, due: () => boolean,
+): AsyncGenerator<PerplexityEvent> {
+	for await (const read of source) {
+		for (let at = 0; at < read.length; at += every) {
+			const piece = read.subarray(at, at + every);
+			tally.see(piece);
+			await scorer.push(piece);
+			if (due()) yield progress();
+		}
+	}
+}
+
 interface Scorer {
 	push(piece: Uint8Array): Promise<void>;
 	finish(): Promise<void>;
+	/** Give the scorer's state back (called once, whether scoring finished or not). */
+	free(): void;
 }
 
 /** One recurrent pass: inputs b_0..b_{N−2}, targets b_1..b_{N−1}, in chunks with one byte of lookahead. */
@@ -134,6 +147,7 @@ function streamScorer(model: LanguageModel, tally: Tally): Scorer {
 		async finish() {
 			if (pending.length > 1) await run(pending.length - 1);
 		},
+		free: () => state.free(),
 	};
 }
 
@@ -144,10 +158,14 @@ function windowScorer(model: LanguageModel, tally: Tally, W: number): Scorer {
 	let base = 0;
 	let start = 0; // start of the next segment
 	let scoredUpTo = 0; // every target position < this has been scored (position 0 is never a target)
+	// one state for every segment, reset from a zero state (no new device state per segment)
+	const zero = model.newState();
+	const state = model.newState();
 	const segment = async (len: number) => {
 		const s = start - base;
 		const bytes = buf.subarray(s, s + len);
-		const lp = await logProbs(model, model.newState(), bytes.subarray(0, len - 1), bytes.subarray(1, len));
+		state.copyFrom(zero);
+		const lp = await logProbs(model, state, bytes.subarray(0, len - 1), bytes.subarray(1, len));
 		for (let i = 0; i < len - 1; i++) {
 			const pos = start + i + 1;
 			if (pos >= scoredUpTo) tally.score(pos, lp[i]);
@@ -168,6 +186,10 @@ function windowScorer(model: LanguageModel, tally: Tally, W: number): Scorer {
 		async finish() {
 			const len = buf.length - (start - base);
 			if (base + buf.length > scoredUpTo && len >= 2) await segment(len);
+		},
+		free: () => {
+			state.free();
+			zero.free();
 		},
 	};
 }

@@ -102,3 +102,9 @@ export function decodeSnapshot(bytes: Uint8Array): SessionSnapshot {
 			: null,
 	};
 }
+
+/** Give a snapshot's states back (Session.snapshot() copies them; the caller owns the copy). */
+export function freeSnapshot(s: SessionSnapshot): void {
+	s.state.free();
+	s.draft?.state.free();
+}
