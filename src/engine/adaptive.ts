@@ -4,37 +4,47 @@
 // backends, ~1.6-2 steps on native, ~1 on a GPU), on the model pair (a bigger byte model makes a drafter token
 // relatively cheaper), on the temperature and rule (acceptance) and on the text. So the Session measures it: the
 // arms are "draft up to m subwords" for m = 1..M and "decode plain bytes" (m = 0, in stretches of PLAIN_STRETCH
-// bytes); each arm's rate is committed bytes over wall time (the models, the tokenizer, rollback — everything but
-// the consumer's time), averaged with decay so that it follows the text. Every round takes the arm with the best
-// rate, except that up to EXPLORE_SHARE of the time goes to re-measuring the others (the one measured longest ago).
-// Exploring costs at most EXPLORE_SHARE · (1 − its rate / the best rate) of the throughput, so drafting is never
-// more than ~3% slower than plain decoding, and where it pays it is on. Estimates are kept per backend, model pair,
-// rule and temperature for the life of the process, so later generations (chat turns, bench rounds) start informed.
+// bytes); an arm's rate is committed bytes over wall time (the models, the tokenizer, rollback — everything but the
+// consumer's time). One arm is the incumbent and runs every round; up to EXPLORE_SHARE of the time goes to
+// re-measuring the others (the one measured longest ago). On a shared machine the load moves every rate, so an arm
+// is judged by its rate relative to the incumbent's rate at the time it was measured, and an arm that measures
+// better than the incumbent takes over. Exploring costs at most EXPLORE_SHARE · (1 − its rate / the incumbent's)
+// of the throughput: drafting is never more than a few percent slower than plain decoding, and where it pays it is
+// on. Estimates are kept per backend, model pair, rule and temperature for the life of the process, so later
+// generations (chat turns, bench rounds) start informed.
 
 /** Bytes a plain stretch decodes before the schedule chooses again. */
 export const PLAIN_STRETCH = 8;
-/** Share of the time spent re-measuring arms other than the best. */
+/** Share of the time spent re-measuring arms other than the incumbent. */
 export const EXPLORE_SHARE = 0.03;
-/** Weight of an arm's older measurements each time it is measured again. */
-const DECAY = 0.9;
+/** Weight of the incumbent's older measurements at each new one (its rate follows the machine's load). */
+const DECAY = 0.8;
+/** Weight of an explored arm's older measurements. */
+const REL_DECAY = 0.7;
+/** How much better than the incumbent an arm must measure, over at least two measurements, to take over. */
+const MARGIN = 1.02;
 
 interface Arm {
-	bytes: number; // decayed sums
+	// decayed sums over its measurements: wall ms, and the ms the incumbent would have taken for the same bytes
 	ms: number;
-	n: number; // measurements (not decayed)
+	incumbentMs: number;
+	n: number; // measurements since it last lost or won the incumbency
 	last: number; // round of the last measurement
 }
 
 export class DraftSchedule {
 	private readonly arms: Arm[];
+	private incumbent: number;
+	private bytes = 0; // the incumbent's decayed sums
+	private ms = 0;
 	private round = 0;
 	private totalMs = 0;
 	private exploreMs = 0;
-	private exploring = -1;
 
-	/** Arms 0 (plain) .. maxSubwords. */
+	/** Arms 0 (plain) .. maxSubwords; the full draft is the first incumbent. */
 	constructor(readonly maxSubwords: number) {
-		this.arms = Array.from({ length: maxSubwords + 1 }, () => ({ bytes: 0, ms: 0, n: 0, last: -Infinity }));
+		this.arms = Array.from({ length: maxSubwords + 1 }, () => ({ ms: 0, incumbentMs: 0, n: 0, last: -Infinity }));
+		this.incumbent = maxSubwords;
 	}
 
 	private static shared = new Map<string, DraftSchedule>();
@@ -47,48 +57,61 @@ export class DraftSchedule {
 		return s;
 	}
 
-	/** Bytes per ms of an arm (NaN when never measured). */
-	rate(arm: number): number {
-		const a = this.arms[arm];
-		return a.n > 0 && a.ms > 0 ? a.bytes / a.ms : NaN;
+	/** The arm that runs when not exploring. */
+	get best(): number {
+		return this.incumbent;
 	}
 
-	/** The best measured arm. */
-	best(): number {
-		let best = -1;
-		for (let i = 0; i < this.arms.length; i++) if (this.arms[i].n > 0 && (best < 0 || this.rate(i) > this.rate(best))) best = i;
-		return best;
+	/** An arm's rate relative to the incumbent's (NaN when never measured). */
+	relative(arm: number): number {
+		const a = this.arms[arm];
+		return arm === this.incumbent ? 1 : a.ms > 0 ? a.incumbentMs / a.ms : NaN;
 	}
 
 	/** Subwords to draft next round; 0 = decode a plain stretch. */
 	choose(): number {
 		this.round++;
-		this.exploring = -1;
 		const M = this.maxSubwords;
 		if (M === 0) return 0;
-		// first measure the full draft twice and plain decoding once
-		if (this.arms[M].n < 2 && this.arms[M].n <= this.arms[0].n) return M;
-		if (this.arms[0].n < 1) return 0;
-		const best = this.best();
+		const inc = this.arms[this.incumbent];
+		if (inc.n < 2) return this.incumbent; // a reference rate first
+		if (this.arms[0].n === 0 && this.incumbent !== 0) return 0; // then plain decoding, the arm that always works
 		if (this.exploreMs < EXPLORE_SHARE * this.totalMs) {
+			// an arm that measured better once is measured again first (it takes over on a second good measurement)
+			for (let i = 0; i <= M; i++) if (i !== this.incumbent && this.relative(i) > MARGIN) return i;
 			let oldest = -1;
-			for (let i = 0; i <= M; i++) if (i !== best && (oldest < 0 || this.arms[i].last < this.arms[oldest].last)) oldest = i;
-			if (oldest >= 0) {
-				this.exploring = oldest;
-				return oldest;
-			}
+			for (let i = 0; i <= M; i++) if (i !== this.incumbent && (oldest < 0 || this.arms[i].last < this.arms[oldest].last)) oldest = i;
+			if (oldest >= 0) return oldest;
 		}
-		return best;
+		return this.incumbent;
 	}
 
-	/** What the chosen arm gave: committed bytes in ms of wall time. */
+	/** What an arm gave: committed bytes in ms of wall time. */
 	record(arm: number, bytes: number, ms: number): void {
+		if (!(ms > 0)) return;
 		const a = this.arms[arm];
-		a.bytes = a.bytes * DECAY + bytes;
-		a.ms = a.ms * DECAY + ms;
 		a.n++;
 		a.last = this.round;
 		this.totalMs += ms;
-		if (arm === this.exploring) this.exploreMs += ms;
+		if (arm === this.incumbent) {
+			this.bytes = this.bytes * DECAY + bytes;
+			this.ms = this.ms * DECAY + ms;
+			return;
+		}
+		this.exploreMs += ms;
+		a.ms = a.ms * REL_DECAY + ms;
+		a.incumbentMs = a.incumbentMs * REL_DECAY + (bytes * this.ms) / Math.max(this.bytes, 1e-9);
+		if (a.n >= 2 && this.relative(arm) > MARGIN) {
+			// the explored arm is better: it becomes the incumbent, and the old one an arm to re-measure like the others
+			const r = this.relative(arm);
+			const old = this.arms[this.incumbent];
+			old.ms = 1;
+			old.incumbentMs = 1 / r;
+			old.n = 1;
+			this.incumbent = arm;
+			a.ms = 0;
+			a.incumbentMs = 0;
+			this.ms /= r; // the reference rate: the old incumbent's times r
+		}
 	}
 }

@@ -243,7 +243,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
  * The chat's starting settings. The drafter starts on whenever one is loaded: the engine drafts only as much as
  * measurably pays on this backend and model pair (engine/adaptive.ts), down to not at all.
  */
-export function initialSettings(opts: GenerationOptions, drafter: string | null, _backend = 'native'): ChatSettings {
+export function initialSettings(opts: GenerationOptions, drafter: string | null): ChatSettings {
 	return {
 		temperature: opts.temperature,
 		topP: opts.topP,
@@ -263,7 +263,7 @@ export async function runChat(opts: GenerationOptions): Promise<void> {
 	applyColorEnv();
 	const { openChatSession } = await import('./engine-session.js');
 	const session = await openChatSession(opts);
-	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter, session.backend)} />, {
+	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter)} />, {
 		exitOnCtrlC: false, // Ctrl-C stops a generation; only at an empty prompt does it exit
 		maxFps: 30,
 		// Ink 6.8's incremental mode redraws the live rows below themselves once <Static> output is written (seen in
