@@ -15,6 +15,8 @@
 
 /** Bytes a plain stretch decodes before the schedule chooses again. */
 export const PLAIN_STRETCH = 8;
+/** Measurements of the full draft and of plain decoding before the first choice. */
+const BOOT = 4;
 /** Share of the time spent re-measuring arms other than the incumbent. */
 export const EXPLORE_SHARE = 0.03;
 /** Weight of the incumbent's older measurements at each new one (its rate follows the machine's load). */
@@ -40,6 +42,10 @@ export class DraftSchedule {
 	private round = 0;
 	private totalMs = 0;
 	private exploreMs = 0;
+	/** Until both have BOOT measurements, the full draft and plain decoding alternate (not counted as exploring). */
+	private booting = true;
+	private bootSeen = 0;
+	private readonly boot = [{ bytes: 0, ms: 0, n: 0 }, { bytes: 0, ms: 0, n: 0 }]; // plain, full draft
 
 	/** Arms 0 (plain) .. maxSubwords; the full draft is the first incumbent. */
 	constructor(readonly maxSubwords: number) {
@@ -73,9 +79,7 @@ export class DraftSchedule {
 		this.round++;
 		const M = this.maxSubwords;
 		if (M === 0) return 0;
-		const inc = this.arms[this.incumbent];
-		if (inc.n < 2) return this.incumbent; // a reference rate first
-		if (this.arms[0].n === 0 && this.incumbent !== 0) return 0; // then plain decoding, the arm that always works
+		if (this.booting) return this.boot[1].n <= this.boot[0].n ? M : 0;
 		if (this.exploreMs < EXPLORE_SHARE * this.totalMs) {
 			// an arm that measured better once is measured again first (it takes over on a second good measurement)
 			for (let i = 0; i <= M; i++) if (i !== this.incumbent && this.relative(i) > MARGIN) return i;
@@ -86,9 +90,37 @@ export class DraftSchedule {
 		return this.incumbent;
 	}
 
+	private bootRecord(arm: number, bytes: number, ms: number): void {
+		const b = this.boot[arm === 0 ? 0 : 1];
+		this.bootSeen++;
+		if (this.bootSeen === 1) return; // the very first round also warms up (first drafter call, first verify)
+		b.bytes += bytes;
+		b.ms += ms;
+		b.n++;
+		this.arms[arm].last = this.round;
+		this.totalMs += ms;
+		if (this.boot[0].n < BOOT || this.boot[1].n < BOOT) return;
+		// the faster of the two is the incumbent; the other is measured relative to it
+		this.booting = false;
+		const [plain, full] = this.boot;
+		const winner = plain.bytes / plain.ms >= full.bytes / full.ms ? 0 : 1;
+		const w = this.boot[winner], l = this.boot[1 - winner];
+		this.incumbent = winner === 0 ? 0 : this.maxSubwords;
+		this.bytes = w.bytes;
+		this.ms = w.ms;
+		const loser = this.arms[winner === 0 ? this.maxSubwords : 0];
+		loser.ms = l.ms;
+		loser.incumbentMs = (l.bytes * w.ms) / w.bytes;
+		loser.n = 1;
+	}
+
 	/** What an arm gave: committed bytes in ms of wall time. */
 	record(arm: number, bytes: number, ms: number): void {
 		if (!(ms > 0)) return;
+		if (this.booting && (arm === 0 || arm === this.maxSubwords)) {
+			this.bootRecord(arm, bytes, ms);
+			return;
+		}
 		const a = this.arms[arm];
 		a.n++;
 		a.last = this.round;
