@@ -46,7 +46,7 @@ async function main() {
 		const best = kernels[0];
 		const model = await buildModel(loadCheckpoint(DEFAULT_MODEL), best);
 		const draft = await buildModel(loadCheckpoint(DEFAULT_DRAFT), best);
-		const rows = await benchSpeculative(model, draft, quick ? 48 : 256);
+		const rows = await benchSpeculative(model, draft, quick ? 48 : 256, { rounds: quick ? 1 : 3 });
 		process.stdout.write('\n' + specTable(best.name, rows) + '\n');
 		json.push(...rows.map((r) => ({ backend: best.name, model: 'byte-model + subword-drafter', ...r })));
 	}

@@ -13,7 +13,7 @@ import { convertCheckpoint } from '../src/checkpoint/convert.js';
 import { loadCheckpoint } from '../src/checkpoint/load.js';
 import { unpickle, MAX_MEMO } from '../src/checkpoint/pickle.js';
 import { ZipReader } from '../src/checkpoint/zip.js';
-import { ByteLevelTokenizer } from '../src/engine/speculative.js';
+import { ByteLevelTokenizer } from '../src/engine/tokenizer.js';
 import { PickleBuilder, tinyConfig, tinyTensors, torchPickle, torchZip, zipWithPickle } from './helpers/checkpoint-fixtures.js';
 import { BIN, removeTempDirs, SECRET, tempDir, TINY, TINY_DRAFTER, userError } from './helpers/hostile.js';
 

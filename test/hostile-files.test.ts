@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadCheckpoint } from '../src/checkpoint/load.js';
-import { ByteLevelTokenizer } from '../src/engine/speculative.js';
+import { ByteLevelTokenizer } from '../src/engine/tokenizer.js';
 import { readSave } from '../src/ui/save.js';
 import { fileError, READ_CAPS, readBoundedFile, readBoundedJson, readStreamBounded } from '../src/util/read-bounded.js';
 import { cli, mkfifo, oneLine, removeTempDirs, SECRET, tempDir, TINY, TINY_DRAFTER, userError } from './helpers/hostile.js';

@@ -11,7 +11,7 @@ import { userErrorAsync } from './helpers/hostile.js';
 function standIn() {
 	const V = 256;
 	let longest = 0;
-	const state = (): ModelState => ({ position: 0, byteLength: 0, clone: state, copyFrom() {}, toHost: () => Promise.reject(new Error('unused')) });
+	const state = (): ModelState => ({ position: 0, byteLength: 0, clone: state, copyFrom() {}, toHost: () => Promise.reject(new Error('unused')), free() {} });
 	const model = {
 		config: { vocabSize: V }, chunk: 64, checkpoint: { name: 'stand-in' }, newState: state,
 		kernels: { name: 'stand-in', logProb: async (_l: Float32Array, T: number) => new Float64Array(T).fill(-Math.log(V)) },

@@ -16,9 +16,10 @@ import { rng } from '../src/model/random.js';
 import { generate, Session, type GenerateOptions } from '../src/engine/generate.js';
 import { Sampler } from '../src/engine/sampling.js';
 import { Utf8Validator } from '../src/engine/utf8.js';
-import {
-	ByteLevelTokenizer, bytesToTokenString, Drafter, pickToken, RecordingKernels, tokenStringToBytes, type AcceptRule,
-} from '../src/engine/speculative.js';
+import { ByteLevelTokenizer, bytesToTokenString, tokenStringToBytes } from '../src/engine/tokenizer.js';
+import { Drafter, pickToken } from '../src/engine/drafter.js';
+import type { AcceptRule } from '../src/engine/accept.js';
+import { RecordingKernels } from '../src/model/replay.js';
 import { byteModel, concat, CORPUS, cycleModel, enc, oracleDrafter, randomDrafter, tinyTokenizer, trainByteBpe } from './engine-fixtures.js';
 
 const cpu = GpuJsKernels.create('cpu');
@@ -28,7 +29,8 @@ if (process.env.TIME_TESTS) {
 	test.after.each((ctx) => console.log(`  ${((performance.now() - (ctx.t0 as number)) / 1000).toFixed(2)} s  ${ctx.__test__}`));
 }
 
-const GREEDY: GenerateOptions = { maxBytes: 100, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: true };
+// 'fixed': these tests check each drafting setting; the adaptive schedule is tested on its own below
+const GREEDY: GenerateOptions = { maxBytes: 100, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: true, schedule: 'fixed' };
 
 async function run(model: LanguageModel, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null = null) {
 	const out: Uint8Array[] = [];
@@ -258,7 +260,7 @@ test('after speculative generation the session state equals a fresh state fed th
 test('exact sampling: the first two bytes follow the plain sampling distribution; top:3 does not', async () => {
 	const model = byteModel(referenceKernels, 11); // p(first byte) ≈ 0.82, 0.07 (a UTF-8 lead byte), 0.014, …
 	const prompt = enc('The ');
-	const opts: GenerateOptions = { maxBytes: 2, temperature: 1, topK: 8, topP: 0.98, seed: 0, stop: [], utf8: true };
+	const opts: GenerateOptions = { maxBytes: 2, temperature: 1, topK: 8, topP: 0.98, seed: 0, stop: [], utf8: true, schedule: 'fixed' };
 	// The exact distribution of (b1, b2), enumerated from the model with the same processing.
 	const V = 256;
 	const sampler = new Sampler(opts);

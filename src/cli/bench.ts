@@ -3,6 +3,8 @@
 // stores its projections in that block type (native backend only) and prints the weight bandwidth a decode step
 // achieves against a plain memory-read measurement.
 import os from 'node:os';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';
@@ -10,11 +12,13 @@ import type { Kernels } from '../backend/types.js';
 import { loadModel, countParameters } from '../checkpoint/index.js';
 import { buildModel } from '../model/open.js';
 import { generate, type GenerateOptions } from '../engine/generate.js';
-import { Drafter } from '../engine/speculative.js';
+import { Drafter } from '../engine/drafter.js';
+import type { AcceptRule } from '../engine/accept.js';
+import { Profile } from '../engine/profile.js';
 import type { GenerationStats } from '../engine/events.js';
 import { randomCheckpoint, shapeConfig } from '../model/random.js';
 import type { Checkpoint, LanguageModel, Weight } from '../model/types.js';
-import { DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
+import { DEFAULT_DRAFT, DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
 import { NativeKernels } from '../backend/native.js';
 import { BENCH_DTYPES, quantizeProjections, stepWeightBytes, type BenchDtype } from './bench-quant.js';
 
@@ -131,6 +135,29 @@ export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 		if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
 	}
 	if (!flags.json) process.stdout.write(`${machine()}\n${table(results)}\n${extra.join('\n')}${extra.length ? '\n' : ''}`);
+	if (flags.shape === undefined) await benchDrafting(flags, kernels[0]);
+}
+
+/** The speculative rows of `mambabyte bench` (and with --profile where each mode's time goes). */
+async function benchDrafting(flags: RawFlags, kernels: Kernels): Promise<void> {
+	const draftDir = flags.draft === undefined ? DEFAULT_DRAFT : flags.draft === false ? null : String(flags.draft);
+	if (!draftDir || !existsSync(path.join(draftDir, 'config.json'))) return;
+	const model = await buildModel(loadModel(modelDir(flags.model, '--model', DEFAULT_MODEL)), kernels);
+	const draft = await buildModel(loadModel(modelDir(draftDir, '--draft', DEFAULT_DRAFT)), kernels);
+	const rows = await benchSpeculative(model, draft, Number(flags.maxBytes ?? 256), { profile: Boolean(flags.profile) });
+	if (flags.json) {
+		for (const { profile, ...r } of rows) {
+			process.stdout.write(JSON.stringify({ backend: kernels.name, model: `${model.checkpoint.name} + ${draft.checkpoint.name}`, ...r, ...(profile ? { profile_ms: { ...profile.ms, other: profile.otherMs, total: profile.totalMs }, rounds: profile.rounds } : {}) }) + '\n');
+		}
+		return;
+	}
+	process.stdout.write(`\n${specTable(kernels.name, rows)}\n`);
+	if (!flags.profile) return;
+	for (const r of rows) {
+		const plain = rows.find((p) => p.mode === 'plain' && p.temperature === r.temperature)!.profile!;
+		const stepMs = plain.totalMs / Math.max(plain.bytes, 1);
+		process.stdout.write(`\n${r.mode}, temperature ${r.temperature}: ${r.profile!.table(stepMs)}\n`);
+	}
 }
 
 const PROMPTS = [
@@ -140,44 +167,85 @@ const PROMPTS = [
 	'In the beginning of the year 1820, the little town of',
 ];
 
-export interface SpecRow { mode: string; bytes_per_second: number; generated: number; acceptance_rate: number | null; mean_accepted_run: number | null; speedup: number }
+export interface SpecRow {
+	mode: string;
+	temperature: number;
+	bytes_per_second: number;
+	generated: number;
+	acceptance_rate: number | null;
+	mean_accepted_run: number | null;
+	/** Median over rounds of this mode's bytes/s over plain decoding's at the same temperature in the same round. */
+	speedup: number;
+	profile?: Profile;
+}
 
-/** Plain vs speculative (exact, top:3) greedy generation of the same prompts with a byte model and a drafter. */
-export async function benchSpeculative(model: LanguageModel, d: LanguageModel, maxBytes: number): Promise<SpecRow[]> {
+export interface SpecMode {
+	mode: string;
+	draft: boolean;
+	temperature: number;
+	accept?: AcceptRule;
+}
+
+/** Greedy plain, exact and top:3, then sampling at the chat's default temperature, plain and exact. */
+export const SPEC_MODES: SpecMode[] = [
+	{ mode: 'plain', draft: false, temperature: 0 },
+	{ mode: 'speculative exact', draft: true, temperature: 0, accept: { kind: 'exact' } },
+	{ mode: 'speculative top:3', draft: true, temperature: 0, accept: { kind: 'top', k: 3 } },
+	{ mode: 'plain', draft: false, temperature: 0.8 },
+	{ mode: 'speculative exact', draft: true, temperature: 0.8, accept: { kind: 'exact' } },
+];
+
+/**
+ * Plain vs speculative generation of the same prompts with a byte model and a drafter. The modes run interleaved
+ * (prompt by prompt, round by round) so that a shared machine's load shifts hit them alike; bytes/s is the median
+ * over `rounds` rounds, each round all prompts. With `profile` each mode also gets where its time went.
+ */
+export async function benchSpeculative(
+	model: LanguageModel, d: LanguageModel, maxBytes: number, o: { rounds?: number; profile?: boolean; modes?: SpecMode[] } = {},
+): Promise<SpecRow[]> {
 	const drafter = new Drafter(d, Drafter.tokenizerOf(d));
-	const base: GenerateOptions = { maxBytes, temperature: 0, topK: 0, topP: 1, seed: 1, stop: [], utf8: true, draftSubwords: 3 };
-	const modes: [string, Drafter | null, GenerateOptions][] = [
-		['plain', null, base],
-		['speculative exact', drafter, { ...base, accept: { kind: 'exact' } }],
-		['speculative top:3', drafter, { ...base, accept: { kind: 'top', k: 3 } }],
-	];
-	const rows: SpecRow[] = [];
-	for (const [mode, dr, opts] of modes) {
-		let bytes = 0, seconds = 0, tested = 0, accepted = 0, passes = 0;
+	const modes = o.modes ?? SPEC_MODES;
+	const rounds = o.rounds ?? 3;
+	const acc = modes.map(() => ({ bps: [] as number[], bytes: 0, tested: 0, accepted: 0, passes: 0, profile: new Profile() }));
+	const ratios: number[][] = modes.map(() => []);
+	for (let r = 0; r < rounds; r++) {
+		const bytes = modes.map(() => 0), seconds = modes.map(() => 0);
 		for (const prompt of PROMPTS) {
-			let stats: GenerationStats | null = null;
-			for await (const ev of generate(model, new TextEncoder().encode(prompt), opts, dr)) if (ev.type === 'done') stats = ev.stats;
-			bytes += stats!.generatedBytes;
-			seconds += stats!.seconds;
-			tested += stats!.speculative?.tested ?? 0;
-			accepted += stats!.speculative?.accepted ?? 0;
-			passes += stats!.speculative?.verifyPasses ?? 0;
+			for (let i = 0; i < modes.length; i++) {
+				const m = modes[i];
+				const opts: GenerateOptions = {
+					maxBytes, temperature: m.temperature, topK: 0, topP: 1, seed: 1 + r, stop: [], utf8: true,
+					accept: m.accept, profile: o.profile ? acc[i].profile : undefined,
+				};
+				let stats: GenerationStats | null = null;
+				for await (const ev of generate(model, new TextEncoder().encode(prompt), opts, m.draft ? drafter : null)) if (ev.type === 'done') stats = ev.stats;
+				bytes[i] += stats!.generatedBytes;
+				seconds[i] += stats!.seconds;
+				acc[i].bytes += stats!.generatedBytes;
+				acc[i].tested += stats!.speculative?.tested ?? 0;
+				acc[i].accepted += stats!.speculative?.accepted ?? 0;
+				acc[i].passes += stats!.speculative?.verifyPasses ?? 0;
+			}
 		}
-		const bps = bytes / seconds;
-		rows.push({
-			mode, bytes_per_second: bps, generated: bytes,
-			acceptance_rate: dr ? accepted / Math.max(tested, 1) : null,
-			mean_accepted_run: dr ? accepted / Math.max(passes, 1) : null,
-			speedup: rows.length ? bps / rows[0].bytes_per_second : 1,
+		modes.forEach((m, i) => {
+			acc[i].bps.push(bytes[i] / seconds[i]);
+			const base = modes.findIndex((b) => !b.draft && b.temperature === m.temperature);
+			ratios[i].push(bytes[i] / seconds[i] / (bytes[base] / seconds[base]));
 		});
 	}
-	return rows;
+	return modes.map((m, i) => ({
+		mode: m.mode, temperature: m.temperature, bytes_per_second: median(acc[i].bps), generated: acc[i].bytes,
+		acceptance_rate: m.draft ? acc[i].accepted / Math.max(acc[i].tested, 1) : null,
+		mean_accepted_run: m.draft ? acc[i].accepted / Math.max(acc[i].passes, 1) : null,
+		speedup: median(ratios[i]),
+		...(o.profile ? { profile: acc[i].profile } : {}),
+	}));
 }
 
 export function specTable(backend: string, rows: SpecRow[]): string {
-	const lines = ['| backend | mode | bytes/s | speedup | acceptance | mean accepted run |', '|---|---|---|---|---|---|'];
+	const lines = ['| backend | mode | temperature | bytes/s | speedup | acceptance | mean accepted run |', '|---|---|---|---|---|---|---|'];
 	for (const r of rows) {
-		lines.push(`| ${backend} | ${r.mode} | ${r.bytes_per_second.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.acceptance_rate === null ? '-' : (100 * r.acceptance_rate).toFixed(1) + '%'} | ${r.mean_accepted_run === null ? '-' : r.mean_accepted_run.toFixed(2)} |`);
+		lines.push(`| ${backend} | ${r.mode} | ${r.temperature} | ${r.bytes_per_second.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.acceptance_rate === null ? '-' : (100 * r.acceptance_rate).toFixed(1) + '%'} | ${r.mean_accepted_run === null ? '-' : r.mean_accepted_run.toFixed(2)} |`);
 	}
 	return lines.join('\n');
 }

@@ -3,17 +3,17 @@
 // accepts them). `--json` prints one object instead. Ctrl-C stops generation cleanly (what was generated stays
 // written) and exits 130; a closed stdout (`| head -c 10`) ends quietly (main.ts exits 0 on EPIPE).
 // An empty prompt generates from "\n" as context (generate.ts): the model needs a byte to predict from.
-// The shipped drafter (the default --draft) is skipped in exact mode on backends where speculative decoding is slower
-// (speculative.ts draftingPays: gpu.js cpu/webasm, webgpu); --verbose says so. An explicit --draft DIR is always used.
+// The drafter (default: the shipped one) is used wherever it is given: the engine drafts only as much as measurably
+// pays on this backend and model pair (engine/adaptive.ts), down to not at all. --no-draft decodes plain bytes.
 import { concatBytes } from '../util/bytes.js';
 import { READ_CAPS, readStreamBounded } from '../util/read-bounded.js';
 import { stdoutFailed } from './stdout.js';
-import { DEFAULT_DRAFT, type GenerationOptions } from './options.js';
+import type { GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
 import type { LanguageModel } from '../model/types.js';
 import { generate } from '../engine/generate.js';
-import { Drafter, draftingPays } from '../engine/speculative.js';
+import { Drafter } from '../engine/drafter.js';
 import { decodeUtf8 } from '../engine/utf8.js';
 import type { GenerationStats } from '../engine/events.js';
 
@@ -58,12 +58,7 @@ export async function runComplete(prompt: string | null, opts: GenerationOptions
 	if (opts.verbose) for (const note of opened.notes) process.stderr.write(`mambabyte: ${note}\n`);
 	checkByteModel(opened.model, opts.model);
 	let drafter: Drafter | null = null;
-	let draftDir = opts.draft;
-	if (draftDir === DEFAULT_DRAFT && opts.accept.kind === 'exact' && !draftingPays(opened.kernels.name)) {
-		// The shipped drafter by default only where it is faster; exact mode's output distribution is the same either way.
-		if (opts.verbose) process.stderr.write(`mambabyte: drafter skipped: speculative decoding is slower than plain decoding on the ${opened.kernels.name} backend (pass --draft DIR to use it anyway)\n`);
-		draftDir = null;
-	}
+	const draftDir = opts.draft;
 	if (draftDir) {
 		const d = await openModel(draftDir, opened.kernels);
 		drafter = new Drafter(d.model, Drafter.tokenizerOf(d.model));

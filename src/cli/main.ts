@@ -41,6 +41,7 @@ const help = `
   Bench
     --shape DxL              random weights of that shape (e.g. 1024x53) instead of --model
     --dtype q8_0|q4_0|q4_k|f16  with --shape: projections stored in that block type (native backend)
+    --profile                where a speculative round's time goes (drafter, verify, rollback, ...)
 
   Convert
     --dtype TYPE             f16|bf16|f32 (HF safetensors; GGUF when OUT ends in .gguf) or q8_0|q4_0|q4_k|q6_k
@@ -74,6 +75,7 @@ const flagSpec = {
 	window: { type: 'string' },
 	klDivergence: { type: 'string' },
 	shape: { type: 'string' },
+	profile: { type: 'boolean' },
 	dtype: { type: 'string' },
 } as const;
 

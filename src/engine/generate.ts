@@ -11,105 +11,75 @@
 //   await s.append(bytes, signal?)            feed new text (user turn, template); chunked, abortable
 //   for await (const ev of s.generate(opts))  continue from everything appended/generated so far
 //   const snap = s.snapshot(); s.restore(snap)                in memory (cheap: the state, not the text)
-//   encodeSnapshot(snap) / decodeSnapshot(bytes)              to and from a file (/save, /load)
+//   encodeSnapshot(snap) / decodeSnapshot(bytes)              to and from a file (/save, /load; snapshot.ts)
 //   s.reset()                                 back to an empty context
+//   s.free()                                  give the states back (device memory now); the session is done
 //   s.position  bytes consumed so far; s.stateBytes  memory the context costs (model + drafter state)
 //
-// opts (GenerateOptions) is a subset of the CLI's GenerationOptions: maxBytes, temperature, topK, topP, seed, stop,
-// utf8, accept, draftSubwords, plus signal (AbortSignal: ends with done 'aborted'), statsIntervalMs, and the
-// speculative schedule knobs resume and draftConfidence (below).
+// opts (GenerateOptions, options.ts) holds maxBytes, temperature, topK, topP, seed, stop, utf8, accept,
+// draftSubwords, signal (AbortSignal: ends with done 'aborted'), statsIntervalMs, the speculative schedule knobs
+// (schedule, resume, draftConfidence; below) and profile (profile.ts).
 // Events: 'start'; 'draft' (proposed bytes, speculative only); 'commit' (final bytes, source 'draft' or 'model');
 // 'reject' (how many drafted bytes were dropped); 'stats' every statsIntervalMs; 'done' (reason, final stats).
 // Every committed byte is final: the bytes of all commits, in order, are the output.
 // The session is consistent at every yield, so a consumer may stop iterating at any point and generate again.
 //
-// Speculative rounds (DESIGN.md §6; see speculative.ts for the parts): the drafter drafts m subwords from the
-// committed text, the byte model scores pending + drafted bytes in ONE forward from its state, the accept rule keeps a
-// prefix, the state is rolled back to the kept bytes, then the byte at the bifurcation point is drawn (the replacement
-// from the residual in exact mode); when every drafted byte was kept a bonus byte is drawn from the last position
-// for free. A committed byte the state has not consumed yet is "pending": it is fed with the next forward (the next
-// verify pass or byte step), so a round costs one verifier forward.
+// Speculative rounds (DESIGN.md §6): the drafter (drafter.ts) drafts from the committed text, the byte model scores
+// pending + drafted bytes in ONE verify pass from its state (LanguageModel.verify), the accept rule (accept.ts) keeps
+// a prefix, the model keeps the state of the kept bytes (its own rollback), then the byte at the bifurcation point is
+// drawn (the replacement from the residual in exact mode); when every drafted byte was kept a bonus byte is drawn
+// from the last position for free. A committed byte the state has not consumed yet is "pending": it is fed with the
+// next forward (the next verify pass or byte step), so a round costs one verifier forward. Sampling with the exact
+// rule drafts by sampling the drafter's byte distribution q and accepts with min(1, p/q) (speculative sampling).
 //
-// Schedule after a rejection. The paper lets the byte model decode alone until it emits a boundary byte
-// (speculative.ts isBoundaryByte: ASCII whitespace and punctuation) so that the drafter is not conditioned on half a
-// word. Here the drafter re-derives the unfinished word itself (token healing, speculative.ts), so that reason is gone,
-// and drafting again at once is faster: on the shipped pair (cpu, native kernels, greedy, 4 prompts × 300 bytes)
-// acceptance stays ~0.74-0.81 either way, while the byte steps spent waiting for a boundary cost more than the
-// drafter's calls. Default resume: 'draft'; resume: 'boundary' gives the paper's schedule. When the drafter has no
-// proposal (nothing consistent with the text), the byte model decodes to the next boundary byte before drafting again.
-// A round also stops drafting early once the drafter's own probability of its proposal drops below draftConfidence
-// (0.05): long unlikely drafts make the verify pass longer (dearer on CPUs, where cost grows with the bytes) for bytes
-// that are mostly rejected.
-import { Mamba } from '../model/mamba.js';
-import { MambaState } from '../model/state.js';
+// How much to draft (schedule 'adaptive', the default; adaptive.ts): each round the schedule picks the number of
+// subwords, or a stretch of plain bytes, by the measured bytes per second of each choice on this backend, model pair,
+// rule and temperature. schedule 'fixed' always drafts draftSubwords subwords (tests, and experiments).
+// After a rejection the drafter drafts again at once (resume 'draft'): it re-derives an unfinished word itself (token
+// healing, drafter.ts); resume 'boundary' gives the paper's schedule instead, where the byte model decodes alone to
+// the next boundary byte (accept.ts isBoundaryByte). When the drafter has no proposal, the byte model decodes to the
+// next boundary byte. A round stops drafting early once the drafter's own probability of its proposal drops below
+// draftConfidence (0.05): long unlikely drafts make the verify pass longer for bytes that are mostly rejected.
 import type { LanguageModel, ModelState } from '../model/types.js';
 import { isQMatrix, type QMatrix } from '../model/qmatrix.js';
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from './events.js';
-import { Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
+import type { SessionSnapshot } from './snapshot.js';
+import type { GenerateOptions } from './options.js';
+import type { Profile } from './profile.js';
+import { Sampler, StopMatcher } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
-import {
-	abortError, acceptByte, breathe, ByteBuffer, DraftContext, isBoundaryByte, RecordingKernels, replacementByte,
-	type AcceptRule, type Drafter, type DraftSnapshot,
-} from './speculative.js';
+import { ByteBuffer } from './byte-buffer.js';
+import { DraftContext, type Draft, type Drafter } from './drafter.js';
+import { acceptByte, isBoundaryByte, replacementByte, type AcceptRule } from './accept.js';
+import { abortError, breathe } from './loop.js';
+import { DraftSchedule, PLAIN_STRETCH } from './adaptive.js';
 
-export interface GenerateOptions extends SamplingOptions {
-	maxBytes: number;
-	stop: readonly string[];
-	utf8: boolean; // mask bytes that would make the text invalid UTF-8 (utf8.ts)
-	accept?: AcceptRule; // default exact
-	draftSubwords?: number; // subwords per draft (default 3); 0 = no drafting even with a drafter
-	signal?: AbortSignal;
-	statsIntervalMs?: number; // default 250
-	/** After a rejection: draft again at once ('draft', default) or let the byte model decode to a boundary byte first
-	 * ('boundary', the paper's schedule). See the header for why the default differs from the paper. */
-	resume?: 'draft' | 'boundary';
-	/** Stop drafting a round early when the drafter's probability of its proposal falls below this (default 0.05). */
-	draftConfidence?: number;
-}
+export type { GenerateOptions } from './options.js';
 
 /** Default of GenerateOptions.draftConfidence (measured: see the header). */
 export const DRAFT_CONFIDENCE = 0.05;
+/** Default of GenerateOptions.draftSubwords. */
+export const DRAFT_SUBWORDS = 3;
 
 const PREFILL_CHUNK = 1024; // bytes per forward while feeding text (bounds the (T, V) logits array)
 
 const NEWLINE = new Uint8Array([0x0a]);
 
-export interface SessionSnapshot {
-	model: string; // checkpoint name + shape, checked on restore
-	state: ModelState;
-	pending: Uint8Array;
-	logits: Float32Array | null;
-	utf8: { need: number; lo: number; hi: number };
-	draft: DraftSnapshot | null;
-	promptBytes: number;
-}
-
 export class Session {
-	/** The byte model as this session runs it (over recording kernels when a drafter is attached). */
-	readonly model: LanguageModel;
 	readonly drafter: Drafter | null;
-	private readonly recorder: RecordingKernels | null;
 	private readonly state: ModelState;
 	private readonly pending = new ByteBuffer(); // committed bytes not yet consumed by the state
 	private logits: Float32Array | null = null; // next-byte logits (V), valid when nothing is pending
 	private readonly utf8 = new Utf8Validator(); // over the whole context
 	private readonly draft: DraftContext | null;
 	private promptBytes = 0; // bytes appended since the last generate()
+	private prof: Profile | null = null; // the running generation's profile
+	private freed = false;
 
-	constructor(model: LanguageModel, drafter: Drafter | null = null) {
+	constructor(readonly model: LanguageModel, drafter: Drafter | null = null) {
 		this.drafter = drafter;
-		if (drafter && model instanceof Mamba) {
-			// A view of the same weights on recording kernels, for rollback by replay (speculative.ts).
-			this.recorder = new RecordingKernels(model.kernels);
-			this.model = new Mamba(model.checkpoint, this.recorder, model.chunk);
-			this.draft = new DraftContext(drafter);
-		} else {
-			// A device-resident model rolls back by snapshot and replay (its state is copied on the device).
-			this.recorder = null;
-			this.model = model;
-			this.draft = drafter ? new DraftContext(drafter) : null;
-		}
-		this.state = this.model.newState();
+		this.draft = drafter ? new DraftContext(drafter) : null;
+		this.state = model.newState();
 	}
 
 	/** Bytes consumed so far (appended and generated). */
@@ -149,7 +119,7 @@ export class Session {
 			const n = Math.min(PREFILL_CHUNK, this.pending.length);
 			const part = this.pending.view().slice(0, n);
 			const rows = await this.model.forward(part, this.state);
-			this.logits = rows.slice((n - 1) * V, n * V);
+			this.logits = n === 1 ? rows : rows.slice((n - 1) * V, n * V);
 			this.pending.shift(n);
 		}
 		if (!this.logits) throw new Error('no context: append text first');
@@ -157,14 +127,17 @@ export class Session {
 	}
 
 	reset(): void {
-		this.state.copyFrom(this.model.newState());
+		const zero = this.model.newState();
+		this.state.copyFrom(zero);
+		zero.free();
 		this.pending.clear();
 		this.logits = null;
 		this.utf8.copyFrom(new Utf8Validator());
-		if (this.draft) this.draft.restore({ state: this.drafter!.model.newState(), logits: null, unfed: new Uint8Array(0), fed: false });
+		this.draft?.reset();
 		this.promptBytes = 0;
 	}
 
+	/** The session's states copied (the caller owns them: freeSnapshot, or restore and then free). */
 	snapshot(): SessionSnapshot {
 		return {
 			model: modelKey(this.model),
@@ -180,12 +153,15 @@ export class Session {
 	/** snapshot() with the states copied to the host, for saving (encodeSnapshot). */
 	async hostSnapshot(): Promise<SessionSnapshot> {
 		const s = this.snapshot();
-		const host = { ...s, state: await s.state.toHost(), draft: s.draft ? { ...s.draft, state: await s.draft.state.toHost() } : null };
-		s.state.free?.();
-		s.draft?.state.free?.();
-		return host;
+		try {
+			return { ...s, state: await s.state.toHost(), draft: s.draft ? { ...s.draft, state: await s.draft.state.toHost() } : null };
+		} finally {
+			s.state.free();
+			s.draft?.state.free();
+		}
 	}
 
+	/** Continue from a snapshot (copied into this session's states: the snapshot stays the caller's). */
 	restore(s: SessionSnapshot): void {
 		if (s.model !== modelKey(this.model)) throw new Error(`snapshot is of model ${s.model}, not ${modelKey(this.model)}`);
 		this.state.copyFrom(s.state);
@@ -195,12 +171,17 @@ export class Session {
 		Object.assign(this.utf8, s.utf8);
 		if (this.draft) {
 			if (s.draft) this.draft.restore(s.draft);
-			else {
-				// Saved without a drafter: the drafter starts from scratch (it only affects speed).
-				this.draft.restore({ state: this.drafter!.model.newState(), logits: null, unfed: new Uint8Array(0), fed: false });
-			}
+			else this.draft.reset(); // saved without a drafter: the drafter starts from scratch (it only affects speed)
 		}
 		this.promptBytes = s.promptBytes;
+	}
+
+	/** Give the byte model's and the drafter's states back; the session must not be used afterwards. */
+	free(): void {
+		if (this.freed) return;
+		this.freed = true;
+		this.state.free();
+		this.draft?.free();
 	}
 
 	/** Continue the context. See the file header for options and events. */
@@ -216,13 +197,21 @@ export class Session {
 		const stop = new StopMatcher(opts.stop);
 		const mask = opts.utf8 ? this.utf8 : null;
 		const rule: AcceptRule = opts.accept ?? { kind: 'exact' };
-		const m = opts.draftSubwords ?? 3;
-		const speculative = this.draft !== null && m > 0;
+		const M = opts.draftSubwords ?? DRAFT_SUBWORDS;
+		const speculative = this.draft !== null && M > 0;
 		const interval = opts.statsIntervalMs ?? 250;
 		const resume = opts.resume ?? 'draft';
 		const minConfidence = opts.draftConfidence ?? DRAFT_CONFIDENCE;
+		// a sampled draft (speculative sampling) under the exact rule; greedy drafts otherwise
+		const draftTemperature = rule.kind === 'exact' && !sampler.greedy ? opts.temperature : 0;
+		const schedule = speculative && (opts.schedule ?? 'adaptive') === 'adaptive'
+			? DraftSchedule.for(`${this.model.kernels.name}|${modelKey(this.model)}|${this.drafter!.name}|${rule.kind === 'top' ? `top${rule.k}` : 'exact'}|t${opts.temperature}`, M)
+			: null;
 		const promptBytes = promptBytesOverride ?? this.promptBytes;
 		this.promptBytes = 0;
+		const prof = opts.profile ?? null;
+		this.prof = prof;
+		if (this.draft) this.draft.profile = prof;
 
 		const spec: SpeculativeStats | null = speculative
 			? { drafted: 0, tested: 0, accepted: 0, acceptanceRate: 0, meanAcceptedRun: 0, verifyPasses: 0 }
@@ -259,25 +248,51 @@ export class Session {
 
 		try {
 			if (this.empty) await this.feedContext(NEWLINE, signal);
-			let phase: 'draft' | 'bytes' = speculative ? 'draft' : 'bytes';
+			// plain bytes to decode before the next draft: a measured stretch (arm 0), or until a boundary byte
+			let plainLeft = speculative ? 0 : Infinity;
+			let untilBoundary = false;
+			let stretch = { bytes: 0, ms: 0 };
+			const tLoop = performance.now();
 			while (generated < opts.maxBytes && !stopped) {
+				let t = performance.now();
 				await breathe();
+				if (prof) t = prof.add('yield', t);
 				if (signal?.aborted) throw abortError();
-				if (spec && phase === 'draft') {
-					await this.draft!.sync(signal);
-					const { proposal } = await this.draft!.draft(m, opts.maxBytes - generated, minConfidence);
-					if (proposal.length === 0) {
-						phase = 'bytes';
+				if (spec && plainLeft === 0 && !untilBoundary) {
+					const m = schedule ? schedule.choose() : M;
+					if (m === 0) {
+						plainLeft = PLAIN_STRETCH;
+						stretch = { bytes: 0, ms: 0 };
 						continue;
 					}
-					yield { type: 'draft', bytes: proposal };
-					spec.drafted += proposal.length;
-					const r = await this.verify(proposal, rule, sampler, mask, opts.maxBytes - generated, commit, spec);
+					const tRound = performance.now();
+					await this.draft!.sync(signal);
+					const budget = opts.maxBytes - generated;
+					const d = await this.draft!.draft({
+						subwords: m, maxBytes: budget, minConfidence, temperature: draftTemperature,
+						uniform: () => sampler.uniform(),
+					});
+					if (d.proposal.length === 0) {
+						untilBoundary = true;
+						continue;
+					}
+					const draftMs = performance.now() - tRound;
+					t = performance.now();
+					yield { type: 'draft', bytes: d.proposal };
+					if (prof) prof.add('yield', t);
+					const tVerify = performance.now();
+					const r = await this.verify(d, rule, sampler, mask, budget, commit, spec);
+					schedule?.record(m, r.accepted.length + (r.extra === null ? 0 : 1), draftMs + performance.now() - tVerify);
+					t = performance.now();
 					if (r.accepted.length > 0) yield { type: 'commit', bytes: r.accepted, source: 'draft' };
-					if (r.accepted.length < proposal.length) yield { type: 'reject', count: proposal.length - r.accepted.length };
+					if (r.accepted.length < d.proposal.length) yield { type: 'reject', count: d.proposal.length - r.accepted.length };
 					if (r.extra !== null) yield { type: 'commit', bytes: Uint8Array.of(r.extra), source: 'model' };
+					if (prof) {
+						prof.add('yield', t);
+						prof.rounds++;
+					}
 					stopped = r.stopped;
-					phase = resume === 'boundary' && r.rejected && r.extra !== null && !isBoundaryByte(r.extra) ? 'bytes' : 'draft';
+					untilBoundary = resume === 'boundary' && r.rejected && r.extra !== null && !isBoundaryByte(r.extra);
 				} else {
 					const logits = await this.flush(signal);
 					const d = sampler.distribution(logits, 0, V, mask);
@@ -285,52 +300,65 @@ export class Session {
 					this.pending.push(b);
 					this.logits = null;
 					stopped = commit(b);
+					const now = performance.now();
+					if (prof) {
+						prof.add('plain-step', t);
+						prof.plainSteps++;
+					}
+					if (untilBoundary) {
+						if (isBoundaryByte(b)) untilBoundary = false;
+					} else if (spec) {
+						stretch.bytes++;
+						stretch.ms += now - t;
+						if (--plainLeft === 0) schedule?.record(0, stretch.bytes, stretch.ms);
+					}
+					t = performance.now();
 					yield { type: 'commit', bytes: Uint8Array.of(b), source: 'model' };
-					if (spec && isBoundaryByte(b)) phase = 'draft';
+					if (prof) prof.add('yield', t);
 				}
 				if (stopped) reason = 'stop';
 				const now = performance.now();
 				if (now - lastStats >= interval) {
 					lastStats = now;
 					yield { type: 'stats', stats: stats() };
+					if (prof) prof.add('yield', now);
 				}
+			}
+			if (prof) {
+				prof.totalMs += performance.now() - tLoop;
+				prof.bytes += generated;
 			}
 		} catch (e) {
 			if (!(e instanceof Error && e.name === 'AbortError')) throw e;
 			reason = 'aborted';
+		} finally {
+			this.prof = null;
+			if (this.draft) this.draft.profile = null;
 		}
 		yield { type: 'done', reason, stats: stats() };
 	}
 
 	/**
-	 * One verify pass: score pending + proposal in one forward, keep the accepted prefix, roll back, draw the byte
-	 * after it. Commits the bytes (through `commit`) and leaves the session consistent.
+	 * One verify pass: score pending + drafted bytes in one forward, keep the accepted prefix (the model rolls its
+	 * state back), draw the byte after it. Commits the bytes (through `commit`) and leaves the session consistent.
 	 */
 	private async verify(
-		proposal: Uint8Array, rule: AcceptRule, sampler: Sampler, mask: Utf8Validator | null,
+		draft: Draft, rule: AcceptRule, sampler: Sampler, mask: Utf8Validator | null,
 		budget: number, commit: (b: number) => boolean, spec: SpeculativeStats,
 	): Promise<{ accepted: Uint8Array; extra: number | null; rejected: boolean; stopped: boolean }> {
+		const proposal = draft.proposal;
 		const V = this.model.config.vocabSize;
 		const p = this.pending.length;
 		const tokens = new Uint8Array(p + proposal.length);
 		tokens.set(this.pending.view());
 		tokens.set(proposal, p);
 		const startLogits = this.logits;
-		const startPosition = this.state.position;
-		const recorder = this.recorder;
-		// Until the records have been seen to cover a forward, also keep a plain snapshot to fall back on
-		// (always, for a device-resident model: there the snapshot is a copy on the device).
-		const snapshot = recorder?.trusted ? null : this.state.clone();
-		recorder?.start();
-		let rows: Float32Array;
-		try {
-			rows = await this.model.forward(tokens, this.state);
-		} catch (e) {
-			recorder?.clear();
-			throw e;
-		}
-		recorder?.stop();
-		if (recorder && snapshot && !recorder.check(this.state as MambaState, tokens.length)) recorder.clear();
+		const prof = this.prof;
+		let t = performance.now();
+		const pass = await this.model.verify(tokens, this.state);
+		const rows = pass.logits;
+		if (prof) t = prof.add('verify', t);
+		spec.drafted += proposal.length;
 		spec.verifyPasses++;
 		// Distribution of proposal[i] given the text before it.
 		const dist = (i: number) =>
@@ -342,10 +370,11 @@ export class Session {
 		let extra: number | null = null;
 		for (let i = 0; i < proposal.length && k < budget && !stopped; i++) {
 			const d = dist(i);
+			const q = draft.q ? draft.q[i] : null;
 			spec.tested++;
-			if (!acceptByte(rule, sampler, d, proposal[i])) {
+			if (!acceptByte(rule, sampler, d, proposal[i], q)) {
 				rejected = true;
-				extra = replacementByte(rule, sampler, d, proposal[i]);
+				extra = replacementByte(rule, sampler, d, proposal[i], q);
 				break;
 			}
 			spec.accepted++;
@@ -355,19 +384,11 @@ export class Session {
 		if (!stopped && !rejected && k === proposal.length && k < budget) {
 			extra = sampler.sample(dist(proposal.length)); // bonus byte from the last position
 		}
-
+		if (prof) t = prof.add('accept', t);
 		// Bring the state to exactly the committed bytes: tokens[0 .. p + k).
 		const j = p + k;
-		if (j < tokens.length) {
-			const ok = recorder ? await recorder.rollback(this.state as MambaState, startPosition, tokens.length, j) : false;
-			if (!ok) {
-				if (!snapshot) throw new Error('internal: verifier rollback records are incomplete');
-				this.state.copyFrom(snapshot);
-				if (j > 0) await this.model.forward(tokens.subarray(0, j), this.state);
-			}
-		}
-		recorder?.clear();
-		snapshot?.free?.();
+		await pass.keep(j);
+		if (prof) prof.add('rollback', t);
 		this.pending.clear();
 		if (extra !== null) {
 			this.pending.push(extra);
@@ -404,108 +425,24 @@ export async function* generate(
 ): AsyncGenerator<GenerationEvent> {
 	const session = new Session(model, drafter);
 	try {
-		await session.append(prompt.length > 0 ? prompt : NEWLINE, opts.signal);
-	} catch (e) {
-		if (!(e instanceof Error && e.name === 'AbortError')) throw e;
-		const stats: GenerationStats = {
-			promptBytes: prompt.length, generatedBytes: 0, seconds: 0, bytesPerSecond: 0,
-			speculative: null,
-		};
-		yield {
-			type: 'start', promptBytes: prompt.length, backend: session.model.kernels.name,
-			model: session.model.checkpoint.name, draft: drafter?.name ?? null, stateBytes: session.stateBytes,
-		};
-		yield { type: 'done', reason: 'aborted', stats };
-		return;
+		try {
+			await session.append(prompt.length > 0 ? prompt : NEWLINE, opts.signal);
+		} catch (e) {
+			if (!(e instanceof Error && e.name === 'AbortError')) throw e;
+			const stats: GenerationStats = {
+				promptBytes: prompt.length, generatedBytes: 0, seconds: 0, bytesPerSecond: 0,
+				speculative: null,
+			};
+			yield {
+				type: 'start', promptBytes: prompt.length, backend: session.model.kernels.name,
+				model: session.model.checkpoint.name, draft: drafter?.name ?? null, stateBytes: session.stateBytes,
+			};
+			yield { type: 'done', reason: 'aborted', stats };
+			return;
+		}
+		yield* session.run(opts, prompt.length);
+	} finally {
+		session.free();
 	}
-	yield* session.run(opts, prompt.length);
-}
 
-// ---------------------------------------------------------------------------------------------------------------
-// Snapshot files: "MBSNAP1\n", a little-endian u32 header length, a JSON header, then the float arrays in order.
-
-const MAGIC = new TextEncoder().encode('MBSNAP1\n');
-
-export function encodeSnapshot(s: SessionSnapshot): Uint8Array {
-	const host = (st: ModelState) => {
-		if (!(st instanceof MambaState)) throw new Error('internal: encode a host snapshot (Session.hostSnapshot)');
-		return st;
-	};
-	const state = host(s.state);
-	const draftState = s.draft ? host(s.draft.state) : null;
-	const arrays: Float32Array[] = [];
-	const push = (a: Float32Array) => arrays.push(a) - 1;
-	const header = {
-		model: s.model,
-		position: s.state.position,
-		conv: state.conv.map(push),
-		ssm: state.ssm.map(push),
-		pending: Array.from(s.pending),
-		logits: s.logits ? push(s.logits) : null,
-		utf8: s.utf8,
-		promptBytes: s.promptBytes,
-		draft: s.draft
-			? {
-				position: s.draft.state.position,
-				conv: draftState!.conv.map(push),
-				ssm: draftState!.ssm.map(push),
-				logits: s.draft.logits ? push(s.draft.logits) : null,
-				unfed: Array.from(s.draft.unfed),
-				fed: s.draft.fed,
-			}
-			: null,
-		lengths: [] as number[],
-	};
-	header.lengths = arrays.map((a) => a.length);
-	const json = new TextEncoder().encode(JSON.stringify(header));
-	const floats = arrays.reduce((n, a) => n + a.length, 0);
-	const pad = (4 - ((MAGIC.length + 4 + json.length) % 4)) % 4;
-	const out = new Uint8Array(MAGIC.length + 4 + json.length + pad + floats * 4);
-	out.set(MAGIC);
-	new DataView(out.buffer).setUint32(MAGIC.length, json.length + pad, true);
-	out.set(json, MAGIC.length + 4);
-	out.fill(0x20, MAGIC.length + 4 + json.length, MAGIC.length + 4 + json.length + pad);
-	let at = MAGIC.length + 4 + json.length + pad;
-	const dv = new DataView(out.buffer);
-	for (const a of arrays) {
-		for (let i = 0; i < a.length; i++, at += 4) dv.setFloat32(at, a[i], true);
-	}
-	return out;
-}
-
-export function decodeSnapshot(bytes: Uint8Array): SessionSnapshot {
-	for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) throw new Error('not a mambabyte session snapshot');
-	const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-	const hlen = dv.getUint32(MAGIC.length, true);
-	type H = {
-		model: string; position: number; conv: number[]; ssm: number[]; pending: number[]; logits: number | null;
-		utf8: SessionSnapshot['utf8']; promptBytes: number; lengths: number[];
-		draft: { position: number; conv: number[]; ssm: number[]; logits: number | null; unfed: number[]; fed: boolean } | null;
-	};
-	const h = JSON.parse(new TextDecoder().decode(bytes.subarray(MAGIC.length + 4, MAGIC.length + 4 + hlen))) as H;
-	const arrays: Float32Array[] = [];
-	let at = MAGIC.length + 4 + hlen;
-	for (const n of h.lengths) {
-		if (at + n * 4 > bytes.length) throw new Error('session snapshot is truncated');
-		const a = new Float32Array(n);
-		for (let i = 0; i < n; i++, at += 4) a[i] = dv.getFloat32(at, true);
-		arrays.push(a);
-	}
-	const get = (i: number) => arrays[i];
-	return {
-		model: h.model,
-		state: new MambaState(h.conv.map(get), h.ssm.map(get), h.position),
-		pending: Uint8Array.from(h.pending),
-		logits: h.logits === null ? null : get(h.logits),
-		utf8: h.utf8,
-		promptBytes: h.promptBytes,
-		draft: h.draft
-			? {
-				state: new MambaState(h.draft.conv.map(get), h.draft.ssm.map(get), h.draft.position),
-				logits: h.draft.logits === null ? null : get(h.draft.logits),
-				unfed: Uint8Array.from(h.draft.unfed),
-				fed: h.draft.fed,
-			}
-			: null,
-	};
 }

@@ -91,19 +91,15 @@ export async function* scoreStream(
 	// A window longer than the file scores exactly like the single pass: cap it, so nothing is sized from W.
 	const window = o.window && total !== null ? Math.min(o.window, Math.max(2, total)) : o.window;
 	const scorer = window ? windowScorer(model, tally, window) : streamScorer(model, tally);
-	for await (const read of source) {
-		// Feed reads in pieces of `every` bytes so progress arrives during a large read, not only between reads.
-		for (let at = 0; at < read.length; at += every) {
-			const piece = read.subarray(at, at + every);
-			tally.see(piece);
-			await scorer.push(piece);
-			if (tally.bytes - lastProgress >= every) {
-				lastProgress = tally.bytes;
-				yield progress();
-			}
-		}
+	try {
+		yield* scoreAll(scorer, tally, source, every, () => {
+			lastProgress = tally.bytes;
+			return progress();
+		}, () => tally.bytes - lastProgress >= every);
+		await scorer.finish();
+	} finally {
+		scorer.free();
 	}
-	await scorer.finish();
 	yield progress();
 	const seconds = (performance.now() - started) / 1000;
 	const bpb = tally.bitsPerByte;
@@ -126,9 +122,26 @@ export async function* scoreStream(
 	return result;
 }
 
+/** Feed every read to the scorer in pieces of `every` bytes, so progress arrives during a large read too. */
+async function* scoreAll(
+	scorer: Scorer, tally: Tally, source: AsyncIterable<Uint8Array>, every: number,
+	progress: () => PerplexityEvent, due: () => boolean,
+): AsyncGenerator<PerplexityEvent> {
+	for await (const read of source) {
+		for (let at = 0; at < read.length; at += every) {
+			const piece = read.subarray(at, at + every);
+			tally.see(piece);
+			await scorer.push(piece);
+			if (due()) yield progress();
+		}
+	}
+}
+
 interface Scorer {
 	push(piece: Uint8Array): Promise<void>;
 	finish(): Promise<void>;
+	/** Give the scorer's state back (called once, whether scoring finished or not). */
+	free(): void;
 }
 
 /** One recurrent pass: inputs b_0..b_{N−2}, targets b_1..b_{N−1}, in chunks with one byte of lookahead. */
@@ -151,6 +164,7 @@ function streamScorer(model: LanguageModel, tally: Tally): Scorer {
 		async finish() {
 			if (pending.length > 1) await run(pending.length - 1);
 		},
+		free: () => state.free(),
 	};
 }
 
@@ -161,11 +175,15 @@ function windowScorer(model: LanguageModel, tally: Tally, W: number): Scorer {
 	let base = 0;
 	let start = 0; // start of the next segment
 	let scoredUpTo = 0; // every target position < this has been scored (position 0 is never a target)
+	// one state for every segment, reset from a zero state (no new device state per segment)
+	const zero = model.newState();
+	const state = model.newState();
 	const segment = async (len: number) => {
 		const s = start - base;
 		const bytes = buf.subarray(s, s + len);
-		// Through one state in pieces of the model's chunk: logits stay (chunk, V) however long the window is.
-		const state = model.newState();
+		// One reused state, reset per segment, fed in pieces of the model's chunk: logits stay (chunk, V) however
+		// long the window is.
+		state.copyFrom(zero);
 		for (let a = 0; a < len - 1; a += model.chunk) {
 			const b = Math.min(len - 1, a + model.chunk);
 			const lp = await logProbs(model, state, bytes.subarray(a, b), bytes.subarray(a + 1, b + 1));
@@ -190,6 +208,10 @@ function windowScorer(model: LanguageModel, tally: Tally, W: number): Scorer {
 		async finish() {
 			const len = buf.length - (start - base);
 			if (base + buf.length > scoredUpTo && len >= 2) await segment(len);
+		},
+		free: () => {
+			state.free();
+			zero.free();
 		},
 	};
 }

@@ -6,7 +6,7 @@
 import { UserError } from '../errors.js';
 import { MambaState } from '../model/state.js';
 import type { MambaConfig } from '../model/types.js';
-import { decodeSnapshot, type SessionSnapshot } from './generate.js';
+import { decodeSnapshot, type SessionSnapshot } from './snapshot.js';
 
 /** Bytes committed but not consumed that a snapshot may carry (a session flushes them every 1024 bytes). */
 const MAX_PENDING = 1 << 20;

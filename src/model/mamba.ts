@@ -7,7 +7,8 @@ import { nextConvState } from '../../kernels/conv.js';
 import type { Kernels } from '../backend/types.js';
 import { NativeKernels, type NativeModel } from '../backend/native.js';
 import { MambaState } from './state.js';
-import type { Checkpoint, MambaConfig, Weight } from './types.js';
+import { RecordingKernels } from './replay.js';
+import type { Checkpoint, MambaConfig, Verification, Weight } from './types.js';
 import { denseWeight, embeddingRow, layerA } from './weights.js';
 import type { QMatrix } from './qmatrix.js';
 import { isQMatrix } from './qmatrix.js';
@@ -36,6 +37,7 @@ export class Mamba {
 	/** On the native backend, a decode step is one native call (NativeModel); false: the per-operation path. */
 	fusedStep = true;
 	private fused?: NativeModel;
+	private recorder: RecordingKernels | null = null; // the same kernels, keeping what verify() rolls back with
 
 	constructor(readonly checkpoint: Checkpoint<Weight>, readonly kernels: Kernels, readonly chunk = 64) {
 		const c = (this.config = checkpoint.config);
@@ -80,6 +82,44 @@ export class Mamba {
 		return logits;
 	}
 
+	/**
+	 * Logits (T, V) of tokens fed from state, then keep(j) leaves state as if only tokens[0..j) had been fed: the
+	 * recurrence is replayed over the j kept positions from records of this pass (replay.ts), no second forward.
+	 */
+	async verify(tokens: ArrayLike<number>, state: MambaState): Promise<Verification> {
+		const rec = (this.recorder ??= new RecordingKernels(this.kernels));
+		const start = state.position;
+		const V = this.config.vocabSize;
+		const logits = new Float32Array(tokens.length * V);
+		rec.start();
+		try {
+			for (let s = 0; s < tokens.length; s += this.chunk) {
+				const part = Array.prototype.slice.call(tokens, s, s + this.chunk) as number[];
+				logits.set(await this.forwardChunk(part, state, rec), s * V);
+			}
+		} catch (e) {
+			rec.clear();
+			throw e;
+		}
+		rec.stop();
+		let kept = false;
+		return {
+			logits,
+			keep: async (j: number) => {
+				if (kept) throw new Error('internal: a verification is kept once');
+				kept = true;
+				if (!(j >= 0 && j <= tokens.length)) throw new RangeError(`keep ${j} of ${tokens.length} verified tokens`);
+				try {
+					if (j < tokens.length && !(await rec.rollback(state, start, tokens.length, j))) {
+						throw new Error('internal: the replay records do not cover the verify pass');
+					}
+				} finally {
+					rec.clear();
+				}
+			},
+		};
+	}
+
 	/** Logits (V) of the next token after one token. */
 	async step(token: number, state: MambaState): Promise<Float32Array> {
 		if (!(this.fusedStep && this.kernels instanceof NativeKernels)) return this.forwardChunk([token], state);
@@ -93,9 +133,10 @@ export class Mamba {
 		return logits;
 	}
 
-	private async forwardChunk(tokens: number[], state: MambaState): Promise<Float32Array> {
-		// Matrices are QMatrix only when the kernels are native (the constructor), whose linear takes blocks.
-		const k = this.kernels as Omit<Kernels, 'linear'> & { linear: NativeKernels['linear'] };
+	private async forwardChunk(tokens: number[], state: MambaState, kernels: Kernels = this.kernels): Promise<Float32Array> {
+		// Matrices are QMatrix only when the kernels are native (the constructor), whose linear takes blocks
+		// (RecordingKernels passes them through to the native kernels it wraps).
+		const k = kernels as Omit<Kernels, 'linear'> & { linear: NativeKernels['linear'] };
 		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv, eps, vocabSize: V } = this.config;
 		const T = tokens.length;
 		for (const tok of tokens) {

@@ -28,7 +28,7 @@ import { scanOutputBlocked, scanStarts, scanStep } from '../../kernels/blocked-s
 import type { Kernels } from '../backend/types.js';
 import { range, whole, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from '../backend/resident/runner.js';
 import { MambaState } from './state.js';
-import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Weight } from './types.js';
+import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Verification, Weight } from './types.js';
 import { denseWeight, layerA } from './weights.js';
 
 /** Bindings at an offset must be 256-byte aligned: per-layer slices of one buffer start at multiples of 64 floats. */
@@ -451,6 +451,40 @@ export class ResidentMamba implements LanguageModel {
 
 	async step(token: number, state: ModelState): Promise<Float32Array> {
 		return this.forwardChunk([token], state);
+	}
+
+	/**
+	 * Logits (T, V) of tokens fed from state, then keep(j) rolls back to the first j: the state before the pass is
+	 * kept as a copy on the device, restored, and the j kept tokens fed again (a device pass costs about the same
+	 * for any small T, so a refeed is cheaper than reading per-position states back).
+	 */
+	async verify(tokens: ArrayLike<number>, state: ModelState): Promise<Verification> {
+		if (!(state instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
+		const before = state.clone();
+		let logits: Float32Array;
+		try {
+			logits = await this.forward(tokens, state);
+		} catch (e) {
+			before.free();
+			throw e;
+		}
+		let kept = false;
+		return {
+			logits,
+			keep: async (j: number) => {
+				if (kept) throw new Error('internal: a verification is kept once');
+				kept = true;
+				if (!(j >= 0 && j <= tokens.length)) throw new RangeError(`keep ${j} of ${tokens.length} verified tokens`);
+				try {
+					if (j < tokens.length) {
+						state.copyFrom(before);
+						if (j > 0) await this.forward(Array.prototype.slice.call(tokens, 0, j) as number[], state);
+					}
+				} finally {
+					before.free();
+				}
+			},
+		};
 	}
 
 	private async forwardChunk(tokens: number[], s: ModelState): Promise<Float32Array> {

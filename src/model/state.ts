@@ -29,6 +29,13 @@ export class MambaState implements ModelState {
 		this.position = other.position;
 	}
 
+	/** Host arrays are the garbage collector's; marked so a use after free is caught. */
+	free(): void {
+		this.freed = true;
+	}
+
+	freed = false;
+
 	async toHost(): Promise<MambaState> {
 		return this.clone();
 	}

@@ -67,8 +67,18 @@ export interface ModelState {
 	copyFrom(other: ModelState): void;
 	/** A host copy, for saving a session. */
 	toHost(): Promise<import('./state.js').MambaState>;
-	/** Give device memory back now (a DeviceState); host states are left to the garbage collector. */
-	free?(): void;
+	/**
+	 * Give the state's memory back: a DeviceState's buffers now, a host state's arrays to the garbage collector. The
+	 * state must not be used afterwards. Whoever created or cloned a state frees it (a Session frees its own).
+	 */
+	free(): void;
+}
+
+/** A verify pass (LanguageModel.verify): the logits of every fed position, then keep() exactly once. */
+export interface Verification {
+	readonly logits: Float32Array; // (T, V)
+	/** Leave the state as if only the first j verified tokens had been fed (0 ≤ j ≤ T). */
+	keep(j: number): Promise<void>;
 }
 
 /** What the engine runs: the host-kernel forward (mamba.ts) or the GPU-resident one (resident.ts). */
@@ -81,4 +91,6 @@ export interface LanguageModel {
 	/** Logits (T, V) for every position of tokens, advancing state. */
 	forward(tokens: ArrayLike<number>, state: ModelState): Promise<Float32Array>;
 	step(token: number, state: ModelState): Promise<Float32Array>;
+	/** Feed tokens like forward(), then roll back to any prefix of them (speculative decoding's verify pass). */
+	verify(tokens: ArrayLike<number>, state: ModelState): Promise<Verification>;
 }

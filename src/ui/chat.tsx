@@ -7,9 +7,8 @@
 // into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
 import { Box, render, useApp, useInput, useStdout, type Key } from 'ink';
 import { useEffect, useRef, useState } from 'react';
-import { DEFAULT_DRAFT, type GenerationOptions } from '../cli/options.js';
+import type { GenerationOptions } from '../cli/options.js';
 import type { GenerationStats } from '../engine/events.js';
-import { draftingPays } from '../engine/speculative.js';
 import { UsageError, UserError } from '../errors.js';
 import { parseLine, type Command } from './commands.js';
 import { formatBytes } from './format.js';
@@ -242,12 +241,10 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 }
 
 /**
- * The chat's starting settings. Like `complete`, the shipped drafter starts off in exact mode on backends where
- * verification costs as much as stepping (gpu.js cpu/webasm: 0.44x; webgpu: 0.50x, see draftingPays); it stays loaded,
- * so /draft on turns it on. An explicit --draft DIR always starts on.
+ * The chat's starting settings. The drafter starts on whenever one is loaded: the engine drafts only as much as
+ * measurably pays on this backend and model pair (engine/adaptive.ts), down to not at all.
  */
-export function initialSettings(opts: GenerationOptions, drafter: string | null, backend = 'native'): ChatSettings {
-	const pays = opts.draft !== DEFAULT_DRAFT || opts.accept.kind !== 'exact' || draftingPays(backend);
+export function initialSettings(opts: GenerationOptions, drafter: string | null): ChatSettings {
 	return {
 		temperature: opts.temperature,
 		topP: opts.topP,
@@ -255,7 +252,7 @@ export function initialSettings(opts: GenerationOptions, drafter: string | null,
 		maxBytes: opts.maxBytes,
 		seed: opts.seed,
 		stop: opts.stop,
-		draft: opts.draft !== null && drafter !== null && pays,
+		draft: opts.draft !== null && drafter !== null,
 		accept: opts.accept,
 	};
 }
@@ -267,7 +264,7 @@ export async function runChat(opts: GenerationOptions): Promise<void> {
 	applyColorEnv();
 	const { openChatSession } = await import('./engine-session.js');
 	const session = await openChatSession(opts);
-	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter, session.backend)} />, {
+	const app = render(<ChatApp session={session} settings={initialSettings(opts, session.drafter)} />, {
 		exitOnCtrlC: false, // Ctrl-C stops a generation; only at an empty prompt does it exit
 		maxFps: 30,
 		// Ink 6.8's incremental mode redraws the live rows below themselves once <Static> output is written (seen in

@@ -1,9 +1,10 @@
 // The engine's Session (src/engine/generate.ts) as the ChatSession the chat UI talks to: opening the byte model and
 // the drafter, per-turn options, and the session snapshot as /save's state.
 import type { GenerationOptions } from '../cli/options.js';
-import { encodeSnapshot, Session } from '../engine/generate.js';
+import { Session } from '../engine/generate.js';
 import { decodeCheckedSnapshot } from '../engine/snapshot-check.js';
-import { Drafter } from '../engine/speculative.js';
+import { encodeSnapshot } from '../engine/snapshot.js';
+import { Drafter } from '../engine/drafter.js';
 import type { GenerationEvent } from '../engine/events.js';
 import { openModel } from '../model/open.js';
 import { UserError } from '../errors.js';

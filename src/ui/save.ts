@@ -12,7 +12,7 @@
 //                    state: { bytes: N } }
 //   zero padding to a multiple of 4 bytes from the start of the file
 //   N bytes: the engine's session snapshot (an "MBSNAP1" blob: both models' recurrent states, the bytes committed
-//   but not yet consumed, the UTF-8 mask state; see encodeSnapshot in src/engine/generate.ts). Nothing after it.
+//   but not yet consumed, the UTF-8 mask state; see encodeSnapshot in src/engine/snapshot.ts). Nothing after it.
 // A state loads only into the same model: name and every dimension must match (checked here from the header, and
 // again by the engine).
 import { UserError } from '../errors.js';

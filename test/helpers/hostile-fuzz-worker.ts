@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../src/errors.js';
-import { ByteLevelTokenizer } from '../../src/engine/speculative.js';
+import { ByteLevelTokenizer } from '../../src/engine/tokenizer.js';
 import { rng } from '../../src/model/random.js';
 import { decodeSave, encodeSave } from '../../src/ui/save.js';
 
