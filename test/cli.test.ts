@@ -28,7 +28,7 @@ test('usage errors: one line, exit 2', () => {
 	oneLineError(run('--accept', 'top:0', 'hi', '-m', TINY), 2, /--accept top:0/);
 	oneLineError(run('--backend', 'tpu', 'hi', '-m', TINY), 2, /--backend tpu/);
 	oneLineError(run('perplexity', '-m', TINY), 2, /expected at least one FILE/);
-	oneLineError(run('perplexity', 'x', '-m', '/no/such/folder'), 2, /--model \/no\/such\/folder: no such folder/);
+	
 	oneLineError(run('bench', '--shape', '7'), 2, /--shape 7/);
 });
 
@@ -37,6 +37,8 @@ test('runtime errors: one line, exit 1', () => {
 	oneLineError(run('perplexity', path.join(dir, 'missing.txt'), '-m', TINY), 1, /missing.txt: no such file/);
 	oneLineError(run('perplexity', dir, '-m', TINY), 1, /is a folder/);
 	oneLineError(run('complete', 'hi', '-m', dir), 1, /config.json/);
+	oneLineError(run('perplexity', 'x', '-m', '/no/such/folder'), 1, /--model \/no\/such\/folder: no such folder/);
+	oneLineError(run('convert', '/no/such/folder', path.join(dir, 'out')), 1, /\/no\/such\/folder/);
 	writeFileSync(path.join(dir, 'one.txt'), 'a');
 	oneLineError(run('perplexity', path.join(dir, 'one.txt'), '-m', TINY), 1, /1 byte, nothing to score/);
 });

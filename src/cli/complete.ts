@@ -50,8 +50,8 @@ export function speculativeJson(stats: GenerationStats) {
 		: null;
 }
 
-export async function runComplete(prompt: string | null, opts: GenerationOptions): Promise<void> {
-	const promptBytes = prompt !== null ? new TextEncoder().encode(prompt) : await readStdin();
+export async function runComplete(prompt: string | Uint8Array | null, opts: GenerationOptions): Promise<void> {
+	const promptBytes = prompt === null ? await readStdin() : typeof prompt === 'string' ? new TextEncoder().encode(prompt) : prompt;
 	const opened = await openModel(opts.model, opts.backend);
 	if (opts.verbose) for (const note of opened.notes) process.stderr.write(`mambabyte: ${note}\n`);
 	checkByteModel(opened.model, opts.model);

@@ -44,7 +44,7 @@ import { Mamba } from '../model/mamba.js';
 import { MambaState } from '../model/state.js';
 import type { LanguageModel, ModelState } from '../model/types.js';
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from './events.js';
-import { Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
+import { RecentBytes, Sampler, StopMatcher, type SamplingOptions } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
 import {
 	abortError, acceptByte, breathe, ByteBuffer, DraftContext, isBoundaryByte, RecordingKernels, replacementByte,
@@ -81,6 +81,7 @@ export interface SessionSnapshot {
 	utf8: { need: number; lo: number; hi: number };
 	draft: DraftSnapshot | null;
 	promptBytes: number;
+	recent?: Uint8Array; // the last context bytes, for the repeat penalty (in memory only; not in encodeSnapshot)
 }
 
 export class Session {
@@ -92,6 +93,7 @@ export class Session {
 	private readonly pending = new ByteBuffer(); // committed bytes not yet consumed by the state
 	private logits: Float32Array | null = null; // next-byte logits (V), valid when nothing is pending
 	private readonly utf8 = new Utf8Validator(); // over the whole context
+	private readonly recent = new RecentBytes(); // the context's last bytes, for --repeat-penalty
 	private readonly draft: DraftContext | null;
 	private promptBytes = 0; // bytes appended since the last generate()
 
@@ -134,6 +136,7 @@ export class Session {
 	private async feedContext(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
 		this.pending.pushAll(bytes);
 		this.utf8.pushAll(bytes);
+		this.recent.pushAll(bytes);
 		this.draft?.append(bytes);
 		await this.flush(signal);
 		await this.draft?.sync(signal);
@@ -160,6 +163,7 @@ export class Session {
 		this.pending.clear();
 		this.logits = null;
 		this.utf8.copyFrom(new Utf8Validator());
+		this.recent.clear();
 		if (this.draft) this.draft.restore({ state: this.drafter!.model.newState(), logits: null, unfed: new Uint8Array(0), fed: false });
 		this.promptBytes = 0;
 	}
@@ -173,6 +177,7 @@ export class Session {
 			utf8: { need: this.utf8.need, lo: this.utf8.lo, hi: this.utf8.hi },
 			draft: this.draft?.snapshot() ?? null,
 			promptBytes: this.promptBytes,
+			recent: this.recent.last(Infinity),
 		};
 	}
 
@@ -192,6 +197,7 @@ export class Session {
 		this.pending.pushAll(s.pending);
 		this.logits = s.logits?.slice() ?? null;
 		Object.assign(this.utf8, s.utf8);
+		this.recent.copyFrom(s.recent ?? new Uint8Array(0));
 		if (this.draft) {
 			if (s.draft) this.draft.restore(s.draft);
 			else {
@@ -211,7 +217,7 @@ export class Session {
 	async *run(opts: GenerateOptions, promptBytesOverride: number | null): AsyncGenerator<GenerationEvent> {
 		const signal = opts.signal;
 		const V = this.model.config.vocabSize;
-		const sampler = new Sampler(opts);
+		const sampler = new Sampler(opts, this.recent);
 		const stop = new StopMatcher(opts.stop);
 		const mask = opts.utf8 ? this.utf8 : null;
 		const rule: AcceptRule = opts.accept ?? { kind: 'exact' };
@@ -251,6 +257,7 @@ export class Session {
 		/** Make byte b part of the text; true when a stop string ends with it. */
 		const commit = (b: number): boolean => {
 			this.utf8.push(b);
+			this.recent.push(b);
 			this.draft?.push(b);
 			generated++;
 			return stop.push(b);
