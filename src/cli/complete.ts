@@ -10,7 +10,7 @@ import { DEFAULT_DRAFT, type GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
 import type { LanguageModel } from '../model/types.js';
-import { generate } from '../engine/generate.js';
+import { generate, Session, type GenerateOptions } from '../engine/generate.js';
 import { Drafter, draftingPays } from '../engine/speculative.js';
 import { decodeUtf8 } from '../engine/utf8.js';
 import type { GenerationStats } from '../engine/events.js';
@@ -82,7 +82,10 @@ export async function runComplete(prompt: string | Uint8Array | null, opts: Gene
 	let finalStats: GenerationStats | null = null;
 	let aborted = false;
 	try {
-		for await (const ev of generate(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter)) {
+		const events = promptBytes.length >= PROGRESS_FROM && process.stderr.isTTY
+			? generateWithProgress(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter)
+			: generate(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter);
+		for await (const ev of events) {
 			if (ev.type === 'commit') {
 				if (opts.json) out.push(ev.bytes);
 				else await writeOut(ev.bytes);
@@ -118,6 +121,41 @@ export async function runComplete(prompt: string | Uint8Array | null, opts: Gene
 	if (aborted) process.exitCode = 130;
 }
 
+
+/** Prompts from this size on show how much of them has been read (on a terminal's stderr). */
+export const PROGRESS_FROM = 16 * 1024;
+const PIECE = 4096;
+
+/**
+ * generate() for a long prompt, with a progress line on stderr while the prompt is read in: the same bytes (a
+ * session fed in pieces continues exactly like one prompt), but the wait before the first byte is not silent.
+ */
+export async function* generateWithProgress(
+	model: LanguageModel, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null,
+	write: (text: string) => void = (text) => process.stderr.write(text),
+): AsyncGenerator<import('../engine/events.js').GenerationEvent> {
+	const session = new Session(model, drafter);
+	const t0 = performance.now();
+	try {
+		for (let at = 0; at < prompt.length; at += PIECE) {
+			const seconds = (performance.now() - t0) / 1000;
+			const rate = at / Math.max(seconds, 1e-3);
+			write(`\r\x1b[2Kreading the prompt: ${at} of ${prompt.length} bytes (${((100 * at) / prompt.length).toFixed(0)}%)` +
+				(at > 0 ? `, ${Math.round(rate)} bytes/s, ${Math.ceil((prompt.length - at) / rate)} s left` : ''));
+			await session.append(prompt.subarray(at, at + PIECE), opts.signal);
+		}
+	} catch (e) {
+		if (!(e instanceof Error && e.name === 'AbortError')) throw e;
+	} finally {
+		write('\r\x1b[2K');
+	}
+	if (opts.signal?.aborted) {
+		const stats = { promptBytes: prompt.length, generatedBytes: 0, seconds: 0, bytesPerSecond: 0, speculative: null };
+		yield { type: 'done', reason: 'aborted', stats };
+		return;
+	}
+	yield* session.generate(opts);
+}
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
