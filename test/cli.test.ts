@@ -1,7 +1,8 @@
 // The command line as a user meets it: bad flags and values are one line and exit 2, bad files one line and
 // exit 1, never a stack trace; perplexity prints the agreed JSON keys.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpDir } from './helpers/checkpoint-fixtures.js';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -28,15 +29,17 @@ test('usage errors: one line, exit 2', () => {
 	oneLineError(run('--accept', 'top:0', 'hi', '-m', TINY), 2, /--accept top:0/);
 	oneLineError(run('--backend', 'tpu', 'hi', '-m', TINY), 2, /--backend tpu/);
 	oneLineError(run('perplexity', '-m', TINY), 2, /expected at least one FILE/);
-	oneLineError(run('perplexity', 'x', '-m', '/no/such/folder'), 2, /--model \/no\/such\/folder: no such folder/);
+	
 	oneLineError(run('bench', '--shape', '7'), 2, /--shape 7/);
 });
 
 test('runtime errors: one line, exit 1', () => {
-	const dir = mkdtempSync(path.join(os.tmpdir(), 'mambabyte-cli-'));
+	const dir = tmpDir('cli');
 	oneLineError(run('perplexity', path.join(dir, 'missing.txt'), '-m', TINY), 1, /missing.txt: no such file/);
 	oneLineError(run('perplexity', dir, '-m', TINY), 1, /is a folder/);
 	oneLineError(run('complete', 'hi', '-m', dir), 1, /config.json/);
+	oneLineError(run('perplexity', 'x', '-m', '/no/such/folder'), 1, /--model \/no\/such\/folder: no such folder/);
+	oneLineError(run('convert', '/no/such/folder', path.join(dir, 'out')), 1, /\/no\/such\/folder/);
 	writeFileSync(path.join(dir, 'one.txt'), 'a');
 	oneLineError(run('perplexity', path.join(dir, 'one.txt'), '-m', TINY), 1, /1 byte, nothing to score/);
 });
@@ -58,7 +61,7 @@ test('perplexity --json: one object per file with the agreed keys', () => {
 });
 
 test('bytes are bytes: a binary file scores; stdin closed at once has nothing to score', () => {
-	const dir = mkdtempSync(path.join(os.tmpdir(), 'mambabyte-cli-'));
+	const dir = tmpDir('cli');
 	const bin = path.join(dir, 'random.bin');
 	writeFileSync(bin, Uint8Array.from({ length: 3000 }, (_, i) => (i * 2654435761) >>> 24));
 	const r = run('perplexity', bin, '--json', '-m', TINY);
@@ -70,7 +73,7 @@ test('bytes are bytes: a binary file scores; stdin closed at once has nothing to
 });
 
 test('Ctrl-C during perplexity stops the process promptly', async () => {
-	const dir = mkdtempSync(path.join(os.tmpdir(), 'mambabyte-cli-'));
+	const dir = tmpDir('cli');
 	const big = path.join(dir, 'big.bin');
 	writeFileSync(big, new Uint8Array(64 << 20)); // far more than it can score before the signal
 	const child = spawn(process.execPath, [BIN, 'perplexity', big, '-m', TINY, '--backend', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });

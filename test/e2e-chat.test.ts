@@ -5,7 +5,8 @@
 // the terminal test. Without them the tests are skipped with a printed note. Waiting is by polling the screen for
 // what should appear, with a generous deadline: nothing here depends on how fast the machine is.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpDir } from './helpers/checkpoint-fixtures.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +83,7 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 		console.log(`  (skipped: ${!hasTmux ? 'tmux is not installed' : 'no model: test/fixtures/tiny-hf or checkpoints/byte-model'})`);
 		return;
 	}
-	const dir = mkdtempSync(path.join(tmpdir(), 'mambabyte-e2e-'));
+	const dir = tmpDir('e2e');
 	const before = path.join(dir, 'stty.before');
 	const after = path.join(dir, 'stty.after');
 	const tmux = new Tmux();

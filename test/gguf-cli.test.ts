@@ -34,8 +34,8 @@ test('perplexity --kl-divergence BASE: text and JSON', () => {
 	assert.is(j.scored, 573);
 	assert.ok(j.kl_mean > 0 && j.top1_agreement > 0.5);
 	const bad = run('perplexity', path.join(DIR, 'text.txt'), '--model', path.join(DIR, 'tiny-q4_0.gguf'), '--kl-divergence', '/no/such.gguf');
-	assert.is(bad.status, 2);
-	assert.match(bad.stderr, /^mambabyte: --kl-divergence \/no\/such.gguf: no such folder\n$/);
+	assert.is(bad.status, 1); // a missing model file is a runtime failure, like a missing --model (README)
+	assert.match(bad.stderr, /^mambabyte: --kl-divergence \/no\/such.gguf: no such folder \(expected a checkpoint folder, a .gguf file or a hub repo ORG\/NAME\)\n$/);
 });
 
 test('convert --dtype q4_k reports the tensors llama-quantize stores in other types; bad OUT is one line', () => {

@@ -1,6 +1,7 @@
 // The chat screen: components rendered to frames, and the whole ChatApp driven by keystrokes against a scripted
 // engine. No clock: the fake engine pauses where a test wants to look, and settle() lets renders run.
 import chalk from 'chalk';
+import { tmpDir } from './helpers/checkpoint-fixtures.js';
 import { Box, renderToString } from 'ink';
 import { render } from 'ink-testing-library';
 import { mkdtempSync } from 'node:fs';
@@ -238,7 +239,7 @@ test('chat: up arrow recalls the last line; commands change the next turn; error
 
 test('chat: /save then /load restores state and transcript; /reset zeroes; /exit leaves', async () => {
 	plain();
-	const dir = mkdtempSync(path.join(tmpdir(), 'mbchat-ui-'));
+	const dir = tmpDir('mbchat-ui');
 	const file = path.join(dir, 'talk.mbchat');
 	const s = new FakeSession(() => [commit(' a dark and stormy night'), done()]);
 	const app = mount(s);

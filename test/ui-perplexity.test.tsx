@@ -76,7 +76,7 @@ test('charts: bars in eighths, merged ranges weighted by bytes, sparkline from m
 class FakeTerminal extends EventEmitter {
 	columns = 100;
 	rows = 40;
-	isTTY = true;
+	isTTY = false; // true would make Ink hide the cursor, and restore-cursor then writes \e[?25h to the real stderr at exit
 	out = '';
 	write = (s: string) => {
 		this.out += s;

@@ -1,5 +1,6 @@
 // The UI's plain parts: UTF-8 streaming, the live-turn buffer, the line editor, /commands, the save format, numbers.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpDir } from './helpers/checkpoint-fixtures.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -205,7 +206,7 @@ test('save format: round trip, documented layout', () => {
 });
 
 test('save format: files on disk; damaged or foreign files are one-line errors', () => {
-	const dir = mkdtempSync(path.join(tmpdir(), 'mbchat-'));
+	const dir = tmpDir('mbchat');
 	const f = path.join(dir, 'a.mbchat');
 	writeSave(f, sample());
 	assert.is(readSave(f).contextBytes, 1234);

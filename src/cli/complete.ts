@@ -12,7 +12,8 @@ import type { GenerationOptions } from './options.js';
 import { UserError } from '../errors.js';
 import { openModel } from '../model/open.js';
 import type { LanguageModel } from '../model/types.js';
-import { generate } from '../engine/generate.js';
+import { generate, Session } from '../engine/generate.js';
+import type { GenerateOptions } from '../engine/options.js';
 import { Drafter } from '../engine/drafter.js';
 import { decodeUtf8 } from '../engine/utf8.js';
 import type { GenerationStats } from '../engine/events.js';
@@ -52,8 +53,8 @@ export function speculativeJson(stats: GenerationStats) {
 		: null;
 }
 
-export async function runComplete(prompt: string | null, opts: GenerationOptions): Promise<void> {
-	const promptBytes = prompt !== null ? new TextEncoder().encode(prompt) : await readStdin();
+export async function runComplete(prompt: string | Uint8Array | null, opts: GenerationOptions): Promise<void> {
+	const promptBytes = prompt === null ? await readStdin() : typeof prompt === 'string' ? new TextEncoder().encode(prompt) : prompt;
 	const opened = await openModel(opts.model, opts.backend);
 	if (opts.verbose) for (const note of opened.notes) process.stderr.write(`mambabyte: ${note}\n`);
 	checkByteModel(opened.model, opts.model);
@@ -79,7 +80,10 @@ export async function runComplete(prompt: string | null, opts: GenerationOptions
 	let finalStats: GenerationStats | null = null;
 	let aborted = false;
 	try {
-		for await (const ev of generate(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter)) {
+		const events = promptBytes.length >= PROGRESS_FROM && process.stderr.isTTY
+			? generateWithProgress(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter)
+			: generate(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter);
+		for await (const ev of events) {
 			if (ev.type === 'commit') {
 				if (opts.json) out.push(ev.bytes);
 				else await writeOut(ev.bytes);
@@ -115,6 +119,41 @@ export async function runComplete(prompt: string | null, opts: GenerationOptions
 	if (aborted) process.exitCode = 130;
 }
 
+
+/** Prompts from this size on show how much of them has been read (on a terminal's stderr). */
+export const PROGRESS_FROM = 16 * 1024;
+const PIECE = 4096;
+
+/**
+ * generate() for a long prompt, with a progress line on stderr while the prompt is read in: the same bytes (a
+ * session fed in pieces continues exactly like one prompt), but the wait before the first byte is not silent.
+ */
+export async function* generateWithProgress(
+	model: LanguageModel, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null,
+	write: (text: string) => void = (text) => process.stderr.write(text),
+): AsyncGenerator<import('../engine/events.js').GenerationEvent> {
+	const session = new Session(model, drafter);
+	const t0 = performance.now();
+	try {
+		for (let at = 0; at < prompt.length; at += PIECE) {
+			const seconds = (performance.now() - t0) / 1000;
+			const rate = at / Math.max(seconds, 1e-3);
+			write(`\r\x1b[2Kreading the prompt: ${at} of ${prompt.length} bytes (${((100 * at) / prompt.length).toFixed(0)}%)` +
+				(at > 0 ? `, ${Math.round(rate)} bytes/s, ${Math.ceil((prompt.length - at) / rate)} s left` : ''));
+			await session.append(prompt.subarray(at, at + PIECE), opts.signal);
+		}
+	} catch (e) {
+		if (!(e instanceof Error && e.name === 'AbortError')) throw e;
+	} finally {
+		write('\r\x1b[2K');
+	}
+	if (opts.signal?.aborted) {
+		const stats = { promptBytes: prompt.length, generatedBytes: 0, seconds: 0, bytesPerSecond: 0, speculative: null };
+		yield { type: 'done', reason: 'aborted', stats };
+		return;
+	}
+	yield* session.generate(opts);
+}
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 

@@ -1,104 +1,80 @@
-// The `mambabyte` command (DESIGN.md §9). Parses and validates flags with meow, then hands over to one command
+// The `mambabyte` command (DESIGN.md §9). Parses and validates flags (flags.ts), then hands over to one command
 // module. Errors a user can act on are one line on stderr with exit code 1 (runtime) or 2 (usage); nothing else
 // prints a stack trace unless --verbose.
-import meow from 'meow';
+//
+// Which command runs: the first word when it is a command's name; a first word within a typo's distance of one
+// (flags.ts mistypedCommand: 'perplexty', 'hepl') is a usage error with a hint; any other first word starts a
+// prompt (complete). Words after `--` are always a prompt. No words at all: chat on a terminal, else complete
+// from stdin.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { UserError, UsageError } from '../errors.js';
-import { generationOptions, modelDir, perplexityOptions, type RawFlags } from './options.js';
+import { checkApplies, COMMANDS, mistypedCommand, parseArgv, type Command, type Parsed } from './flags.js';
+import { helpText } from './help.js';
+import { commonOptions, generationOptions, PACKAGE_ROOT, perplexityOptions, resolveModels, type RawFlags } from './options.js';
+
+function version(): string {
+	return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
 import { isStdoutWriteError, stdoutFailed } from './stdout.js';
+import { modelDir } from './options.js';
 
-const help = `
-  Usage
-    $ mambabyte [PROMPT]                 chat in a terminal when no PROMPT and stdin is a terminal; otherwise complete
-    $ mambabyte chat                     the interactive REPL
-    $ mambabyte complete [PROMPT]        continue PROMPT (or all of stdin); only the continuation goes to stdout
-    $ mambabyte perplexity FILE...       bits per byte of each file ('-' = stdin)
-    $ mambabyte bench                    throughput: prefill, decode, speculative
-    $ mambabyte convert IN OUT           any supported checkpoint to HF safetensors or GGUF
+const isCommand = (w: string | undefined): w is Command => w !== undefined && (COMMANDS as readonly string[]).includes(w);
 
-  Common options
-    -m, --model DIR          checkpoint folder (default: the shipped byte model)
-    --backend B              auto|native|cpu|webasm|webgpu|headlessgl (default auto)
-    --json                   one JSON object per result on stdout
-    --verbose                say which backend was chosen and why others were skipped
+/** The command and its positional words. */
+function pickCommand(p: Parsed): { command: Command; rest: string[]; implicit: boolean } {
+	const first = p.afterDashDash > 0 ? p.positional[0] : undefined;
+	if (isCommand(first)) return { command: first, rest: p.positional.slice(1), implicit: false };
+	if (first !== undefined) {
+		const guess = mistypedCommand(first);
+		if (guess) {
+			throw new UsageError(`unknown command '${first}' (did you mean '${guess}'?); a prompt that starts with this word: mambabyte -- ${first} ...`);
+		}
+	}
+	const hasPrompt = p.positional.length > 0 || p.flags.prompt !== undefined || p.flags.file !== undefined;
+	const chat = !hasPrompt && Boolean(process.stdin.isTTY) && Boolean(process.stdout.isTTY);
+	return { command: chat ? 'chat' : 'complete', rest: p.positional, implicit: true };
+}
 
-  Generation
-    -n, --max-bytes N        bytes to generate (default 256)
-    -t, --temperature T      0 = greedy (default 0.8)
-    --top-k K  --top-p P     sampling filters (default off)
-    --seed S                 same seed, same backend: same bytes
-    --stop STR               stop after STR (repeatable)
-    --draft DIR | --no-draft subword drafter for speculative decoding (default: the shipped one)
-    --draft-subwords M       subwords drafted per round (default 3)
-    --accept exact|top:K     exact keeps plain decoding's output; top:3 is the paper's rule (default exact)
-    --no-utf8                allow bytes that make the output invalid UTF-8
-
-  Perplexity
-    --curve                  bits per byte by position bucket
-    --bucket N               bucket size in bytes (default: the model's training context length)
-    --window W               sliding window: each byte sees at most W bytes of context
-    --kl-divergence BASE     KL(BASE ‖ --model) per byte, its percentiles and top-1 agreement (what a quantization costs)
-
-  Bench
-    --shape DxL              random weights of that shape (e.g. 1024x53) instead of --model
-    --dtype q8_0|q4_0|q4_k|f16  with --shape: projections stored in that block type (native backend)
-    --profile                where a speculative round's time goes (drafter, verify, rollback, ...)
-
-  Convert
-    --dtype TYPE             f16|bf16|f32 (HF safetensors; GGUF when OUT ends in .gguf) or q8_0|q4_0|q4_k|q6_k
-                             (a GGUF file OUT); default f16
-
-  Exit codes: 0 success, 1 runtime failure (bad file, bad checkpoint), 2 usage error
-
-  Examples
-    $ mambabyte "It was a dark and stormy night"
-    $ echo "It was a dark and stormy night" | mambabyte -n 200
-    $ mambabyte perplexity book.txt --json
-`;
-
-const flagSpec = {
-	model: { type: 'string', shortFlag: 'm' },
-	backend: { type: 'string' },
-	json: { type: 'boolean' },
-	verbose: { type: 'boolean' },
-	maxBytes: { type: 'string', shortFlag: 'n' },
-	temperature: { type: 'string', shortFlag: 't' },
-	topK: { type: 'string' },
-	topP: { type: 'string' },
-	seed: { type: 'string' },
-	stop: { type: 'string', isMultiple: true },
-	draft: { type: 'string' },
-	draftSubwords: { type: 'string' },
-	accept: { type: 'string' },
-	utf8: { type: 'boolean' },
-	curve: { type: 'boolean' },
-	bucket: { type: 'string' },
-	window: { type: 'string' },
-	klDivergence: { type: 'string' },
-	shape: { type: 'string' },
-	profile: { type: 'boolean' },
-	dtype: { type: 'string' },
-} as const;
-
-const SHORT_FLAGS: string[] = Object.values(flagSpec).flatMap((f) => ('shortFlag' in f ? [f.shortFlag] : []));
-const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
-const COMMANDS = ['chat', 'complete', 'perplexity', 'bench', 'convert'] as const;
+/** The prompt of `complete`: words, -p, -f or stdin (null) — one of them. */
+function promptOf(flags: RawFlags, rest: string[]): string | Uint8Array | null {
+	const given = [rest.length > 0 && 'PROMPT words', flags.prompt !== undefined && '--prompt', flags.file !== undefined && '--file'].filter(Boolean);
+	if (given.length > 1) throw new UsageError(`complete: give the prompt one way, not ${given.join(' and ')}`);
+	if (flags.prompt !== undefined) return String(flags.prompt);
+	if (flags.file !== undefined) {
+		const file = String(flags.file);
+		try {
+			return new Uint8Array(readFileSync(file));
+		} catch (e) {
+			const code = (e as NodeJS.ErrnoException).code;
+			throw new UserError(`--file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder (expected a prompt file)' : String(code)}`);
+		}
+	}
+	return rest.length > 0 ? rest.join(' ') : null;
+}
 
 async function main(argv: string[]): Promise<void> {
-	const cli = meow(help, {
-		importMeta: import.meta,
-		argv,
-		flags: flagSpec,
-		allowUnknownFlags: true, // checked below, so the message is one line naming the flag
-		booleanDefault: undefined,
-	});
-	const flags = cli.flags as RawFlags;
-	const unknown = Object.keys(cli.unnormalizedFlags).find((k) => !(k in flagSpec) && !SHORT_FLAGS.includes(k) && !(camel(k) in flagSpec));
-	if (unknown !== undefined) throw new UsageError(`unknown flag ${unknown.length === 1 ? '-' : '--'}${unknown} (see mambabyte --help)`);
-	let [command, ...rest] = cli.input;
-	if (!(COMMANDS as readonly string[]).includes(command)) {
-		rest = cli.input;
-		command = rest.length === 0 && process.stdin.isTTY && process.stdout.isTTY ? 'chat' : 'complete';
+	const parsed = parseArgv(argv);
+	const flags = parsed.flags;
+	if (flags.version) {
+		process.stdout.write(`${version()}\n`);
+		return;
+	}
+	const { command, rest, implicit } = pickCommand(parsed);
+	if (command === 'help' || flags.help) {
+		const about = command === 'help' ? rest[0] : command;
+		if (command === 'help' && about !== undefined && !isCommand(about)) {
+			const guess = mistypedCommand(about);
+			throw new UsageError(`help: unknown command '${about}'${guess ? ` (did you mean '${guess}'?)` : ` (commands: ${COMMANDS.join(', ')})`}`);
+		}
+		process.stdout.write(helpText(command === 'help' ? (about as Command | undefined) ?? null : implicit ? null : command));
+		return;
+	}
+	checkApplies(parsed, command);
+	const temperatureAs = parsed.typed.get('temperature');
+	if (temperatureAs === '-t' && /^\d+$/.test(String(flags.temperature)) && Number(flags.temperature) >= 2) {
+		const n = String(flags.temperature);
+		throw new UsageError(`-t ${n}: temperature ${n}? -t is the temperature; for threads use --threads ${n} (or --temperature ${n} if meant)`);
 	}
 	switch (command) {
 		case 'perplexity': {
@@ -107,24 +83,31 @@ async function main(argv: string[]): Promise<void> {
 				const { runKlDivergence } = await import('./kl.js');
 				return runKlDivergence(rest, perplexityOptions(flags), modelDir(flags.klDivergence, '--kl-divergence', ''));
 			}
+			const opts = await resolveModels(perplexityOptions(flags));
 			const { runPerplexity } = await import('./perplexity.js');
-			return runPerplexity(rest, perplexityOptions(flags));
+			return runPerplexity(rest, opts);
 		}
 		case 'complete': {
+			const prompt = promptOf(flags, rest);
+			const opts = await resolveModels(generationOptions(flags));
 			const { runComplete } = await import('./complete.js');
-			return runComplete(rest.length > 0 ? rest.join(' ') : null, generationOptions(flags));
+			return runComplete(prompt, opts);
 		}
 		case 'chat': {
 			if (rest.length > 0) throw new UsageError(`chat: unexpected argument ${rest[0]}`);
+			const opts = await resolveModels(generationOptions(flags));
 			const { runChat } = await import('../ui/chat.js');
-			return runChat(generationOptions(flags));
+			return runChat(opts);
 		}
 		case 'bench': {
 			const { runBench } = await import('./bench.js');
+			const common = commonOptions(flags);
+			if (flags.model !== undefined) flags.model = (await resolveModels(common)).model;
+			else await resolveModels(common); // --threads
 			return runBench(flags, rest);
 		}
 		case 'convert': {
-			if (rest.length !== 2) throw new UsageError('convert: expected IN and OUT (a folder, or a .gguf file)');
+			if (rest.length !== 2) throw new UsageError('convert: expected IN and OUT (convert IN OUT [--dtype f16|bf16|f32|q8_0|q4_0|q4_k|q6_k])');
 			const { runConvert } = await import('./convert.js');
 			return runConvert(rest[0], rest[1], String(flags.dtype ?? 'f16'));
 		}

@@ -46,7 +46,7 @@ import type { GenerationEvent, GenerationStats, SpeculativeStats } from './event
 import type { SessionSnapshot } from './snapshot.js';
 import type { GenerateOptions } from './options.js';
 import type { Profile } from './profile.js';
-import { Sampler, StopMatcher } from './sampling.js';
+import { RecentBytes, Sampler, StopMatcher } from './sampling.js';
 import { Utf8Validator } from './utf8.js';
 import { ByteBuffer } from './byte-buffer.js';
 import { DraftContext, type Draft, type Drafter } from './drafter.js';
@@ -71,6 +71,7 @@ export class Session {
 	private readonly pending = new ByteBuffer(); // committed bytes not yet consumed by the state
 	private logits: Float32Array | null = null; // next-byte logits (V), valid when nothing is pending
 	private readonly utf8 = new Utf8Validator(); // over the whole context
+	private readonly recent = new RecentBytes(); // the context's last bytes, for --repeat-penalty
 	private readonly draft: DraftContext | null;
 	private promptBytes = 0; // bytes appended since the last generate()
 	private prof: Profile | null = null; // the running generation's profile
@@ -105,6 +106,7 @@ export class Session {
 	private async feedContext(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
 		this.pending.pushAll(bytes);
 		this.utf8.pushAll(bytes);
+		this.recent.pushAll(bytes);
 		this.draft?.append(bytes);
 		await this.flush(signal);
 		await this.draft?.sync(signal);
@@ -133,6 +135,7 @@ export class Session {
 		this.pending.clear();
 		this.logits = null;
 		this.utf8.copyFrom(new Utf8Validator());
+		this.recent.clear();
 		this.draft?.reset();
 		this.promptBytes = 0;
 	}
@@ -147,6 +150,7 @@ export class Session {
 			utf8: { need: this.utf8.need, lo: this.utf8.lo, hi: this.utf8.hi },
 			draft: this.draft?.snapshot() ?? null,
 			promptBytes: this.promptBytes,
+			recent: this.recent.last(Infinity),
 		};
 	}
 
@@ -169,6 +173,7 @@ export class Session {
 		this.pending.pushAll(s.pending);
 		this.logits = s.logits?.slice() ?? null;
 		Object.assign(this.utf8, s.utf8);
+		this.recent.copyFrom(s.recent ?? new Uint8Array(0));
 		if (this.draft) {
 			if (s.draft) this.draft.restore(s.draft);
 			else this.draft.reset(); // saved without a drafter: the drafter starts from scratch (it only affects speed)
@@ -193,7 +198,7 @@ export class Session {
 	async *run(opts: GenerateOptions, promptBytesOverride: number | null): AsyncGenerator<GenerationEvent> {
 		const signal = opts.signal;
 		const V = this.model.config.vocabSize;
-		const sampler = new Sampler(opts);
+		const sampler = new Sampler(opts, this.recent);
 		const stop = new StopMatcher(opts.stop);
 		const mask = opts.utf8 ? this.utf8 : null;
 		const rule: AcceptRule = opts.accept ?? { kind: 'exact' };
@@ -241,6 +246,7 @@ export class Session {
 		/** Make byte b part of the text; true when a stop string ends with it. */
 		const commit = (b: number): boolean => {
 			this.utf8.push(b);
+			this.recent.push(b);
 			this.draft?.push(b);
 			generated++;
 			return stop.push(b);

@@ -7,6 +7,11 @@
 //      otherwise softmax(logits / T);
 //   3. --top-k K keeps the K most probable bytes (ties by lower byte), --top-p P keeps the smallest set of most
 //      probable bytes whose mass reaches P; the rest is renormalised.
+//   4. --min-p P keeps the bytes with p >= P · p_max (llama.cpp's min-p), renormalised.
+// Before all of this, --repeat-penalty R (llama.cpp's): each byte that occurs in the last --repeat-last-n bytes of
+// the context (prompt included) has its logit divided by R when positive, multiplied by R when negative — so
+// greedy decoding is penalised too. (llama.cpp's default chain applies top-p and min-p before temperature; here
+// they see the tempered distribution, as top-p always has.)
 // A byte is drawn by inverse CDF over bytes in ascending order with one uniform number from a seeded PRNG
 // (mulberry32 on --seed): the same seed and the same backend give the same bytes. (Different backends round
 // logits differently, so the same seed may pick differently where two bytes are nearly tied.)
@@ -22,6 +27,65 @@ export interface SamplingOptions {
 	topK: number; // 0 = off
 	topP: number; // 1 = off
 	seed: number;
+	minP?: number; // 0 = off (default)
+	repeatPenalty?: number; // 1 = off (default)
+	repeatLastN?: number; // default 64; -1 = every byte RecentBytes keeps (MAX_REPEAT_LAST_N)
+}
+
+/** The longest --repeat-last-n: how many recent context bytes a session keeps for the repeat penalty. */
+export const MAX_REPEAT_LAST_N = 4096;
+
+/** The last MAX_REPEAT_LAST_N bytes of a context (a ring), for the repeat penalty. */
+export class RecentBytes {
+	private readonly ring = new Uint8Array(MAX_REPEAT_LAST_N);
+	private count = 0; // bytes ever pushed
+
+	push(b: number): void {
+		this.ring[this.count++ % MAX_REPEAT_LAST_N] = b;
+	}
+
+	pushAll(bytes: Uint8Array): void {
+		for (const b of bytes) this.push(b);
+	}
+
+	/** The last n bytes (fewer when the context is shorter), oldest first. */
+	last(n: number): Uint8Array {
+		const k = Math.min(n, this.count, MAX_REPEAT_LAST_N);
+		const out = new Uint8Array(k);
+		for (let i = 0; i < k; i++) out[i] = this.ring[(this.count - k + i) % MAX_REPEAT_LAST_N];
+		return out;
+	}
+
+	clear(): void {
+		this.count = 0;
+	}
+
+	copyFrom(bytes: Uint8Array): void {
+		this.clear();
+		this.pushAll(bytes);
+	}
+}
+
+/** llama.cpp's repeat penalty on 256 byte logits: a new array; bytes in `recent` get z/R (z > 0) or z·R (z <= 0). */
+export function penalizeRepeats(z: Float32Array, recent: Uint8Array, penalty: number): Float32Array {
+	const out = Float32Array.from(z.subarray(0, 256));
+	const seen = new Uint8Array(256);
+	for (const b of recent) seen[b] = 1;
+	for (let b = 0; b < 256; b++) if (seen[b]) out[b] = out[b] > 0 ? out[b] / penalty : out[b] * penalty;
+	return out;
+}
+
+/** min-p in place: zero every p below minP · max(p), renormalise. The most probable byte always stays. */
+export function applyMinP(p: Float64Array, minP: number): void {
+	let max = 0;
+	for (let b = 0; b < p.length; b++) if (p[b] > max) max = p[b];
+	const floor = minP * max;
+	let kept = 0;
+	for (let b = 0; b < p.length; b++) {
+		if (p[b] < floor) p[b] = 0;
+		kept += p[b];
+	}
+	for (let b = 0; b < p.length; b++) p[b] /= kept;
 }
 
 /** Candidate bytes of one position: `allowed` after the UTF-8 mask, and the final distribution `p` (sums to 1). */
@@ -36,7 +100,8 @@ export class Sampler {
 	private readonly random: () => number;
 	readonly greedy: boolean;
 
-	constructor(readonly opts: SamplingOptions) {
+	/** `recent`: the context's last bytes, read at each distribution() for the repeat penalty (the caller keeps it current). */
+	constructor(readonly opts: SamplingOptions, private readonly recent: RecentBytes | null = null) {
 		this.random = rng(opts.seed);
 		this.greedy = opts.temperature === 0;
 	}
@@ -48,7 +113,12 @@ export class Sampler {
 
 	/** The distribution of the next byte from one row of logits (row `row` of a (T, V) array). */
 	distribution(logits: Float32Array, row: number, V: number, mask: Utf8Validator | null): ByteDistribution {
-		const z = logits.subarray(row * V, row * V + 256);
+		const R = this.opts.repeatPenalty ?? 1;
+		let z = logits.subarray(row * V, row * V + 256);
+		if (R !== 1 && this.recent) {
+			const n = this.opts.repeatLastN ?? 64;
+			z = penalizeRepeats(z, this.recent.last(n < 0 ? MAX_REPEAT_LAST_N : n), R);
+		}
 		const allowed = new Uint8Array(256);
 		let argmax = -1;
 		for (let b = 0; b < 256 && b < V; b++) {
@@ -94,6 +164,7 @@ export class Sampler {
 			}
 			for (let b = 0; b < 256; b++) p[b] /= kept;
 		}
+		if ((this.opts.minP ?? 0) > 0) applyMinP(p, this.opts.minP!);
 		return { logits: z, allowed, p, argmax };
 	}
 

@@ -14,6 +14,7 @@ export interface SessionSnapshot {
 	utf8: { need: number; lo: number; hi: number };
 	draft: DraftSnapshot | null;
 	promptBytes: number;
+	recent?: Uint8Array; // the last context bytes, for the repeat penalty (in memory only; not in encodeSnapshot)
 }
 
 

@@ -14,8 +14,16 @@ import { crc32 } from '../../src/checkpoint/zip.js';
 import { rng } from '../../src/model/random.js';
 export { rng };
 
+const made: string[] = [];
+// Tests leave nothing in the temp folder: every folder made here goes when the test process ends.
+process.on('exit', () => {
+	for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function tmpDir(tag = 'ckpt'): string {
-	return fs.mkdtempSync(nodePath.join(os.tmpdir(), `mambabyte-${tag}-`));
+	const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), `mambabyte-${tag}-`));
+	made.push(dir);
+	return dir;
 }
 
 export interface TinyOpts {
