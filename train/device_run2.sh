@@ -11,7 +11,7 @@
 set -o pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-B_BUDGET=500; C_BUDGET=380; TOTAL=880; DRAFT_BUDGET=180
+B_BUDGET=500; C_BUDGET=360; TOTAL=860; DRAFT_BUDGET=180
 SCAN="--scan-bd 16 --scan-warps 1 --scan-seg 128"
 BYTE="--kind byte --corpus /tmp/corpus --splits train,train-extra --d-model 512 --n-layer 11 --batch 16 --ctx 4096
       --lr 1.5e-3 --warmup 300 --min-lr-ratio 0.05 --wd 0.2 --dropout 0.05 --ema 0.999 --total-budget $TOTAL
@@ -77,6 +77,29 @@ x2)  # phase c from the snapshot: fresh AdamW re-warmed over 100 steps, the sche
   ) > "$OUT/log_drafter.txt" 2>&1 &
   DPID=$!
   python3 train/train.py $BYTE --out /tmp/ckpt/byte-model --name byte-model --budget $C_BUDGET \
+      --init-gguf /tmp/init.gguf --clock-offset 500.2 --step-offset 3527 --rewarm 100 --select --gguf q8_0 \
+      2>&1 | tee "$OUT/log_byte_c.txt"
+  echo "byte rc=$?"
+  wait $DPID; echo "drafter rc=$?"; tail -4 "$OUT/log_drafter.txt"
+  cp /tmp/corpus/distill-info.json /tmp/ckpt/subword-drafter/ 2>/dev/null
+  split_out byte-model --exclude=model.safetensors
+  split_out subword-drafter --exclude=model.safetensors
+  split -b 15M -d /tmp/ckpt/byte-model/model.safetensors "$OUT/byte-model-f16.safetensors.part"
+  ls -la "$OUT" /tmp/ckpt/*
+  ;;
+y)  # x1 + x2 in ONE call (no warm machine to lose): only corpus B travels, so the rest of the schedule and the
+     # drafter see train/ alone (train-extra was in the first 500 s); carry .carry/b and .carry/w
+  mkdir -p /tmp/corpus && tar -xJf .carry/b/corpusB.tar.xz -C /tmp/corpus || exit 1
+  cp .carry/w/init.gguf /tmp/init.gguf || exit 1
+  ( python3 train/distill.py --state /tmp/init.gguf --corpus /tmp/corpus --out /tmp/corpus/distill \
+        --streams 4096 --prompt 64 --new 4096 --temps 1.0,0.7 --splits train --d-model 512 --n-layer 11 &&
+    python3 train/train.py --kind subword --tokenizer checkpoints/subword-drafter/tokenizer.json --corpus /tmp/corpus \
+        --splits train,distill --repeat distill:3 --init-from checkpoints/subword-drafter \
+        --d-model 256 --n-layer 4 --batch 32 --ctx 1024 --lr 1e-3 --warmup 50 --min-lr-ratio 0.05 --ema 0.999 \
+        --budget $DRAFT_BUDGET --eval-every 60 --select --gguf q8_0 --out /tmp/ckpt/subword-drafter $SCAN
+  ) > "$OUT/log_drafter.txt" 2>&1 &
+  DPID=$!
+  python3 train/train.py $BYTE --out /tmp/ckpt/byte-model --name byte-model --budget $C_BUDGET --splits train \
       --init-gguf /tmp/init.gguf --clock-offset 500.2 --step-offset 3527 --rewarm 100 --select --gguf q8_0 \
       2>&1 | tee "$OUT/log_byte_c.txt"
   echo "byte rc=$?"
