@@ -19,6 +19,8 @@ export { countParameters } from './config.js';
 const MIXER = ['in_proj.weight', 'conv1d.weight', 'conv1d.bias', 'x_proj.weight', 'dt_proj.weight', 'dt_proj.bias', 'A_log', 'D', 'out_proj.weight'] as const;
 
 /** A model from a checkpoint folder or a llama.cpp .gguf file (whose matrices stay in their stored blocks). */
+const WEIGHT_FILES = ['model.safetensors', 'pytorch_model.bin'];
+
 export function loadModel(path: string): Checkpoint<Weight> {
 	let st: fs.Stats | undefined;
 	try {
@@ -29,6 +31,18 @@ export function loadModel(path: string): Checkpoint<Weight> {
 	if (st?.isFile() && /\.gguf$/i.test(path)) {
 		if (os.endianness() !== 'LE') throw new UserError('checkpoints can only be loaded on little-endian machines');
 		return loadGguf(path);
+	}
+	// A folder holding model.gguf (and no other weights) is that file, with the folder's tokenizer.json if any:
+	// how the shipped checkpoints are stored (8-bit weights fit the size budget; the drafter needs its tokenizer).
+	const gguf = nodePath.join(path, 'model.gguf');
+	if (st?.isDirectory() && fs.existsSync(gguf) && !WEIGHT_FILES.some((f) => fs.existsSync(nodePath.join(path, f)))) {
+		if (os.endianness() !== 'LE') throw new UserError('checkpoints can only be loaded on little-endian machines');
+		const ckpt = loadGguf(gguf);
+		const tokenizer = nodePath.join(path, 'tokenizer.json');
+		return {
+			...ckpt, dir: path, name: nodePath.basename(nodePath.resolve(path)),
+			...(fs.existsSync(tokenizer) ? { tokenizerPath: tokenizer } : {}),
+		};
 	}
 	return loadCheckpoint(path);
 }

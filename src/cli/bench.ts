@@ -18,7 +18,7 @@ import { Profile } from '../engine/profile.js';
 import type { GenerationStats } from '../engine/events.js';
 import { randomCheckpoint, shapeConfig } from '../model/random.js';
 import type { Checkpoint, LanguageModel, Weight } from '../model/types.js';
-import { DEFAULT_DRAFT, DEFAULT_MODEL, modelDir, type RawFlags } from './options.js';
+import { DEFAULT_DRAFT, DEFAULT_MODEL, isCheckpointDir, modelDir, type RawFlags } from './options.js';
 import { NativeKernels } from '../backend/native.js';
 import { BENCH_DTYPES, quantizeProjections, stepWeightBytes, type BenchDtype } from './bench-quant.js';
 
@@ -141,7 +141,7 @@ export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 /** The speculative rows of `mambabyte bench` (and with --profile where each mode's time goes). */
 async function benchDrafting(flags: RawFlags, kernels: Kernels): Promise<void> {
 	const draftDir = flags.draft === undefined ? DEFAULT_DRAFT : flags.draft === false ? null : String(flags.draft);
-	if (!draftDir || !existsSync(path.join(draftDir, 'config.json'))) return;
+	if (!draftDir || !isCheckpointDir(draftDir)) return;
 	const model = await buildModel(loadModel(modelDir(flags.model, '--model', DEFAULT_MODEL)), kernels);
 	const draft = await buildModel(loadModel(modelDir(draftDir, '--draft', DEFAULT_DRAFT)), kernels);
 	const rows = await benchSpeculative(model, draft, Number(flags.maxBytes ?? 256), { profile: Boolean(flags.profile) });

@@ -105,12 +105,15 @@ export function parseAccept(value: string): Accept {
 	throw new UsageError(`--accept ${value}: expected exact or top:K with K from 1 to 256`);
 }
 
+/** A folder that holds a checkpoint: config.json with HF/mamba_ssm weights, or a model.gguf (the shipped layout). */
+export const isCheckpointDir = (dir: string) => existsSync(path.join(dir, 'config.json')) || existsSync(path.join(dir, 'model.gguf'));
+
 export function generationOptions(flags: RawFlags): GenerationOptions {
 	const common = commonOptions(flags);
 	let draft: string | null = null;
 	if (flags.draft === false) draft = null; // --no-draft
 	else if (flags.draft !== undefined) draft = String(flags.draft); // checked (or downloaded) by resolveModels
-	else if (existsSync(path.join(DEFAULT_DRAFT, 'config.json'))) draft = DEFAULT_DRAFT;
+	else if (isCheckpointDir(DEFAULT_DRAFT)) draft = DEFAULT_DRAFT;
 	const stop = (flags.stop as string[] | undefined) ?? [];
 	if (stop.some((s) => s.length === 0)) throw new UsageError('--stop: expected a non-empty string');
 	const maxBytes = number(flags, 'maxBytes', '--max-bytes', (v) => isInt(v) && v >= -1, 'a whole number >= 0, or -1 for no limit') ?? 256;
