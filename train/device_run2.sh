@@ -7,6 +7,8 @@
 #   c  resume the byte model to the end of its schedule, select raw/EMA on the whole valid split, write Q8_0 GGUF,
 #      score it; meanwhile distil continuations from the phase-b EMA weights and fine-tune the drafter on them + books
 #   d  return the byte model's F16 master copy (too large to come back with c's files)
+#   y  what actually ran after b (the machine, and /tmp/byte-state.pt with it, was lost before c): c from b's EMA
+#      snapshot as Q8_0 GGUF (.carry/w/init.gguf), in one call that needs no warm machine
 # Usage (device tool): bash train/device_run2.sh a|b|c|d
 set -o pipefail
 export PYTHONUNBUFFERED=1
@@ -62,32 +64,7 @@ c)
   split_out subword-drafter
   ls -la "$OUT" /tmp/ckpt/*
   ;;
-x1)  # the machine of phases a-b was given back before c (its /tmp state lost): restart from b's EMA snapshot
-  mkdir -p /tmp/corpus && tar -xJf .carry/a/corpusA.tar.xz -C /tmp/corpus || exit 1
-  cp .carry/w/init.gguf /tmp/init.gguf && ls -la /tmp/init.gguf /tmp/corpus
-  ;;
-x2)  # phase c from the snapshot: fresh AdamW re-warmed over 100 steps, the schedule's clock and step carried on
-  tar -xJf .carry/b/corpusB.tar.xz -C /tmp/corpus || exit 1
-  ( python3 train/distill.py --state /tmp/init.gguf --corpus /tmp/corpus --out /tmp/corpus/distill \
-        --streams 4096 --prompt 64 --new 4096 --temps 1.0,0.7 --d-model 512 --n-layer 11 &&
-    python3 train/train.py --kind subword --tokenizer checkpoints/subword-drafter/tokenizer.json --corpus /tmp/corpus \
-        --splits train,train-extra,distill --repeat distill:3 --init-from checkpoints/subword-drafter \
-        --d-model 256 --n-layer 4 --batch 32 --ctx 1024 --lr 1e-3 --warmup 50 --min-lr-ratio 0.05 --ema 0.999 \
-        --budget $DRAFT_BUDGET --eval-every 60 --select --gguf q8_0 --out /tmp/ckpt/subword-drafter $SCAN
-  ) > "$OUT/log_drafter.txt" 2>&1 &
-  DPID=$!
-  python3 train/train.py $BYTE --out /tmp/ckpt/byte-model --name byte-model --budget $C_BUDGET \
-      --init-gguf /tmp/init.gguf --clock-offset 500.2 --step-offset 3527 --rewarm 100 --select --gguf q8_0 \
-      2>&1 | tee "$OUT/log_byte_c.txt"
-  echo "byte rc=$?"
-  wait $DPID; echo "drafter rc=$?"; tail -4 "$OUT/log_drafter.txt"
-  cp /tmp/corpus/distill-info.json /tmp/ckpt/subword-drafter/ 2>/dev/null
-  split_out byte-model --exclude=model.safetensors
-  split_out subword-drafter --exclude=model.safetensors
-  split -b 15M -d /tmp/ckpt/byte-model/model.safetensors "$OUT/byte-model-f16.safetensors.part"
-  ls -la "$OUT" /tmp/ckpt/*
-  ;;
-y)  # x1 + x2 in ONE call (no warm machine to lose): only corpus B travels, so the rest of the schedule and the
+y)  # c in ONE call (no warm machine to lose): only corpus B travels, so the rest of the schedule and the
      # drafter see train/ alone (train-extra was in the first 500 s); carry .carry/b and .carry/w
   mkdir -p /tmp/corpus && tar -xJf .carry/b/corpusB.tar.xz -C /tmp/corpus || exit 1
   cp .carry/w/init.gguf /tmp/init.gguf || exit 1

@@ -37,6 +37,7 @@ export class Mamba {
 	/** On the native backend, a decode step is one native call (NativeModel); false: the per-operation path. */
 	fusedStep = true;
 	private fused?: NativeModel;
+	private row?: Float32Array; // the embedding row of the token being stepped
 	private recorder: RecordingKernels | null = null; // the same kernels, keeping what verify() rolls back with
 
 	constructor(readonly checkpoint: Checkpoint<Weight>, readonly kernels: Kernels, readonly chunk = 64) {
@@ -126,9 +127,9 @@ export class Mamba {
 		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: k, vocabSize: V, eps } = this.config;
 		if (!(token >= 0 && token < V)) throw new RangeError(`token ${token} outside the vocabulary 0..${V - 1}`);
 		this.fused ??= this.kernels.model({ d, E, N, R, k, V, eps }, this.layers, this.normF, this.normFBias, this.head);
-		const row = new Float32Array(d);
-		embeddingRow(this.embedding, token, d, row, 0);
-		const logits = this.fused.step(row, state.conv, state.ssm);
+		this.row ??= new Float32Array(d); // read synchronously by the native step: one buffer for every step
+		embeddingRow(this.embedding, token, d, this.row, 0);
+		const logits = this.fused.step(this.row, state.conv, state.ssm);
 		state.position += 1;
 		return logits;
 	}

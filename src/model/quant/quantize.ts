@@ -32,8 +32,8 @@ function q8_0Block(x: Float32Array, xo: number, b: Uint8Array, o: number): void 
 	for (let j = 0; j < 32; j++) b[o + 2 + j] = roundf(f(x[xo + j] * id)) & 0xff;
 }
 
-/** q4_0: d = (the value of largest magnitude) / −8, q = min(15, trunc(x/d + 8.5)), two values per byte. */
-function q4_0Block(x: Float32Array, xo: number, b: Uint8Array, o: number): void {
+/** The value of largest magnitude in a block of 32, sign kept (the first one on ties, as ggml's loop). */
+function signedMax(x: Float32Array, xo: number): number {
 	let amax = 0, max = 0;
 	for (let j = 0; j < 32; j++) {
 		const v = x[xo + j];
@@ -42,6 +42,12 @@ function q4_0Block(x: Float32Array, xo: number, b: Uint8Array, o: number): void 
 			max = v;
 		}
 	}
+	return max;
+}
+
+/** q4_0: d = (the value of largest magnitude) / −8, q = min(15, trunc(x/d + 8.5)), two values per byte. */
+function q4_0Block(x: Float32Array, xo: number, b: Uint8Array, o: number): void {
+	const max = signedMax(x, xo);
 	const d = f(max / -8);
 	const id = d ? f(1 / d) : 0;
 	putHalf(b, o, d);
@@ -54,14 +60,7 @@ function q4_0Block(x: Float32Array, xo: number, b: Uint8Array, o: number): void 
 
 /** q5_0 (llama-quantize's fallback for Q4_K rows that are not whole 256-blocks): as q4_0 with 32 levels, d = max/−16. */
 function q5_0Block(x: Float32Array, xo: number, b: Uint8Array, o: number): void {
-	let amax = 0, max = 0;
-	for (let j = 0; j < 32; j++) {
-		const v = x[xo + j];
-		if (amax < Math.abs(v)) {
-			amax = Math.abs(v);
-			max = v;
-		}
-	}
+	const max = signedMax(x, xo);
 	const d = f(max / -16);
 	const id = d ? f(1 / d) : 0;
 	putHalf(b, o, d);
