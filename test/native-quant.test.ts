@@ -220,6 +220,63 @@ if (kernels) {
 		}
 	}
 
+	for (const dtype of ['f32', 'q8_0', 'q4_k'] as const) {
+		test(`fused forward and verify/keep(j) = per-operation path, bit for bit (${dtype}, every instruction set)`, async () => {
+			const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);
+			const text = new TextEncoder().encode('Verify passes: T bytes in one native call, kept to j.');
+			const states = (s: { conv: Float32Array[]; ssm: Float32Array[] }) => [...s.conv, ...s.ssm].map((a) => Array.from(a));
+			for (const isa of isas) {
+				k.configure({ isa });
+				const fused = new Mamba(ckpt, k), perOp = new Mamba(ckpt, k);
+				perOp.fusedStep = false;
+				if (dtype !== 'f32') { quantizeLayers(fused, dtype); quantizeLayers(perOp, dtype); }
+				const sf = fused.newState(), sp = perOp.newState();
+				const a = await fused.forward(text.subarray(0, 9), sf), p = await perOp.forward(text.subarray(0, 9), sp);
+				assert.equal(Array.from(a), Array.from(p), `${isa}: prefill logits`);
+				assert.equal(states(sf), states(sp), `${isa}: state after the prefill`);
+				for (const [T, j] of [[1, 0], [1, 1], [5, 0], [5, 2], [5, 5], [12, 7], [3, 3]]) {
+					const at = sf.position;
+					const toks = text.subarray(at % 20, (at % 20) + T);
+					const vf = await fused.verify(toks, sf), vp = await perOp.verify(toks, sp);
+					assert.equal(Array.from(vf.logits), Array.from(vp.logits), `${isa}: verify logits T ${T}`);
+					await vf.keep(j);
+					await vp.keep(j);
+					assert.is(sf.position, at + j);
+					assert.equal(states(sf), states(sp), `${isa}: state after keep(${j}) of ${T}`);
+					// and it is the state of feeding those j bytes alone
+					const fresh = perOp.newState();
+					fresh.copyFrom(sp);
+					const next = await perOp.forward(text.subarray(0, 2), fresh);
+					const again = await fused.forward(text.subarray(0, 2), sf);
+					assert.equal(Array.from(again), Array.from(next), `${isa}: logits after keep(${j}) of ${T}`);
+					await perOp.forward(text.subarray(0, 2), sp);
+					fresh.free();
+				}
+			}
+			k.configure({ isa: defaultIsa });
+		});
+	}
+
+	test('keep(j) of a fused verify pass equals feeding the j bytes, and is allowed once', async () => {
+		const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);
+		const m = new Mamba(ckpt, k), ref = new Mamba(ckpt, k);
+		ref.fusedStep = false;
+		const text = new TextEncoder().encode('abcdefghij');
+		const s = m.newState(), r = ref.newState();
+		await m.forward(Uint8Array.of(10), s);
+		await ref.forward(Uint8Array.of(10), r);
+		const v = await m.verify(text, s);
+		await v.keep(4);
+		await ref.forward(text.subarray(0, 4), r);
+		for (let l = 0; l < s.conv.length; l++) {
+			assert.equal(Array.from(s.conv[l]), Array.from(r.conv[l]), `conv state of layer ${l}`);
+			assert.equal(Array.from(s.ssm[l]), Array.from(r.ssm[l]), `ssm state of layer ${l}`);
+		}
+		let threw = false;
+		try { await v.keep(2); } catch { threw = true; }
+		assert.ok(threw, 'a verification is kept once');
+	});
+
 	test('the fused step reads its state arguments, not a copy: a restored snapshot replays the same logits', async () => {
 		const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);
 		const m = new Mamba(ckpt, k), s = m.newState();

@@ -47,6 +47,8 @@ interface Addon {
 	dequantizeRow(W: Uint8Array, qtype: number, K: number, row: number, out: Float32Array): void;
 	createModel(dims: Int32Array, eps: number, arrays: (Float32Array | Uint8Array | null)[], qtypes: Int32Array): object;
 	stepModel(handle: object, x0: Float32Array, conv: Float32Array[], ssm: Float32Array[], logits: Float32Array): void;
+	forwardModel(handle: object, x0: Float32Array, T: number, conv: Float32Array[], ssm: Float32Array[], logits: Float32Array, record: boolean): void;
+	keepModel(handle: object, j: number, conv: Float32Array[], ssm: Float32Array[]): boolean;
 	readProbe(buf: Uint8Array): number;
 	info(): NativeInfo;
 	configure(o: { isa?: string; threads?: number; spinUs?: number }): NativeInfo;
@@ -112,8 +114,9 @@ export interface NativeLayer {
 export interface NativeModelShape { d: number; E: number; N: number; R: number; k: number; V: number; eps: number }
 
 /**
- * A whole decode step as one native call. The weights are borrowed (not copied): this object keeps them alive
- * as long as the native handle. step() reads and writes the given state arrays in place.
+ * A whole decode step, or a forward over T tokens, as one native call. The weights are borrowed (not copied): this
+ * object keeps them alive as long as the native handle. step() and forward() read and write the given state arrays
+ * in place; keep() rolls the last recorded forward back (native/src/step.h).
  */
 export class NativeModel {
 	private readonly handle: object;
@@ -140,6 +143,21 @@ export class NativeModel {
 		const logits = new Float32Array(this.shape.V);
 		this.addon.stepModel(this.handle, x0, conv, ssm, logits);
 		return logits;
+	}
+
+	/**
+	 * Logits (T, V) after the tokens whose embeddings are the rows of x0 (T, d). With record, keep(j) can afterwards
+	 * set the state to that after the first j tokens alone (until the next forward or step).
+	 */
+	forward(x0: Float32Array, T: number, conv: Float32Array[], ssm: Float32Array[], record: boolean): Float32Array {
+		const logits = new Float32Array(T * this.shape.V);
+		this.addon.forwardModel(this.handle, x0, T, conv, ssm, logits, record);
+		return logits;
+	}
+
+	/** After a recorded forward over these state arrays: the state after its first j tokens. False: nothing recorded. */
+	keep(j: number, conv: Float32Array[], ssm: Float32Array[]): boolean {
+		return this.addon.keepModel(this.handle, j, conv, ssm);
 	}
 }
 

@@ -38,6 +38,7 @@ export class Mamba {
 	fusedStep = true;
 	private fused?: NativeModel;
 	private row?: Float32Array; // the embedding row of the token being stepped
+	private rows?: Float32Array; // the embedding rows of a fused forward's tokens
 	private recorder: RecordingKernels | null = null; // the same kernels, keeping what verify() rolls back with
 
 	constructor(readonly checkpoint: Checkpoint<Weight>, readonly kernels: Kernels, readonly chunk = 64) {
@@ -78,16 +79,20 @@ export class Mamba {
 		const logits = new Float32Array(tokens.length * V);
 		for (let s = 0; s < tokens.length; s += this.chunk) {
 			const part = Array.prototype.slice.call(tokens, s, s + this.chunk) as number[];
-			logits.set(await this.forwardChunk(part, state), s * V);
+			const fused = this.fusedModel();
+			logits.set(fused ? this.fusedForward(fused, part, state, false) : await this.forwardChunk(part, state), s * V);
 		}
 		return logits;
 	}
 
 	/**
 	 * Logits (T, V) of tokens fed from state, then keep(j) leaves state as if only tokens[0..j) had been fed: the
-	 * recurrence is replayed over the j kept positions from records of this pass (replay.ts), no second forward.
+	 * recurrence is replayed over the j kept positions from records of this pass (replay.ts; on the native backend
+	 * the fused forward keeps them itself, native/src/step.h), no second forward.
 	 */
 	async verify(tokens: ArrayLike<number>, state: MambaState): Promise<Verification> {
+		const fused = this.fusedModel();
+		if (fused && tokens.length <= this.chunk) return this.fusedVerify(fused, Array.from(tokens), state);
 		const rec = (this.recorder ??= new RecordingKernels(this.kernels));
 		const start = state.position;
 		const V = this.config.vocabSize;
@@ -103,13 +108,9 @@ export class Mamba {
 			throw e;
 		}
 		rec.stop();
-		let kept = false;
 		return {
 			logits,
-			keep: async (j: number) => {
-				if (kept) throw new Error('internal: a verification is kept once');
-				kept = true;
-				if (!(j >= 0 && j <= tokens.length)) throw new RangeError(`keep ${j} of ${tokens.length} verified tokens`);
+			keep: keepOnce(tokens.length, async (j) => {
 				try {
 					if (j < tokens.length && !(await rec.rollback(state, start, tokens.length, j))) {
 						throw new Error('internal: the replay records do not cover the verify pass');
@@ -117,19 +118,52 @@ export class Mamba {
 				} finally {
 					rec.clear();
 				}
-			},
+			}),
 		};
+	}
+
+	private fusedVerify(fused: NativeModel, tokens: number[], state: MambaState): Verification {
+		const start = state.position;
+		const logits = this.fusedForward(fused, tokens, state, true);
+		return {
+			logits,
+			keep: keepOnce(tokens.length, async (j) => {
+				if (!fused.keep(j, state.conv, state.ssm)) throw new Error('internal: no recorded verify pass to keep');
+				state.position = start + j;
+			}),
+		};
+	}
+
+	/** The native fused model (one call per step or chunk), when the kernels are native and fusedStep is on. */
+	private fusedModel(): NativeModel | null {
+		if (!(this.fusedStep && this.kernels instanceof NativeKernels)) return null;
+		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: k, vocabSize: V, eps } = this.config;
+		return (this.fused ??= this.kernels.model({ d, E, N, R, k, V, eps }, this.layers, this.normF, this.normFBias, this.head));
+	}
+
+	/** tokens (at most one chunk) through the fused model; record: keep what keep(j) needs. */
+	private fusedForward(fused: NativeModel, tokens: number[], state: MambaState, record: boolean): Float32Array {
+		const { dModel: d, vocabSize: V } = this.config;
+		const T = tokens.length;
+		for (const tok of tokens) {
+			if (!(tok >= 0 && tok < V)) throw new RangeError(`token ${tok} outside the vocabulary 0..${V - 1}`);
+		}
+		if (!this.rows || this.rows.length < T * d) this.rows = new Float32Array(T * d); // read synchronously
+		tokens.forEach((tok, t) => embeddingRow(this.embedding, tok, d, this.rows!, t * d));
+		const logits = fused.forward(this.rows, T, state.conv, state.ssm, record);
+		state.position += T;
+		return logits;
 	}
 
 	/** Logits (V) of the next token after one token. */
 	async step(token: number, state: MambaState): Promise<Float32Array> {
-		if (!(this.fusedStep && this.kernels instanceof NativeKernels)) return this.forwardChunk([token], state);
-		const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: k, vocabSize: V, eps } = this.config;
+		const fused = this.fusedModel();
+		if (!fused) return this.forwardChunk([token], state);
+		const { dModel: d, vocabSize: V } = this.config;
 		if (!(token >= 0 && token < V)) throw new RangeError(`token ${token} outside the vocabulary 0..${V - 1}`);
-		this.fused ??= this.kernels.model({ d, E, N, R, k, V, eps }, this.layers, this.normF, this.normFBias, this.head);
 		this.row ??= new Float32Array(d); // read synchronously by the native step: one buffer for every step
 		embeddingRow(this.embedding, token, d, this.row, 0);
-		const logits = this.fused.step(this.row, state.conv, state.ssm);
+		const logits = fused.step(this.row, state.conv, state.ssm);
 		state.position += 1;
 		return logits;
 	}
@@ -170,4 +204,15 @@ export class Mamba {
 		state.position += T;
 		return k.linear(this.head, xf, T, d);
 	}
+}
+
+/** keep(j) for a verify pass of n tokens: checked, and callable once. */
+function keepOnce(n: number, keep: (j: number) => Promise<void>): (j: number) => Promise<void> {
+	let kept = false;
+	return async (j: number) => {
+		if (kept) throw new Error('internal: a verification is kept once');
+		kept = true;
+		if (!(j >= 0 && j <= n)) throw new RangeError(`keep ${j} of ${n} verified tokens`);
+		await keep(j);
+	};
 }
