@@ -52,7 +52,7 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<Kernels
 	if (name === 'headlessgl') createRequire(import.meta.url)('gl');
 	const kernels = name === 'native' ? NativeKernels.create() : GpuJsKernels.create(name);
 	// A tiny projection proves the backend compiles and runs kernels here, not just that it loads.
-	const y = await kernels.linear({ data: Float32Array.of(1, 2, 3, 4), rows: 1, cols: 4 }, Float32Array.of(1, 1, 1, 1), 1, 4);
+	const y = await kernels.linear({ data: Float32Array.of(1, 2, 3, 4), rows: 1, cols: 4 }, Float32Array.of(1, 1, 1, 1), 1);
 	if (Math.abs(y[0] - 10) > 1e-4) throw new Error(`self-test gave ${y[0]}, expected 10`);
 	return kernels;
 }

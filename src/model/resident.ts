@@ -19,16 +19,19 @@
 // says how). Chunks longer than `chunk` run one after another; a remainder above 16
 // tokens is split into powers of two so only a few plans (recorded pass lists, one per T) are ever built.
 import {
-	embedGather, matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	EPI_BIAS, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS,
-} from '../../kernels/blocked-matmul.js';
-import { normApplyBlocked, normCombine, normSlices } from '../../kernels/blocked-norms.js';
-import { convAndState } from '../../kernels/blocked-conv.js';
-import { scanOutputBlocked, scanStarts, scanStep } from '../../kernels/blocked-scan.js';
+	matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, Epi,
+} from '../../kernels/projection.js';
+import { embedGather } from '../../kernels/embedding.js';
+import { normApplyBlocked, normCombine, normSlices } from '../../kernels/norms.js';
+import { convAndState } from '../../kernels/conv.js';
+import { scanOutputBlocked, scanStarts, scanStep } from '../../kernels/scan.js';
+import { logProbReference } from '../../kernels/softmax.js';
+import { dbcColumns, fromBlocked } from '../../kernels/layout.js';
 import type { Kernels } from '../backend/types.js';
 import { range, whole, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from '../backend/resident/runner.js';
 import { MambaState } from './state.js';
 import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Verification, Weight } from './types.js';
+import { verifyPass } from './verification.js';
 import { denseWeight, layerA } from './weights.js';
 
 /** Bindings at an offset must be 256-byte aligned: per-layer slices of one buffer start at multiples of 64 floats. */
@@ -173,9 +176,7 @@ interface Layer {
 	xProj: Mat;
 	dtProj: Mat; // reads the first R columns of dbc
 	dtBias: View;
-	A: View;
-	D: View;
-	scanParams: View; // [A | D | b_dt] for scanStep
+	scanParams: View; // [A (E, N) | D (E) | b_dt (E)] for the scan kernels
 	outProj: Mat;
 	convOut: DeviceBuffer; // [xs (TB, E, 4) | next conv state (E, k−1)]
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
@@ -220,7 +221,7 @@ export class ResidentMamba implements LanguageModel {
 		return null;
 	}
 
-	/** Compile the kernels and upload the weights. `kernels` names the backend and scores logits (perplexity). */
+	/** Compile the kernels and upload the weights. `kernels`: the backend the runner runs on (it names it). */
 	static async create(checkpoint: Checkpoint<Weight>, runner: Runner, kernels: Kernels, chunk = 64): Promise<ResidentMamba> {
 		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
 		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
@@ -239,16 +240,18 @@ export class ResidentMamba implements LanguageModel {
 		const layer = c.norm === 'layer' ? 1 : 0;
 		const NS = normSliceCount(d);
 		const A = 'array' as const, S = 'scalar' as const;
-		const scan = { E, N, R, TMAX: this.chunk };
+		const cols = dbcColumns(R, N);
+		const scan = { E, N, RC: cols.width, Bc: cols.B, Cc: cols.C, TMAX: this.chunk };
+		const norm = { D: d, S: NS, eps, layer };
 		this.programs = {
-			embed: await r.program(embedGather, { D: d }, [A, A]),
-			slices: await r.program(normSlices, { D: d, S: NS, eps, layer }, [A]),
-			combine: await r.program(normCombine, { D: d, S: NS, eps, layer }, [A]),
-			apply: await r.program(normApplyBlocked, { D: d, S: NS, eps, layer }, [A, A, A, A]),
-			conv: await r.program(convAndState, { E, K }, [A, A, A, A, S]),
-			starts: await r.program(scanStarts, scan, [A, A, A, A, A, S]),
-			scanOut: await r.program(scanOutputBlocked, scan, [A, A, A, A, A, A, A]),
-			step: await r.program(scanStep, scan, [A, A, A, A, A, A, S]),
+			embed: await r.program(embedGather, { D: d }, { tokens: A, emb: A }),
+			slices: await r.program(normSlices, norm, { x: A }),
+			combine: await r.program(normCombine, norm, { p: A }),
+			apply: await r.program(normApplyBlocked, norm, { x: A, stats: A, w: A, b: A }),
+			conv: await r.program(convAndState, { E, K }, { xz: A, state: A, w: A, b: A, T: S }),
+			starts: await r.program(scanStarts, scan, { delta: A, x: A, dbc: A, p: A, h0: A, T: S }),
+			scanOut: await r.program(scanOutputBlocked, scan, { H: A, delta: A, x: A, dbc: A, xz: A, p: A }),
+			step: await r.program(scanStep, scan, { pdt: A, x: A, dbc: A, xz: A, p: A, h0: A, DS: S }),
 		};
 		const programs = new Map<string, Program>();
 		const once = async (key: string, make: () => Promise<Program>) => {
@@ -266,16 +269,16 @@ export class ResidentMamba implements LanguageModel {
 			const wt = r.alloc(N_ * K_);
 			r.upload(whole(wt), transpose(data, N_, K_, norm?.[0]));
 			const bias = norm?.[1];
-			if (bias) epi = EPI_BIAS;
+			if (bias) epi = Epi.Bias;
 			const vp = norm ? matvecNormPartial : matvecPartial;
 			return {
 				wt, K: K_, N: N_,
-				partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, [A, A, S, S])),
-				reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, [A, A, A, S, S])),
-				vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!norm}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, [A, A, S])),
+				partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S })),
+				reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, { p: A, r: A, b: A, TB: S, S })),
+				vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!norm}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
 				vecReduce: norm
-					? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, [A, A, A, S]))
-					: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, [A, A, A, S])),
+					? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
+					: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, { p: A, r: A, b: A, S })),
 				c1: norm ? put(matVec(data, N_, K_, norm[0])) : whole(zeros),
 				c2: bias ? put(matVec(data, N_, K_, bias)) : whole(zeros),
 			};
@@ -288,23 +291,21 @@ export class ResidentMamba implements LanguageModel {
 		for (const l of w.layers) {
 			const aNeg = layerA(l); // A = −exp(A_log), once (or as a GGUF file stores it)
 			const layerW: Layer = {
-				inProj: await mat(denseWeight(l.inProj), 2 * E, d, d, EPI_NONE, [l.norm, l.normBias]),
+				inProj: await mat(denseWeight(l.inProj), 2 * E, d, d, Epi.None, [l.norm, l.normBias]),
 				convWeight: put(l.convWeight),
 				convBias: put(l.convBias),
-				xProj: await mat(denseWeight(l.xProj), RC, E, E, EPI_NONE),
-				dtProj: await mat(denseWeight(l.dtProj), E, R, RC, EPI_SOFTPLUS),
+				xProj: await mat(denseWeight(l.xProj), RC, E, E, Epi.None),
+				dtProj: await mat(denseWeight(l.dtProj), E, R, RC, Epi.Softplus),
 				dtBias: put(l.dtBias),
-				A: put(aNeg),
-				D: put(l.D),
 				scanParams: put(Float32Array.from([...aNeg, ...l.D, ...l.dtBias])),
-				outProj: await mat(denseWeight(l.outProj), d, E, E, EPI_RESIDUAL),
+				outProj: await mat(denseWeight(l.outProj), d, E, E, Epi.Residual),
 				convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 				H: r.alloc((TBm + 1) * E * N),
 			};
 			[layerW.inProj, layerW.xProj, layerW.dtProj, layerW.outProj].forEach(need);
 			this.layers.push(layerW);
 		}
-		this.head = await mat(denseWeight(w.lmHead ?? w.embedding), V, d, d, EPI_NONE, [w.normF, w.normFBias]);
+		this.head = await mat(denseWeight(w.lmHead ?? w.embedding), V, d, d, Epi.None, [w.normF, w.normFBias]);
 		need(this.head);
 		const act = (cols: number) => r.alloc(TBm * cols * 4);
 		this.bufs = {
@@ -359,27 +360,29 @@ export class ResidentMamba implements LanguageModel {
 		const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
 			const S = slices(TB, m.K, m.N, this.split);
 			const P = range(b.P, 0, S * TB * m.N * 4);
-			passes.push(r.pass(m.partial, [x, whole(m.wt), TB, Math.ceil(m.K / S)], P, S * TB * m.N));
-			passes.push(r.pass(m.reduce, [P, residual, bias, TB, S], out, TB * m.N));
+			passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS: Math.ceil(m.K / S) }, P, S * TB * m.N));
+			passes.push(r.pass(m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
 		};
 		// (x − μ)·rstd; the norm weight and bias are folded into the next projection
 		const norm = (x: View) => {
-			passes.push(r.pass(p.slices, [x], range(b.normP, 0, TB * NS * 8), TB * NS * 2));
-			passes.push(r.pass(p.combine, [range(b.normP, 0, TB * NS * 8)], range(b.stats, 0, TB * 8), TB * 2));
-			passes.push(r.pass(p.apply, [x, range(b.stats, 0, TB * 8), whole(b.ones), zeros], act(b.u, d), TB * d));
+			passes.push(r.pass(p.slices, { x }, range(b.normP, 0, TB * NS * 8), TB * NS * 2));
+			passes.push(r.pass(p.combine, { p: range(b.normP, 0, TB * NS * 8) }, range(b.stats, 0, TB * 8), TB * 2));
+			passes.push(r.pass(p.apply, { x, stats: range(b.stats, 0, TB * 8), w: whole(b.ones), b: zeros }, act(b.u, d), TB * d));
 		};
-		passes.push(r.pass(p.embed, [range(b.tokens, 0, TB * 4), whole(b.embedding)], act(b.xA, d), TB * d));
+		passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, TB * 4), emb: whole(b.embedding) }, act(b.xA, d), TB * d));
 		let x = b.xA, next = b.xB;
 		this.layers.forEach((L, l) => {
 			const xs = range(L.convOut, 0, TB * E * 4);
 			const H = range(L.H, 0, (TB + 1) * E * N);
 			norm(act(x, d));
 			matmul(L.inProj, act(b.u, d), act(b.xz, 2 * E), zeros, L.inProj.c2);
-			passes.push(r.pass(p.conv, [act(b.xz, 2 * E), this.workConv(l), L.convWeight, L.convBias, T], range(L.convOut, 0, TB * E * 4 + E * (K - 1)), TB * E + (E * (K - 1)) / 4));
+			const conv = { xz: act(b.xz, 2 * E), state: this.workConv(l), w: L.convWeight, b: L.convBias, T };
+			passes.push(r.pass(p.conv, conv, range(L.convOut, 0, TB * E * 4 + E * (K - 1)), TB * E + (E * (K - 1)) / 4));
 			matmul(L.xProj, xs, act(b.dbc, RC), zeros, zeros);
 			matmul(L.dtProj, act(b.dbc, RC), act(b.delta, E), zeros, L.dtBias);
-			passes.push(r.pass(p.starts, [act(b.delta, E), xs, act(b.dbc, RC), L.A, this.workSsm(l), T], H, (TB + 1) * E * N));
-			passes.push(r.pass(p.scanOut, [H, act(b.delta, E), xs, act(b.dbc, RC), act(b.xz, 2 * E), L.A, L.D], act(b.y, E), TB * E));
+			const scan = { delta: act(b.delta, E), x: xs, dbc: act(b.dbc, RC), p: L.scanParams };
+			passes.push(r.pass(p.starts, { ...scan, h0: this.workSsm(l), T }, H, (TB + 1) * E * N));
+			passes.push(r.pass(p.scanOut, { ...scan, H, xz: act(b.xz, 2 * E) }, act(b.y, E), TB * E));
 			matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);
 			[x, next] = [next, x];
 		});
@@ -401,25 +404,27 @@ export class ResidentMamba implements LanguageModel {
 		const matvec = (m: Mat, x: View, out: View | null, residual: View, bias: View) => {
 			const S = vecSlices(m.K, m.N, this.vecSplit);
 			const P = range(b.P, 0, S * m.N);
-			passes.push(r.pass(m.vecPartial, [x, whole(m.wt), m.K / S], P, S * m.N));
-			if (out) passes.push(r.pass(m.vecReduce, [P, residual, bias, S], out, m.N));
+			passes.push(r.pass(m.vecPartial, { x, wt: whole(m.wt), KS: m.K / S }, P, S * m.N));
+			if (out) passes.push(r.pass(m.vecReduce, { p: P, r: residual, b: bias, S }, out, m.N));
 			return { P, S };
 		};
 		const normed = (m: Mat, x: View, out: View) => {
 			const S = vecSlices(m.K, m.N, this.vecSplit);
 			const P = range(b.P, 0, S * m.N * 4);
-			passes.push(r.pass(m.vecPartial, [x, whole(m.wt), m.K / S], P, S * m.N));
-			passes.push(r.pass(m.vecReduce, [P, m.c1, m.c2, S], out, m.N));
+			passes.push(r.pass(m.vecPartial, { x, wt: whole(m.wt), KS: m.K / S }, P, S * m.N));
+			passes.push(r.pass(m.vecReduce, { p: P, c1: m.c1, c2: m.c2, S }, out, m.N));
 		};
-		passes.push(r.pass(p.embed, [range(b.tokens, 0, 4), whole(b.embedding)], one(b.xA, d), d));
+		passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, 4), emb: whole(b.embedding) }, one(b.xA, d), d));
 		let x = b.xA, next = b.xB;
 		this.layers.forEach((L, l) => {
 			const xs = range(L.convOut, 0, E * 4);
 			normed(L.inProj, one(x, d), one(b.xz, 2 * E));
-			passes.push(r.pass(p.conv, [one(b.xz, 2 * E), this.workConv(l), L.convWeight, L.convBias, 1], range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
+			const conv = { xz: one(b.xz, 2 * E), state: this.workConv(l), w: L.convWeight, b: L.convBias, T: 1 };
+			passes.push(r.pass(p.conv, conv, range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
 			matvec(L.xProj, xs, one(b.dbc, RC), zeros, zeros);
 			const dt = matvec(L.dtProj, one(b.dbc, RC), null, zeros, zeros);
-			passes.push(r.pass(p.step, [dt.P, xs, one(b.dbc, RC), one(b.xz, 2 * E), L.scanParams, this.workSsm(l), dt.S], range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
+			const step = { pdt: dt.P, x: xs, dbc: one(b.dbc, RC), xz: one(b.xz, 2 * E), p: L.scanParams, h0: this.workSsm(l), DS: dt.S };
+			passes.push(r.pass(p.step, step, range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
 			matvec(L.outProj, range(L.H, 0, E * 4), one(next, d), one(x, d), zeros);
 			[x, next] = [next, x];
 		});
@@ -461,30 +466,19 @@ export class ResidentMamba implements LanguageModel {
 	async verify(tokens: ArrayLike<number>, state: ModelState): Promise<Verification> {
 		if (!(state instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
 		const before = state.clone();
-		let logits: Float32Array;
-		try {
-			logits = await this.forward(tokens, state);
-		} catch (e) {
-			before.free();
-			throw e;
-		}
-		let kept = false;
-		return {
-			logits,
-			keep: async (j: number) => {
-				if (kept) throw new Error('internal: a verification is kept once');
-				kept = true;
-				if (!(j >= 0 && j <= tokens.length)) throw new RangeError(`keep ${j} of ${tokens.length} verified tokens`);
-				try {
-					if (j < tokens.length) {
-						state.copyFrom(before);
-						if (j > 0) await this.forward(Array.prototype.slice.call(tokens, 0, j) as number[], state);
-					}
-				} finally {
-					before.free();
-				}
+		return verifyPass(tokens.length, {
+			feed: () => this.forward(tokens, state),
+			rollback: async (j) => {
+				state.copyFrom(before);
+				if (j > 0) await this.forward(Array.prototype.slice.call(tokens, 0, j) as number[], state);
 			},
-		};
+			release: () => before.free(),
+		});
+	}
+
+	/** ln p(targets[t]) under each row of logits (T, V): on the host, where the logits already are. */
+	async logProbs(logits: Float32Array, targets: ArrayLike<number>): Promise<Float64Array> {
+		return logProbReference(logits, targets.length, this.config.vocabSize, targets);
 	}
 
 	private async forwardChunk(tokens: number[], s: ModelState): Promise<Float32Array> {
@@ -511,13 +505,7 @@ export class ResidentMamba implements LanguageModel {
 		this.lastStep = T === 1 ? s : null;
 		const blocked = (await done)!;
 		s.position += T;
-		// (TB, V, 4) → (T, V)
-		const out = new Float32Array(T * V);
-		for (let t = 0; t < T; t++) {
-			const base = (t >> 2) * V * 4 + (t & 3);
-			for (let v = 0; v < V; v++) out[t * V + v] = blocked[base + v * 4];
-		}
-		return out;
+		return fromBlocked(blocked, T, V);
 	}
 
 	/**
