@@ -70,9 +70,7 @@ const tooManyBuckets = (bucket: number) =>
 
 /** ln p(next byte) for each position of `inputs` (targets[i] follows inputs[i]), advancing state. */
 async function logProbs(model: LanguageModel, state: ModelState, inputs: Uint8Array, targets: Uint8Array) {
-	const V = model.config.vocabSize;
-	const logits = await model.forward(inputs, state);
-	return model.kernels.logProb(logits, inputs.length, V, targets);
+	return model.logProbs(await model.forward(inputs, state), targets);
 }
 
 export async function* scoreStream(
