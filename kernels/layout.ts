@@ -59,7 +59,7 @@ export function splitXz(xz: Float32Array, E: number): { x: Columns; z: Columns }
 }
 
 /** Index of element (t, c) of a blocked (⌈T/4⌉, C, 4) array. */
-export const blockedIndex = (t: number, c: number, C: number): number => ((t >> 2) * C + c) * 4 + (t & 3);
+const blockedIndex = (t: number, c: number, C: number): number => ((t >> 2) * C + c) * 4 + (t & 3);
 
 /** (T, C) → blocked (⌈T/4⌉, C, 4), the padding positions zero. */
 export function toBlocked(x: Float32Array, T: number, C: number): Float32Array {

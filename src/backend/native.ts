@@ -21,11 +21,11 @@ import { isQMatrix, rowBytes, type QMatrix, type QType } from '../model/qmatrix.
 import type { Kernels } from './types.js';
 
 /** The block-type codes of native/src/quant.h. */
-export const QTYPE_CODE: Record<QType, number> = {
+const QTYPE_CODE: Record<QType, number> = {
 	f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, q5_0: 6, q5_1: 7, q4_k: 8, q5_k: 9, q6_k: 10,
 };
 
-export interface NativeInfo {
+interface NativeInfo {
 	isa: string; // the instruction set in use: 'avx512', 'avx2' or 'generic'
 	isas: string[]; // those this CPU and build can run
 	threads: number; // threads per kernel, this one included
@@ -139,14 +139,14 @@ function modelMatrix(w: Matrix | QMatrix): [Float32Array | Uint8Array, number] {
 }
 
 /** What NativeModel needs of one layer (the host model's Layer). */
-export interface NativeLayer {
+interface NativeLayer {
 	norm: Float32Array; normBias?: Float32Array;
 	inProj: Matrix | QMatrix; convWeight: Float32Array; convBias: Float32Array;
 	xProj: Matrix | QMatrix; dtProj: Matrix | QMatrix; dtBias: Float32Array;
 	A: Float32Array; D: Float32Array; outProj: Matrix | QMatrix;
 }
 
-export interface NativeModelShape { d: number; E: number; N: number; R: number; k: number; V: number; eps: number }
+interface NativeModelShape { d: number; E: number; N: number; R: number; k: number; V: number; eps: number }
 
 /**
  * A whole decode step as one native call. The weights are borrowed (not copied): this object keeps them alive

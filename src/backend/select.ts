@@ -2,15 +2,15 @@
 // other one was skipped (printed under --verbose): webgpu (Dawn, the npm `webgpu` package) needs a GPU adapter and a
 // libstdc++ with GLIBCXX_3.4.32; native (C kernels, src/backend/native.ts) needs the optional addon that the install
 // step builds with node-gyp when a C compiler is present; headlessgl needs the optional `gl` package, which does not
-// build without X11 headers. Without any of them `auto` lands on gpu.js's `cpu` backend: measured faster than
-// `webasm` here, whose SIMD path gathers lane by lane and calls Math.exp through JS (../shared/notes/gpujs-cpu-study.md).
+// build without X11 headers. Without any of them `auto` lands on gpu.js's `cpu` backend, which is faster than
+// `webasm` on CPUs: webasm's SIMD path gathers lane by lane and calls Math.exp through JS (docs/backends.md).
 import { createRequire } from 'node:module';
 import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from './gpujs.js';
 import { NativeKernels } from './native.js';
 import { BACKEND_CHOICES, type BackendChoice, type Kernels } from './types.js';
 
-export interface Selected {
+interface Selected {
 	kernels: Kernels;
 	notes: string[]; // one line per backend tried and skipped
 }

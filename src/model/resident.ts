@@ -1,11 +1,11 @@
 // The GPU-resident Mamba forward: the same math as mamba.ts, laid out for a device where every kernel call that
 // waits for the host costs a round trip. Weights are uploaded once (transposed, for coalesced split-K reads);
-// activations use the blocked layout of kernels/blocked-matmul.ts; the recurrent state stays on the device
+// activations use the blocked layout of kernels/layout.ts; the recurrent state stays on the device
 // (DeviceState) and is copied, never read back, between calls. A forward of T tokens is one recorded command list
 // of 14 kernel passes per layer, and the only readback is the logits.
 //
-// A pass costs ~7 µs of GPU time and a few µs of host time however little it computes (measured on the H200,
-// bench/webgpu.ts), so a decode step — where every pass is small — fuses what it can: 9 passes per layer.
+// A pass has a fixed cost on the GPU and on the host however little it computes (README, Speed), so a decode
+// step — where every pass is small — fuses what it can: 9 passes per layer.
 // Per chunk of T tokens (TB = ⌈T/4⌉ blocks), for each layer, under the PyTorch line it implements:
 //                                              chunk (T > 1)                       decode (T = 1)
 //   u = self.norm(x)                           normSlices, normCombine, normApply  folded into in_proj (below)
@@ -15,8 +15,8 @@
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
 //   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
-// then logits = lm_head(norm_f(x)). The norm weights are folded into in_proj and lm_head at load (blocked-matmul.ts
-// says how). Chunks longer than `chunk` run one after another; a remainder above 16
+// then logits = lm_head(norm_f(x)). The norm weights are folded into in_proj and lm_head at load
+// (kernels/projection.ts says how). Chunks longer than `chunk` run one after another; a remainder above 16
 // tokens is split into powers of two so only a few plans (recorded pass lists, one per T) are ever built.
 import {
 	matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, Epi,
@@ -185,7 +185,7 @@ interface Layer {
 export class ResidentMamba implements LanguageModel {
 	readonly config: MambaConfig;
 	private readonly plans = new Map<number, Pass[]>();
-	// Threads per split-K partial pass, for chunks and for decode; measured on the H200 (bench/webgpu.ts, README).
+	// Threads per split-K partial pass, for chunks and for decode (bench/webgpu.ts sweeps them; README, Speed).
 	private split = 1 << 20;
 	private vecSplit = 1 << 18;
 	private fused = true; // the fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
@@ -500,7 +500,7 @@ export class ResidentMamba implements LanguageModel {
 		else done = this.runner.run(this.commands(T, s), read);
 		this.next = null;
 		// Steps on one state in a row (decoding): record the next step while the GPU works on this one, so the
-		// host's recording time (~3.5 ms for the 972M shape) hides behind the GPU's.
+		// host's recording time hides behind the GPU's.
 		if (T === 1 && this.lastStep === s && this.pipelineSteps) this.next = { state: s, plan, prepared: this.runner.prepare(this.commands(1, s), read) };
 		this.lastStep = T === 1 ? s : null;
 		const blocked = (await done)!;

@@ -2,7 +2,7 @@
 // and the GPU-resident models, which differ only in how they feed the tokens and how they roll back.
 import type { Verification } from './types.js';
 
-export interface VerifyPass {
+interface VerifyPass {
 	/** Feed the T tokens, returning their logits (T, V). */
 	feed(): Promise<Float32Array>;
 	/** Leave the state as if only the first j < T tokens had been fed. */
