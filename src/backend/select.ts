@@ -30,7 +30,7 @@ async function enableWebGPU(): Promise<void> {
 	const adapter = await gpu.requestAdapter();
 	if (!adapter) throw new Error('no WebGPU adapter');
 	// gpu.js assigns device.onuncapturederror, which Dawn's binding rejects ("object is not of the correct
-	// interface type") unless the device has its own writable property first (DESIGN.md §8).
+	// interface type") unless the device has its own writable property first (docs/backends.md).
 	const request = gpu.requestAdapter.bind(gpu);
 	gpu.requestAdapter = async (...a: unknown[]) => {
 		const ad = (await request(...a)) as AdapterLike | null;

@@ -1,5 +1,5 @@
 // config.json of either layout (HF MambaForCausalLM or mamba_ssm MambaLMHeadModel) -> MambaConfig, with the
-// defaults of DESIGN §2 and hard limits checked before anything is allocated.
+// defaults of docs/formats.md and hard limits checked before anything is allocated.
 import * as os from 'node:os';
 import { UserError } from '../errors.js';
 import type { MambaConfig } from '../model/types.js';
