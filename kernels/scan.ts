@@ -33,7 +33,7 @@ export interface ScanDims {
 
 // ---- reference ------------------------------------------------------------------------------------------------
 
-/** The scan over T steps from h (updated in place), returning y (T, E). Accumulates in float64. */
+/** The scan over T steps from h (updated in place), returning y (T, E). dA, dBx and y in float64; h stays float32. */
 export function scanReference({ delta, x, B, C, z, A, D, h }: ScanArgs, { T, E, N }: ScanDims): Float32Array {
 	const y = new Float32Array(T * E);
 	const dA = new Float64Array(E * N);
