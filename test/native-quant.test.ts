@@ -16,6 +16,7 @@ import { loadNative, NativeKernels } from '../src/backend/native.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { Mamba } from '../src/model/mamba.js';
 import { rng } from '../src/model/random.js';
+import { columns } from '../kernels/layout.js';
 import type { QMatrix, QType } from '../src/model/qmatrix.js';
 import { quantizeMatrix } from '../src/cli/bench-quant.js';
 import { dequantizeRow, ggufTensor, randomQMatrix } from './helpers/ggml.js';
@@ -100,7 +101,7 @@ if (kernels) {
 		for (const t of TYPES) {
 			const w = randomQMatrix(t, 5, 2 * blockOf(t) * (t.startsWith('q') ? 1 : 4), r), T = 3, x = uniform(T * w.cols);
 			const want = expected(w, x, T, w.cols, 'none', x);
-			const got = k.linearReference(w, x, T, w.cols);
+			const got = k.linearReference(w, x, T);
 			for (let i = 0; i < got.length; i++) {
 				// float32 rounding of the dequantized weights and of the result
 				const tol = 1e-5 * Math.abs(want.want[i]) + 1e-6 * w.cols;
@@ -122,7 +123,7 @@ if (kernels) {
 							for (const mode of ['none', 'residual', 'softplus'] as const) {
 								if (T === 64 && mode !== 'none') continue; // the epilogues do not depend on T
 								const epi = mode === 'residual' ? uniform(T * N) : uniform(N);
-								const got = await k.linear(w, x, T, S, mode === 'residual' ? { residual: epi } : mode === 'softplus' ? { softplusBias: epi } : {});
+								const got = await k.linear(w, columns(x, 0, S), T, mode === 'residual' ? { residual: epi } : mode === 'softplus' ? { softplusBias: epi } : {});
 								within(got, expected(w, x, T, S, mode, epi), `${isa} ${t} N=${N} K=${K} T=${T} ${mode}`);
 							}
 						}
@@ -138,9 +139,9 @@ if (kernels) {
 			try {
 				for (const t of TYPES) {
 					const w = randomQMatrix(t, 9, 2 * blockOf(t), r), T = 7, x = uniform(T * w.cols);
-					const all = await k.linear(w, x, T, w.cols);
+					const all = await k.linear(w, x, T);
 					for (let i = 0; i < T; i++) {
-						const one = await k.linear(w, x.subarray(i * w.cols, (i + 1) * w.cols), 1, w.cols);
+						const one = await k.linear(w, x.subarray(i * w.cols, (i + 1) * w.cols), 1);
 						assert.equal(Array.from(one), Array.from(all.subarray(i * w.rows, (i + 1) * w.rows)), `${isa} ${t} token ${i}`);
 					}
 				}
@@ -163,7 +164,7 @@ if (kernels) {
 					const x = uniform(T * w.cols), e = expected(w, x, T, w.cols, 'none', x);
 					for (const isa of isas) {
 						k.configure({ isa });
-						within(await k.linear(w, x, T, w.cols), e, `${f} ${name} (${w.qtype}) ${isa} T=${T}`);
+						within(await k.linear(w, x, T), e, `${f} ${name} (${w.qtype}) ${isa} T=${T}`);
 					}
 					k.configure({ isa: defaultIsa });
 				}
@@ -178,8 +179,8 @@ if (kernels) {
 			try { await p; } catch (e) { assert.match(String(e), re); return; }
 			assert.unreachable(`expected ${re}`);
 		};
-		await rejects(k.linear({ ...w, cols: 128 }, uniform(128), 1, 128), /not a multiple of the type's block size 256/);
-		await rejects(k.linear({ ...w, rows: 3 }, uniform(256), 1, 256), /W is shorter/);
+		await rejects(k.linear({ ...w, cols: 128 }, uniform(128), 1), /not a multiple of the type's block size 256/);
+		await rejects(k.linear({ ...w, rows: 3 }, uniform(256), 1), /W is shorter/);
 	});
 
 	/** Mamba's layers with every projection that fits the type replaced by its quantized blocks (test only). */
