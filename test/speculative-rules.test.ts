@@ -198,4 +198,27 @@ for (const [name, setup] of setups) {
 	});
 }
 
+
+test('a one-subword draft that heals a tail still proposes bytes: re-deriving the tail is not counted (greedy and sampled)', async () => {
+	const drafter = randomDrafter(referenceKernels, 3);
+	const ctx = new DraftContext(drafter);
+	ctx.append(enc('Once upon a time'));
+	await ctx.sync();
+	ctx.append(enc(' the'));
+	await ctx.sync(); // the tail is the last token (' the' or part of it): drafting re-derives it first
+	const snap = ctx.snapshot();
+	const r = rng(5);
+	let sampledEmpty = 0;
+	for (let n = 0; n < 200; n++) {
+		ctx.restore(snap);
+		const d = await ctx.draft({ subwords: 1, maxBytes: 16, minConfidence: 0, temperature: 1, uniform: r });
+		if (d.proposal.length === 0) sampledEmpty++;
+	}
+	ctx.restore(snap);
+	const g = await ctx.draft({ subwords: 1, maxBytes: 16, minConfidence: 0, temperature: 0 });
+	assert.ok(g.proposal.length > 0, 'greedy: a proposal');
+	assert.is(sampledEmpty, 0, 'sampled: every draft proposes at least one byte');
+	ctx.free();
+});
+
 test.run();

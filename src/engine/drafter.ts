@@ -209,8 +209,10 @@ export class DraftContext {
 	}
 
 	/**
-	 * Greedy: up to `subwords` argmax subwords consistent with the tail; stops early once maxBytes new bytes are
-	 * proposed, or once the product of softmax(top) over the subwords that go past the tail falls below minConfidence.
+	 * Greedy: argmax subwords consistent with the tail until `subwords` of them go past it (the ones that only re-derive
+	 * the tail do not count: a draft of one subword that merely ends at the tail would propose nothing); stops early
+	 * once maxBytes new bytes are proposed, or once the product of softmax(top) over the subwords that go past the
+	 * tail falls below minConfidence.
 	 */
 	private async greedyDraft(start: Float32Array, o: DraftOptions): Promise<Draft> {
 		const tok = this.drafter.tokenizer;
@@ -220,13 +222,15 @@ export class DraftContext {
 		const full = new ByteBuffer();
 		let logits = start;
 		let confidence = 1;
+		let extending = 0; // subwords that add bytes after the tail: what o.subwords counts
 		this.reuse = { ids, snaps };
-		for (let i = 0; i < o.subwords; i++) {
+		while (extending < o.subwords) {
 			const id = pickToken(logits, tok.tokenBytes, tail, full.length);
 			if (id < 0) break;
 			ids.push(id);
 			full.pushAll(tok.tokenBytes[id]!);
-			if (i === o.subwords - 1 || full.length - tail.length >= o.maxBytes) break;
+			if (full.length > tail.length) extending++;
+			if (extending === o.subwords || full.length - tail.length >= o.maxBytes) break;
 			if (o.minConfidence > 0 && full.length > tail.length) {
 				confidence *= softmaxAt(logits, id);
 				if (confidence < o.minConfidence) break;
@@ -259,7 +263,8 @@ export class DraftContext {
 		let confidence = 1;
 		let logits = start;
 		const pi = new Float64Array(order.length); // π in sorted order
-		while (ids.length < o.subwords && proposal.length < o.maxBytes) {
+		let extending = 0; // subwords that drew bytes: what o.subwords counts (covering the tail is free)
+		while (extending < o.subwords && proposal.length < o.maxBytes) {
 			tokenDistribution(logits, order, o.temperature, pi);
 			// the tokens consistent with the tail: [lo, hi) start with it; a shorter one is a prefix of it
 			let lo = 0;
@@ -293,7 +298,6 @@ export class DraftContext {
 					const id = order[chosen];
 					ids.push(id);
 					rest = rest.slice(tok.tokenBytes[id]!.length);
-					if (ids.length >= o.subwords) break;
 					logits = await this.advance(id, snaps);
 					continue;
 				}
@@ -301,6 +305,7 @@ export class DraftContext {
 			}
 			// draw bytes inside this token until it ends (or the draft is long enough)
 			let ended = -1;
+			const drawnBefore = proposal.length;
 			while (proposal.length < o.maxBytes && lo < hi) {
 				let total = 0;
 				let endMass = 0;
@@ -334,7 +339,8 @@ export class DraftContext {
 			const id = order[ended];
 			ids.push(id);
 			rest = new Uint8Array(0);
-			if (ids.length >= o.subwords || (o.minConfidence > 0 && confidence < o.minConfidence)) break;
+			if (proposal.length > drawnBefore) extending++;
+			if (extending >= o.subwords || (o.minConfidence > 0 && confidence < o.minConfidence)) break;
 			logits = await this.advance(id, snaps);
 		}
 		return { ids, proposal: proposal.view().slice(), q: qs };

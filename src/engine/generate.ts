@@ -37,8 +37,9 @@
 // rule and temperature. schedule 'fixed' always drafts draftSubwords subwords (tests, and experiments).
 // After a rejection the drafter drafts again at once (resume 'draft'): it re-derives an unfinished word itself (token
 // healing, drafter.ts); resume 'boundary' gives the paper's schedule instead, where the byte model decodes alone to
-// the next boundary byte (accept.ts isBoundaryByte). When the drafter has no proposal, the byte model decodes to the
-// next boundary byte. A round stops drafting early once the drafter's own probability of its proposal drops below
+// the next boundary byte (accept.ts isBoundaryByte). When the drafter has no proposal, the byte model decodes one
+// byte and the drafter tries again; after a second miss in a row it decodes to the next boundary byte.
+// A round stops drafting early once the drafter's own probability of its proposal drops below
 // draftConfidence (0.05): long unlikely drafts make the verify pass longer for bytes that are mostly rejected.
 import type { LanguageModel, ModelState } from '../model/types.js';
 import { isQMatrix, type QMatrix } from '../model/qmatrix.js';
@@ -257,6 +258,7 @@ export class Session {
 			// plain bytes to decode before the next draft: a measured stretch (arm 0), or until a boundary byte
 			let plainLeft = speculative ? 0 : Infinity;
 			let untilBoundary = false;
+			let emptyDrafts = 0; // drafts in a row that proposed nothing
 			let stretch = { bytes: 0, ms: 0 };
 			const tLoop = performance.now();
 			while (generated < opts.maxBytes && !stopped) {
@@ -269,6 +271,7 @@ export class Session {
 					if (m === 0) {
 						plainLeft = PLAIN_STRETCH;
 						stretch = { bytes: 0, ms: 0 };
+						emptyDrafts = 0;
 						continue;
 					}
 					const tRound = performance.now();
@@ -279,9 +282,13 @@ export class Session {
 						uniform: () => sampler.uniform(),
 					});
 					if (d.proposal.length === 0) {
-						untilBoundary = true;
+						// nothing consistent with the text: one plain byte changes the tail; a second miss in a row
+						// decodes to the next boundary byte (binary or foreign text need not cost a draft per byte)
+						if (++emptyDrafts >= 2) untilBoundary = true;
+						else plainLeft = 1;
 						continue;
 					}
+					emptyDrafts = 0;
 					const draftMs = performance.now() - tRound;
 					t = performance.now();
 					yield { type: 'draft', bytes: d.proposal };
@@ -316,7 +323,7 @@ export class Session {
 					} else if (spec) {
 						stretch.bytes++;
 						stretch.ms += now - t;
-						if (--plainLeft === 0) schedule?.record(0, stretch.bytes, stretch.ms);
+						if (--plainLeft === 0 && emptyDrafts === 0) schedule?.record(0, stretch.bytes, stretch.ms);
 					}
 					t = performance.now();
 					yield { type: 'commit', bytes: Uint8Array.of(b), source: 'model' };
