@@ -160,7 +160,7 @@ async function benchDrafting(flags: RawFlags, kernels: Kernels): Promise<void> {
 	}
 }
 
-const PROMPTS = [
+export const PROMPTS = [
 	'It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked',
 	'CHAPTER I.\n\nThe old house stood at the end of the lane, and',
 	'"I do not know what you mean," said she, turning towards the window. "You have',
