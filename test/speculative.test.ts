@@ -355,7 +355,7 @@ test('fixture tiny-drafter (random subword Mamba + tokenizer.json): exact greedy
 		console.log('  (skipped: test/fixtures/tiny-drafter is not there yet)');
 		return;
 	}
-	const { openModel } = await import('../src/model/open.js');
+	const { openModel } = await import('../src/app/open.js');
 	const d = await openModel(tinyDrafterDir, referenceKernels);
 	const drafter = new Drafter(d.model, Drafter.tokenizerOf(d.model));
 	const model = cycleModel(referenceKernels, 1);
@@ -379,7 +379,7 @@ test('shipped pair: exact greedy speculative output == plain greedy output', asy
 		console.log('  (skipped: checkpoints/byte-model and checkpoints/subword-drafter are not there yet)');
 		return;
 	}
-	const { openModel } = await import('../src/model/open.js');
+	const { openModel } = await import('../src/app/open.js');
 	const kernels = nativeAvailable() ? NativeKernels.create({ threads: 1 }) : cpu; // the fastest that is here
 	const byte = await openModel(shippedModel, kernels);
 	const d = await openModel(shippedDraft, kernels);

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Matrix } from '../../kernels/types.js';
-import { isQMatrix, rowBytes, type QMatrix, type QType } from '../model/qmatrix.js';
+import { isQMatrix, rowBytes, type QMatrix, type QType } from '../tensor/qmatrix.js';
 import type { Epilogue, Kernels } from './types.js';
 
 /** The block-type codes of native/src/quant.h. */

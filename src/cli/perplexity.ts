@@ -7,7 +7,7 @@
 // A file that does not look like text gets a one-line note on stderr (it is scored all the same).
 import { createReadStream, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
-import { openModel } from '../model/open.js';
+import { openModel } from '../app/open.js';
 import { scoreStream } from '../engine/perplexity.js';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import type { PerplexityOptions } from './options.js';
@@ -79,7 +79,10 @@ async function* watchBinary(source: AsyncIterable<Uint8Array>, hint: (share: num
 	if (!checked) check();
 }
 
-export async function runPerplexity(files: string[], o: PerplexityOptions): Promise<void> {
+/** The live view of scoring on a terminal (ui/perplexity.tsx; main.ts passes it in, so cli/ does not import ui/). */
+export type PerplexityView = (events: AsyncIterable<PerplexityEvent>, o: { curve: boolean }) => Promise<unknown>;
+
+export async function runPerplexity(files: string[], o: PerplexityOptions, view?: PerplexityView): Promise<void> {
 	const sources = files.map(sourceOf); // every path checked before the model loads
 	if (files.filter((f) => f === '-').length > 1) throw new UserError("'-' (stdin) can be given only once");
 	const { model, kernels, notes } = await openModel(o.model, o.backend);
@@ -88,7 +91,7 @@ export async function runPerplexity(files: string[], o: PerplexityOptions): Prom
 	const empty: PerplexityResult[] = [];
 	const hints: string[] = [];
 	// A live view on stderr when it is a terminal; stdout gets the lines unless it is that terminal too.
-	const live = Boolean(process.stderr.isTTY) && !o.json;
+	const live = view !== undefined && Boolean(process.stderr.isTTY) && !o.json;
 	const lines = !live || !process.stdout.isTTY;
 	const line = (r: PerplexityResult) => (o.json ? JSON.stringify(r) : formatResult(r) + curveLines(r)) + '\n';
 	let current: { file: string; done: number; bitsPerByte: number } | null = null;
@@ -134,9 +137,8 @@ export async function runPerplexity(files: string[], o: PerplexityOptions): Prom
 		}
 	}
 	try {
-		if (live) {
-			const { renderPerplexity } = await import('../ui/perplexity.js');
-			await renderPerplexity(events(), { curve: o.curve });
+		if (live && view) {
+			await view(events(), { curve: o.curve });
 		} else {
 			for await (const _ of events());
 		}

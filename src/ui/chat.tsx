@@ -7,7 +7,7 @@
 // into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
 import { Box, render, useApp, useInput, useStdout, type Key } from 'ink';
 import { useEffect, useRef, useState } from 'react';
-import type { GenerationOptions } from '../cli/options.js';
+import { settingsOf, type GenerationOptions, type GenerationSettings } from '../app/options.js';
 import type { GenerationStats } from '../engine/events.js';
 import { UsageError, UserError } from '../errors.js';
 import { parseLine, type Command } from './commands.js';
@@ -18,7 +18,8 @@ import { LiveTurn } from './live-turn.js';
 import { Prompt } from './prompt.js';
 import { runTurn } from './runner.js';
 import { mismatch, readSave, writeSave } from './save.js';
-import type { ChatSession, ChatSettings } from './session.js';
+import { savedSettings } from './save-schema.js';
+import type { ChatSession } from './session.js';
 import { StatusLine, type StatusProps } from './status-line.js';
 import { applyColorEnv } from './theme.js';
 import { addTotals, helpLines, noTotals, statsLines } from './totals.js';
@@ -29,7 +30,7 @@ type Phase = StatusProps['phase'];
 
 export interface ChatAppProps {
 	session: ChatSession;
-	settings: ChatSettings;
+	settings: GenerationSettings;
 	/** Batching interval for live updates in ms (0 = every event, for tests). */
 	intervalMs?: number;
 	/** Line length after which a line without newlines is wrapped into the transcript (default: 3 rows' worth). */
@@ -70,7 +71,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 		editorRef.current = s;
 		setEditorState(s);
 	};
-	const setSettings = (s: ChatSettings) => {
+	const setSettings = (s: GenerationSettings) => {
 		settingsRef.current = s;
 		setSettingsState(s);
 	};
@@ -153,8 +154,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			case 'save': {
 				const transcript = itemsRef.current.flatMap((i): SavedItem[] =>
 					i.kind === 'user' ? [{ kind: 'user', text: i.text }] : i.kind === 'model' ? [{ kind: 'model', spans: i.spans }] : []);
-				const { seed: _seed, stop: _stop, ...kept } = s;
-				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: kept, transcript, state: await session.exportState() });
+				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: savedSettings(s), transcript, state: await session.exportState() });
 				return info(`saved ${c.file} (${formatBytes(n)}: state and ${transcript.length} transcript lines)`);
 			}
 			case 'load': {
@@ -241,20 +241,11 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 }
 
 /**
- * The chat's starting settings. The drafter starts on whenever one is loaded: the engine drafts only as much as
- * measurably pays on this backend and model pair (engine/adaptive.ts), down to not at all.
+ * The chat's starting settings: the flags' (every knob applies per turn). The drafter starts on whenever one is
+ * loaded: the engine drafts only as much as measurably pays on this backend and model pair (engine/adaptive.ts).
  */
-export function initialSettings(opts: GenerationOptions, drafter: string | null): ChatSettings {
-	return {
-		temperature: opts.temperature,
-		topP: opts.topP,
-		topK: opts.topK,
-		maxBytes: opts.maxBytes,
-		seed: opts.seed,
-		stop: opts.stop,
-		draft: opts.draft !== null && drafter !== null,
-		accept: opts.accept,
-	};
+export function initialSettings(opts: GenerationOptions, drafter: string | null): GenerationSettings {
+	return { ...settingsOf(opts), draft: opts.draft && opts.drafter !== null && drafter !== null };
 }
 
 export async function runChat(opts: GenerationOptions): Promise<void> {
