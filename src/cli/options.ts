@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { MAX_REPEAT_LAST_N } from '../engine/sampling.js';
 import { parseBackend } from '../backend/select.js';
 import { DEFAULT_SETTINGS, parseAccept, randomSeed, type GenerationOptions, type ModelSources, type Reporting } from '../app/options.js';
+import type { ScoringSettings } from '../app/score.js';
 import { DEFAULT_MODEL, defaultDrafter } from '../app/sources.js';
 
 export type { GenerationOptions } from '../app/options.js';
@@ -12,11 +13,7 @@ export type { GenerationOptions } from '../app/options.js';
 /** What every model command takes: the byte model, the backend, and what to print. */
 export type CommonOptions = Omit<ModelSources, 'drafter'> & Reporting;
 
-export interface PerplexityOptions extends CommonOptions {
-	curve: boolean;
-	bucket: number | null; // null = the model's training context length
-	window: number | null; // null = full context, one recurrent pass
-}
+export type PerplexityOptions = CommonOptions & ScoringSettings;
 
 export type RawFlags = Record<string, unknown>;
 

@@ -8,13 +8,10 @@
 import { createReadStream, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { openModel } from '../app/open.js';
-import { scoreStream } from '../engine/perplexity.js';
+import { scoreSource } from '../app/score.js';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import type { PerplexityOptions } from './options.js';
 import { readerGone } from './reader-gone.js';
-
-/** Bucket size for --curve when the checkpoint does not record its training context length. */
-export const DEFAULT_BUCKET = 2048;
 
 interface Source {
 	name: string;
@@ -87,7 +84,6 @@ export async function runPerplexity(files: string[], o: PerplexityOptions, view?
 	if (files.filter((f) => f === '-').length > 1) throw new UserError("'-' (stdin) can be given only once");
 	const { model, kernels, notes } = await openModel(o.model, o.backend);
 	if (o.verbose) for (const n of [...notes, `backend ${kernels.name} chosen`]) process.stderr.write(`mambabyte: ${n}\n`);
-	const bucket = o.bucket ?? model.config.contextLength ?? DEFAULT_BUCKET;
 	const empty: PerplexityResult[] = [];
 	const hints: string[] = [];
 	// A live view on stderr when it is a terminal; stdout gets the lines unless it is that terminal too.
@@ -116,9 +112,7 @@ export async function runPerplexity(files: string[], o: PerplexityOptions, view?
 				process.stdout.write(started);
 			}
 			const source = watchBinary(src.open(), (share) => hints.push(`${src.name}: looks binary (${(100 * share).toFixed(0)}% of the first 64 KB is not text); scored as bytes all the same`));
-			const scoring = scoreStream(model, src.name, src.size, source, {
-				curve: o.curve, bucket, window: o.window, backend: kernels.name, model: model.checkpoint.name,
-			});
+			const scoring = scoreSource(model, src.name, src.size, source, o);
 			for await (const e of scoring) {
 				if (e.type === 'progress') {
 					current = { file: src.name, done: e.done, bitsPerByte: e.bitsPerByte };
