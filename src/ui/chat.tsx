@@ -3,8 +3,15 @@
 // continues it. Enter on an empty line lets the model go on writing.
 //
 // Screen, top to bottom: the transcript (<Static>: printed once, never redrawn), the live turn (the unfinished
-// line and drafted bytes awaiting verification), the status line, the prompt. Events from the engine are batched
-// into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
+// line and drafted bytes awaiting verification), the status line, lines queued for after the turn, the prompt.
+// Events from the engine are batched into at most ~30 updates a second (runner.ts), so the redrawn part is a few
+// rows however fast bytes arrive.
+//
+// A width change is the one time the transcript is printed again: terminals reflow what is on screen when their
+// width changes, so the rows Ink last drew are no longer the rows it erases, and a shrink leaves stale partial lines
+// and a second status line behind. So the screen and the scrollback (which holds the reflowed copy) are cleared and
+// the transcript is printed anew at the new width (a new key remounts <Static>, which then emits every item), with
+// the live part below it.
 import { Box, render, useApp, useInput, useStdout, type Key } from 'ink';
 import { useEffect, useRef, useState } from 'react';
 import { settingsOf, type GenerationOptions, type GenerationSettings } from '../app/options.js';
@@ -35,20 +42,27 @@ export interface ChatAppProps {
 	intervalMs?: number;
 	/** Line length after which a line without newlines is wrapped into the transcript (default: 3 rows' worth). */
 	wrapAt?: number;
+	/** Quiet time after the last resize event before the screen is redrawn (a dragged window sends many; 0 = at once). */
+	resizeDelayMs?: number;
 	/** Called when the user leaves (before Ink unmounts). */
 	onExit?: () => void;
 }
 
-export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, onExit }: ChatAppProps) {
+/** Erase the screen and the scrollback, cursor home (ECMA-48 ED 2 and xterm's ED 3). */
+export const CLEAR_SCREEN = '\x1b[2J\x1b[3J\x1b[H';
+
+export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, resizeDelayMs = 50, onExit }: ChatAppProps) {
 	const app = useApp();
 	const { stdout } = useStdout();
 	// Leaving: one last frame without the prompt (the status line stays as a summary), then unmount.
 	const [leaving, setLeaving] = useState(false);
+	const leavingRef = useRef(false);
 	useEffect(() => {
 		if (leaving) app.exit();
 	}, [leaving]);
 	const exit = () => {
 		onExit?.();
+		leavingRef.current = true;
 		setLeaving(true);
 	};
 	const [items, setItems] = useState<Item[]>(() => [
@@ -66,6 +80,31 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 	const busy = useRef<AbortController | null>(null); // set while a turn (or a load) runs
 	const totals = useRef(noTotals());
 	const itemsRef = useRef(items);
+	const [queued, setQueuedState] = useState<string[]>([]); // lines sent while busy, sent in order after it
+	const queuedRef = useRef(queued);
+	const [layout, setLayout] = useState(0); // bumped on each width change: the transcript is printed again
+
+	useEffect(() => {
+		let columns = stdout.columns;
+		let timer: NodeJS.Timeout | null = null;
+		const redraw = () => {
+			timer = null;
+			if (stdout.columns === columns) return;
+			columns = stdout.columns;
+			stdout.write(CLEAR_SCREEN);
+			setLayout((n) => n + 1);
+		};
+		const onResize = () => {
+			if (resizeDelayMs <= 0) return redraw();
+			if (timer) clearTimeout(timer);
+			timer = setTimeout(redraw, resizeDelayMs);
+		};
+		stdout.on('resize', onResize);
+		return () => {
+			if (timer) clearTimeout(timer);
+			stdout.off('resize', onResize);
+		};
+	}, [stdout, resizeDelayMs]);
 
 	const setEditor = (s: EditorState) => {
 		editorRef.current = s;
@@ -78,6 +117,17 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 	const print = (...more: Item[]) => {
 		itemsRef.current = [...itemsRef.current, ...more];
 		setItems(itemsRef.current);
+	};
+	const setQueued = (q: string[]) => {
+		queuedRef.current = q;
+		setQueuedState(q);
+	};
+	/** When a turn or command ends: send the first line queued during it. */
+	const sendQueued = () => {
+		const [next, ...rest] = queuedRef.current;
+		if (next === undefined) return;
+		setQueued(rest);
+		submit(next);
 	};
 	const info = (...lines: string[]) => print(...lines.map((l) => note(l)));
 	const fail = (message: string) => print(note(message, 'error'));
@@ -93,8 +143,9 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			const res = await runTurn(session, new TextEncoder().encode(text), settingsRef.current, {
 				signal: ctl.signal,
 				intervalMs,
-				// the live line stays at most ~3 rows of this terminal: longer text moves up into the transcript
-				wrapAt: wrapAt ?? Math.max(60, 3 * ((stdout.columns || 80) - 2)),
+				// the live line stays at most ~3 rows of this terminal (as wide as it is now): longer text moves up into
+				// the transcript
+				wrapAt: () => wrapAt ?? Math.max(60, 3 * ((stdout.columns || 80) - 2)),
 				onUpdate: ({ lines, view }) => {
 					if (lines.length > 0) print(...lines.map((spans) => item({ kind: 'model' as const, spans })));
 					setLive(view);
@@ -117,6 +168,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			busy.current = null;
 			setLive(null);
 			setContextBytes(session.contextBytes);
+			if (!leavingRef.current) sendQueued();
 		}
 	}
 
@@ -188,6 +240,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			.catch((e: unknown) => fail(e instanceof UserError ? e.message : `error: ${e instanceof Error ? e.message : String(e)}`))
 			.finally(() => {
 				if (busy.current === ctl) busy.current = null;
+				if (!leavingRef.current) sendQueued();
 			});
 	}
 
@@ -208,8 +261,14 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			onKey('', { ...key, return: true });
 			return;
 		}
-		if (key.return && busy.current) return; // keep the line until the model is done
 		const r = editLine(editorRef.current, input, key);
+		if (r.submit !== undefined && busy.current) {
+			// Sent while the model writes: queued, and sent when the turn ends (an empty line has nothing to queue).
+			if (r.submit === '') return;
+			setEditor(r.state);
+			setQueued([...queuedRef.current, r.submit]);
+			return;
+		}
 		setEditor(r.state);
 		if (r.submit !== undefined) submit(r.submit);
 	}
@@ -217,7 +276,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 
 	return (
 		<>
-			<Transcript items={items} />
+			<Transcript key={layout} items={items} />
 			<Box flexDirection="column">
 				{live ? <LiveTurn view={live} /> : null}
 				<StatusLine
@@ -234,7 +293,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 					temperature={settings.temperature}
 					topP={settings.topP}
 				/>
-				{leaving ? null : <Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} />}
+				{leaving ? null : <Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} queued={queued} />}
 			</Box>
 		</>
 	);

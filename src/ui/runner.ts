@@ -22,7 +22,7 @@ export interface RunTurnOptions {
 	signal: AbortSignal;
 	onUpdate: (u: TurnUpdate) => void;
 	intervalMs?: number; // 0 = every event (tests)
-	wrapAt?: number;
+	wrapAt?: number | (() => number);
 	now?: () => number;
 }
 
