@@ -17,7 +17,7 @@ import type { PerplexityResult } from '../src/engine/events.js';
 import { generate, Session } from '../src/engine/generate.js';
 import { scoreStream } from '../src/engine/perplexity.js';
 import type { LanguageModel } from '../src/model/types.js';
-import { load, UserError } from '../src/index.js';
+import { collect, load, UserError } from '../src/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const enc = new TextEncoder();
@@ -143,6 +143,7 @@ test('library errors are one-line UserErrors naming the option; a foreign state 
 	assert.match(await error(load({ model: path.join(root, 'test', 'fixtures', 'tiny-drafter'), drafter: null, backend: 'cpu' })), /^model .*tiny-drafter: this is a subword model .*use it as drafter/);
 
 	const tiny = await load({ model: path.join(root, 'test', 'fixtures', 'tiny-hf'), drafter: null, backend: 'cpu' });
+	assert.match(await error(collect(tiny.session().generate())), /^nothing to continue yet: append text first$/);
 	const shipped = await load({ drafter: null, backend: 'cpu' });
 	const a = shipped.session();
 	await a.append('Once upon a time');

@@ -375,10 +375,9 @@ test('fixture tiny-drafter (random subword Mamba + tokenizer.json): exact greedy
 });
 
 test('shipped pair: exact greedy speculative output == plain greedy output', async () => {
-	if (!existsSync(path.join(shippedModel, 'config.json')) || !existsSync(path.join(shippedDraft, 'config.json'))) {
-		console.log('  (skipped: checkpoints/byte-model and checkpoints/subword-drafter are not there yet)');
-		return;
-	}
+	// The shipped pair is part of the repository (model.gguf + tokenizer.json): its absence is a failure, not a skip.
+	const { isCheckpointDir } = await import('../src/app/sources.js');
+	assert.ok(isCheckpointDir(shippedModel) && isCheckpointDir(shippedDraft), 'checkpoints/byte-model and checkpoints/subword-drafter');
 	const { openModel } = await import('../src/app/open.js');
 	const kernels = nativeAvailable() ? NativeKernels.create({ threads: 1 }) : cpu; // the fastest that is here
 	const byte = await openModel(shippedModel, kernels);

@@ -32,8 +32,11 @@ export class Conversation {
 	}
 
 	/** Continue the text: the engine's events, ending with 'done' (max bytes, a stop string, or `signal` aborted). */
-	generate(settings: Partial<GenerationSettings> = {}, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
-		return this.session.generate(engineOptions(settingsWith(settings), signal));
+	async *generate(settings: Partial<GenerationSettings> = {}, signal?: AbortSignal): AsyncGenerator<GenerationEvent> {
+		// The model predicts from the bytes before; a one-shot generate() feeds "\n" for an empty prompt, a
+		// conversation leaves its text to the caller.
+		if (this.position === 0) throw new UserError('nothing to continue yet: append text first');
+		yield* this.session.generate(engineOptions(settingsWith(settings), signal));
 	}
 
 	/** Back to an empty context (zero state). */
