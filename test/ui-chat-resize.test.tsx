@@ -6,7 +6,8 @@ import { render } from 'ink-testing-library';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { settingsWith } from '../src/app/options.js';
-import { ChatApp, CLEAR_SCREEN } from '../src/ui/chat.js';
+import { ChatApp } from '../src/ui/chat.js';
+import { CLEAR_SCREEN } from '../src/ui/resize.js';
 import { commit, deferred, done, FakeSession, genStats, settle } from './ui-fakes.js';
 
 const settings = settingsWith({ temperature: 0.8, maxBytes: 64, seed: 1, draft: false });

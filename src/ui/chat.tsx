@@ -7,11 +7,8 @@
 // Events from the engine are batched into at most ~30 updates a second (runner.ts), so the redrawn part is a few
 // rows however fast bytes arrive.
 //
-// A width change is the one time the transcript is printed again: terminals reflow what is on screen when their
-// width changes, so the rows Ink last drew are no longer the rows it erases, and a shrink leaves stale partial lines
-// and a second status line behind. So the screen and the scrollback (which holds the reflowed copy) are cleared and
-// the transcript is printed anew at the new width (a new key remounts <Static>, which then emits every item), with
-// the live part below it.
+// A width change is the one time the transcript is printed again (resize.ts says why): a new key remounts <Static>,
+// which then emits every item at the new width, below a cleared screen.
 import { Box, render, useApp, useInput, useStdout, type Key } from 'ink';
 import { useEffect, useRef, useState } from 'react';
 import { settingsOf, type GenerationOptions, type GenerationSettings } from '../app/options.js';
@@ -23,6 +20,7 @@ import { item, note, type Item, type SavedItem } from './items.js';
 import { editLine, emptyEditor, type EditorState } from './line-editor.js';
 import { LiveTurn } from './live-turn.js';
 import { Prompt } from './prompt.js';
+import { useWidthRedraw } from './resize.js';
 import { runTurn } from './runner.js';
 import { mismatch, readSave, writeSave } from './save.js';
 import { savedSettings } from './save-schema.js';
@@ -47,9 +45,6 @@ export interface ChatAppProps {
 	/** Called when the user leaves (before Ink unmounts). */
 	onExit?: () => void;
 }
-
-/** Erase the screen and the scrollback, cursor home (ECMA-48 ED 2 and xterm's ED 3). */
-export const CLEAR_SCREEN = '\x1b[2J\x1b[3J\x1b[H';
 
 export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, resizeDelayMs = 50, onExit }: ChatAppProps) {
 	const app = useApp();
@@ -82,29 +77,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, r
 	const itemsRef = useRef(items);
 	const [queued, setQueuedState] = useState<string[]>([]); // lines sent while busy, sent in order after it
 	const queuedRef = useRef(queued);
-	const [layout, setLayout] = useState(0); // bumped on each width change: the transcript is printed again
-
-	useEffect(() => {
-		let columns = stdout.columns;
-		let timer: NodeJS.Timeout | null = null;
-		const redraw = () => {
-			timer = null;
-			if (stdout.columns === columns) return;
-			columns = stdout.columns;
-			stdout.write(CLEAR_SCREEN);
-			setLayout((n) => n + 1);
-		};
-		const onResize = () => {
-			if (resizeDelayMs <= 0) return redraw();
-			if (timer) clearTimeout(timer);
-			timer = setTimeout(redraw, resizeDelayMs);
-		};
-		stdout.on('resize', onResize);
-		return () => {
-			if (timer) clearTimeout(timer);
-			stdout.off('resize', onResize);
-		};
-	}, [stdout, resizeDelayMs]);
+	const layout = useWidthRedraw(stdout, resizeDelayMs); // a new value per width change: the transcript is printed again
 
 	const setEditor = (s: EditorState) => {
 		editorRef.current = s;
