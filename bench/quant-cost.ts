@@ -62,7 +62,7 @@ async function main() {
 		const bytes = readFileSync(path.join(corpus, book)).subarray(0, N);
 		// One pass of the base per book, recorded by a model wrapper that replays its logits for every comparison.
 		const logits: Float32Array[] = [];
-		const rec: LanguageModel = { ...baseModel, checkpoint: base, config: base.config, chunk: baseModel.chunk, newState: () => baseModel.newState(), step: (baseModel as LanguageModel).step.bind(baseModel), verify: (baseModel as LanguageModel).verify.bind(baseModel), kernels: baseModel.kernels, forward: async (tok, s) => { const l = await (baseModel as LanguageModel).forward(tok, s); logits.push(l); return l; } };
+		const rec: LanguageModel = { ...baseModel, checkpoint: base, config: base.config, chunk: baseModel.chunk, newState: () => baseModel.newState(), step: (baseModel as LanguageModel).step.bind(baseModel), verify: (baseModel as LanguageModel).verify.bind(baseModel), logProbs: (baseModel as LanguageModel).logProbs.bind(baseModel), kernels: baseModel.kernels, forward: async (tok, s) => { const l = await (baseModel as LanguageModel).forward(tok, s); logits.push(l); return l; } };
 		let replayAt = 0;
 		const replay: LanguageModel = { ...rec, forward: async () => logits[replayAt++] };
 		for (const [t, m, size] of models) {

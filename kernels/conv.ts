@@ -1,51 +1,38 @@
-// Causal depthwise conv over time, kernel width k, with bias, then SiLU:
-//   xc[t, c] = b[c] + Σ_j w[c, j] · x[t − (k−1) + j, c];   x = silu(xc)
-// x is the first E columns of xz (T, 2E). Positions before the chunk come from the carried conv state
-// (E, k−1): state[c, 0..k−2] holds x[−(k−1)..−1, c], oldest first — the same as the last k−1 columns of
+// The causal depthwise conv over time, kernel width k, with bias, then SiLU (docs/model.md):
+//   xc[t, c] = b[c] + Σ_j w[c, j]·x[t − (k−1) + j, c];   x' = silu(xc)
+// x is the x half of in_proj's output (kernels/layout.ts splitXz). Positions before the chunk come from the carried
+// conv state (E, k−1): state[c, 0..k−2] holds x[−(k−1)..−1, c], oldest first — the last k−1 columns of
 // transformers' conv_states. Forgetting to carry it is the classic rollback bug, so it is explicit here.
+// Three forms, each checked against convReference (and nextConvState):
+//   convReference, nextConvState  plain loops (the host forward keeps the state with nextConvState on every backend)
+//   convSilu                      gpu.js kernel for the host forward, one thread per (t, c)
+//   convAndState                  gpu.js kernel on the blocked layout (the GPU-resident forward), output and state
 import type { KernelThis } from './types.js';
+import { at, type Columns } from './layout.js';
 
-interface ConvConstants {
+/** What a conv reads. */
+export interface ConvArgs {
+	x: Columns; // (T, E) the conv's input, a view of in_proj's output
+	state: Float32Array; // (E, k−1) the inputs before the chunk, oldest first
+	w: Float32Array; // (E, k) from conv1d.weight (E, 1, k)
+	b: Float32Array; // (E)
+}
+
+export interface ConvDims {
+	T: number; // positions
 	E: number; // d_inner
-	K: number; // conv width k
+	k: number; // d_conv, the kernel width
 }
 
-export function convSilu(
-	this: KernelThis<ConvConstants>, xz: number[][], state: number[][], w: number[][], b: number[],
-) {
-	const t = Math.floor(this.thread.x / this.constants.E);
-	const c = this.thread.x - t * this.constants.E;
-	let acc = b[c];
-	for (let j = 0; j < this.constants.K; j++) {
-		const s = t - (this.constants.K - 1) + j; // source time step
-		if (s >= 0) {
-			acc += w[c][j] * xz[s][c];
-		} else {
-			acc += w[c][j] * state[c][this.constants.K - 1 + s];
-		}
-	}
-	return acc / (1 + Math.exp(-acc));
-}
+export const silu = (v: number): number => v / (1 + Math.exp(-v));
 
-/** The conv state after a chunk: the last k−1 raw x values of [state | x[0..T−1]], per channel. */
-export function nextConvState(state: Float32Array, xz: Float32Array, T: number, E: number, k: number): Float32Array {
+// ---- reference ------------------------------------------------------------------------------------------------
+
+/** silu(conv(x)) (T, E), accumulating in float64. */
+export function convReference({ x, state, w, b }: ConvArgs, { T, E, k }: ConvDims): Float32Array {
 	const m = k - 1;
-	const next = new Float32Array(E * m);
-	for (let c = 0; c < E; c++) {
-		for (let j = 0; j < m; j++) {
-			const s = T - m + j; // time index of the j-th kept value; negative = still in the old state
-			next[c * m + j] = s >= 0 ? xz[s * 2 * E + c] : state[c * m + m + s];
-		}
-	}
-	return next;
-}
-
-/** Reference: conv + silu in float64, from the raw definition. */
-export function convReference(
-	xz: Float32Array, T: number, E: number, k: number, state: Float32Array, w: Float32Array, b: Float32Array,
-): Float32Array {
-	const m = k - 1;
-	const xAt = (s: number, c: number) => (s >= 0 ? xz[s * 2 * E + c] : state[c * m + m + s]);
+	// x at time s, channel c; before the chunk (s < 0) from the state
+	const xAt = (s: number, c: number) => (s >= 0 ? at(x, s, c) : state[c * m + m + s]);
 	const y = new Float32Array(T * E);
 	for (let t = 0; t < T; t++) {
 		for (let c = 0; c < E; c++) {
@@ -57,4 +44,95 @@ export function convReference(
 	return y;
 }
 
-export const silu = (v: number): number => v / (1 + Math.exp(-v));
+/** The conv state after a chunk: the last k−1 inputs of [state | x[0..T−1]], per channel. */
+export function nextConvState({ x, state }: Pick<ConvArgs, 'x' | 'state'>, { T, E, k }: ConvDims): Float32Array {
+	const m = k - 1;
+	const next = new Float32Array(E * m);
+	for (let c = 0; c < E; c++) {
+		for (let j = 0; j < m; j++) {
+			const s = T - m + j; // time of the j-th kept input; negative = still in the old state
+			next[c * m + j] = s >= 0 ? at(x, s, c) : state[c * m + m + s];
+		}
+	}
+	return next;
+}
+
+// ---- host gpu.js kernel (src/backend/gpujs.ts) ------------------------------------------------------------------
+
+interface HostConvConstants {
+	E: number; // d_inner
+	K: number; // the kernel width k
+}
+
+/** Threads (t, c). x: a 2-D input whose row t starts at the view's first column. */
+export function convSilu(this: KernelThis<HostConvConstants>, x: number[][], state: number[][], w: number[][], b: number[]) {
+	const t = Math.floor(this.thread.x / this.constants.E);
+	const c = this.thread.x - t * this.constants.E;
+	let acc = b[c];
+	for (let j = 0; j < this.constants.K; j++) {
+		const s = t - (this.constants.K - 1) + j; // source time step
+		if (s >= 0) {
+			acc += w[c][j] * x[s][c];
+		} else {
+			acc += w[c][j] * state[c][this.constants.K - 1 + s];
+		}
+	}
+	return acc / (1 + Math.exp(-acc));
+}
+
+// ---- blocked gpu.js kernel (src/model/resident.ts) --------------------------------------------------------------
+// On the blocked layout (kernels/layout.ts), with u(τ) = the x half of xz (TB, 2E, 4) at position τ, and u(τ < 0)
+// from the state:
+//   x'[tb, e, j] = silu(b[e] + Σ_i w[e, i]·u(4tb + j − (k−1) + i))
+//   the next state: the last k−1 inputs of [state | u(0) … u(T−1)]
+// Both come from one pass, because every pass has a fixed cost however small: threads below TB·E compute x', the
+// E·(k−1)/4 after them the next state, 4 values each, so the output is [x' (TB, E, 4) | next state (E, k−1)].
+
+/** Threads (tb, e) over TB·E, then E·(k−1)/4 threads of the next state; T = positions in the chunk. */
+export function convAndState(this: KernelThis<HostConvConstants>, xz: number[], state: number[], w: number[], b: number[], T: number) {
+	const E = this.constants.E;
+	const K = this.constants.K;
+	const K1 = K - 1;
+	const TB = Math.ceil(T / 4);
+	if (this.thread.x >= TB * E) {
+		const i0 = (this.thread.x - TB * E) * 4;
+		let v0 = 0;
+		let v1 = 0;
+		let v2 = 0;
+		let v3 = 0;
+		for (let c = 0; c < 4; c++) {
+			const e = Math.floor((i0 + c) / K1);
+			const t = T - K1 + (i0 + c - e * K1);
+			const tb = Math.floor(t / 4);
+			const v = t >= 0 ? xz[(tb * 2 * E + e) * 4 + t - tb * 4] : state[e * K1 + K1 + t];
+			if (c === 0) v0 = v;
+			if (c === 1) v1 = v;
+			if (c === 2) v2 = v;
+			if (c === 3) v3 = v;
+		}
+		return [v0, v1, v2, v3];
+	}
+	const tb = Math.floor(this.thread.x / E);
+	const e = this.thread.x - tb * E;
+	let a0 = b[e];
+	let a1 = b[e];
+	let a2 = b[e];
+	let a3 = b[e];
+	for (let i = 0; i < K; i++) {
+		const wi = w[e * K + i];
+		const t0 = tb * 4 - K1 + i;
+		const t1 = t0 + 1;
+		const t2 = t0 + 2;
+		const t3 = t0 + 3;
+		const b0 = Math.floor(t0 / 4);
+		const b1 = Math.floor(t1 / 4);
+		const b2 = Math.floor(t2 / 4);
+		const b3 = Math.floor(t3 / 4);
+		const s = e * K1 + K1;
+		a0 += wi * (t0 >= 0 ? xz[(b0 * 2 * E + e) * 4 + t0 - b0 * 4] : state[s + t0]);
+		a1 += wi * (t1 >= 0 ? xz[(b1 * 2 * E + e) * 4 + t1 - b1 * 4] : state[s + t1]);
+		a2 += wi * (t2 >= 0 ? xz[(b2 * 2 * E + e) * 4 + t2 - b2 * 4] : state[s + t2]);
+		a3 += wi * (t3 >= 0 ? xz[(b3 * 2 * E + e) * 4 + t3 - b3 * 4] : state[s + t3]);
+	}
+	return [a0 / (1 + Math.exp(-a0)), a1 / (1 + Math.exp(-a1)), a2 / (1 + Math.exp(-a2)), a3 / (1 + Math.exp(-a3))];
+}

@@ -1,25 +1,76 @@
-// Projections: y (T, N) = x (T, K) Wᵀ, W (N, K) row-major, with an optional fused epilogue:
-//   EPI_NONE      y = x Wᵀ                          in_proj, x_proj, lm head
-//   EPI_RESIDUAL  y = r + x Wᵀ                      out_proj adds the residual stream
-//   EPI_SOFTPLUS  y = softplus(x Wᵀ + b)            dt_proj: Δ = softplus(dt_r W_dtᵀ + b_dt)
-// x may be wider than K (row stride S ≥ K): dt_proj reads the first R columns of [dt_r | B | C].
-// The thread grid is flat (T·N outputs, 1-D), which every backend returns as one Float32Array without
-// rebuilding rows. W is a kernel constant so backends that copy arguments (webasm) upload it once.
-import type { KernelThis } from './types.js';
+// Projections y (T, N) = x (T, K) Wᵀ, W (N, K) row-major, with a fused epilogue (Epi):
+//   None      y = x Wᵀ                          in_proj, x_proj, lm head
+//   Residual  y = r + x Wᵀ                      out_proj adds the residual stream
+//   Softplus  y = softplus(x Wᵀ + b)            dt_proj: Δ = softplus(dt_r W_dtᵀ + b_dt)
+//   Bias      y = x Wᵀ + b                      a folded norm's bias (GPU-resident only, below)
+// x may be a view (kernels/layout.ts): dt_proj reads dt_r, the first R columns of x_proj's output.
+// Three forms, each checked against projectionReference:
+//   projectionReference             plain loops
+//   projection4, projection1        gpu.js kernels for the host forward, one thread per output; W is a kernel
+//                                   constant, so backends that copy arguments per call (webasm) upload it once
+//   matmulPartial, matmulReduce,    gpu.js kernels on the blocked layout for the GPU-resident forward: split-K
+//   matvec*                         partial sums, then a reduction with the epilogue (see below)
+import type { KernelThis, Matrix } from './types.js';
+import { asColumns, type Rows } from './layout.js';
 
-export const EPI_NONE = 0;
-export const EPI_RESIDUAL = 1;
-export const EPI_SOFTPLUS = 2;
+/** A projection's fused epilogue. The codes are native/src/kernels.h's MB_EPI_* (Bias: the blocked kernels only). */
+export const enum Epi {
+	None = 0,
+	Residual = 1,
+	Softplus = 2,
+	Bias = 3,
+}
 
-interface ProjConstants {
+/** What a host call asks for after x Wᵀ: nothing, + a residual (T, N), or softplus(· + b) with a bias (N). */
+export interface Epilogue {
+	residual?: Float32Array;
+	softplusBias?: Float32Array;
+}
+
+/** The epilogue's code and its operand: the one place that decides which epilogue a call asked for. */
+export function epilogueOf(e: Epilogue | undefined): [Epi, Float32Array | null] {
+	if (e?.residual) return [Epi.Residual, e.residual];
+	if (e?.softplusBias) return [Epi.Softplus, e.softplusBias];
+	return [Epi.None, null];
+}
+
+/** softplus(v) = log(1 + eᵛ), and v itself above 20 (PyTorch's threshold). */
+export const softplus = (v: number): number => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+// ---- reference ------------------------------------------------------------------------------------------------
+
+/** y (T, N) = x Wᵀ then the epilogue, accumulating in float64. x: (T, K) rows, or a view of K columns. */
+export function projectionReference(w: Matrix, x: Rows, T: number, epi?: Epilogue): Float32Array {
+	const { rows: N, cols: K, data: W } = w;
+	const v = asColumns(x, K);
+	const [mode, operand] = epilogueOf(epi);
+	const y = new Float32Array(T * N);
+	for (let t = 0; t < T; t++) {
+		const xt = t * v.stride + v.offset;
+		for (let i = 0; i < N; i++) {
+			let s = 0;
+			for (let k = 0; k < K; k++) s += W[i * K + k] * v.data[xt + k];
+			if (mode === Epi.Residual) s += operand![t * N + i];
+			if (mode === Epi.Softplus) s = softplus(s + operand![i]);
+			y[t * N + i] = s;
+		}
+	}
+	return y;
+}
+
+// ---- host gpu.js kernels (src/backend/gpujs.ts) -----------------------------------------------------------------
+// The thread grid is flat (T·N outputs, 1-D), which every backend returns as one Float32Array without rebuilding
+// rows. x is a 2-D input whose row t starts at the view's first column.
+
+interface HostProjConstants {
 	N: number; // outputs per position
 	K: number; // reduction length
-	epi: number; // one of EPI_*
+	epi: number; // an Epi
 	W: number[][]; // (N, K)
 }
 
-/** Four independent accumulators (K % 4 == 0): the fastest shape measured for gpu.js cpu/webasm. */
-export function projection4(this: KernelThis<ProjConstants>, x: number[][], r: number[][], b: number[]) {
+/** Four independent accumulators (K % 4 == 0): the fastest shape for gpu.js cpu/webasm. */
+export function projection4(this: KernelThis<HostProjConstants>, x: number[][], r: number[][], b: number[]) {
 	const t = Math.floor(this.thread.x / this.constants.N);
 	const i = this.thread.x - t * this.constants.N;
 	let s0 = 0;
@@ -33,8 +84,8 @@ export function projection4(this: KernelThis<ProjConstants>, x: number[][], r: n
 		s3 += this.constants.W[i][k + 3] * x[t][k + 3];
 	}
 	const s = s0 + s1 + (s2 + s3);
-	if (this.constants.epi === 1) return r[t][i] + s;
-	if (this.constants.epi === 2) {
+	if (this.constants.epi === Epi.Residual) return r[t][i] + s;
+	if (this.constants.epi === Epi.Softplus) {
 		const v = s + b[i];
 		return v > 20 ? v : Math.log(1 + Math.exp(v));
 	}
@@ -42,39 +93,220 @@ export function projection4(this: KernelThis<ProjConstants>, x: number[][], r: n
 }
 
 /** Any K (dt_rank is often not a multiple of 4 in small models). */
-export function projection1(this: KernelThis<ProjConstants>, x: number[][], r: number[][], b: number[]) {
+export function projection1(this: KernelThis<HostProjConstants>, x: number[][], r: number[][], b: number[]) {
 	const t = Math.floor(this.thread.x / this.constants.N);
 	const i = this.thread.x - t * this.constants.N;
 	let s = 0;
 	for (let k = 0; k < this.constants.K; k++) {
 		s += this.constants.W[i][k] * x[t][k];
 	}
-	if (this.constants.epi === 1) return r[t][i] + s;
-	if (this.constants.epi === 2) {
+	if (this.constants.epi === Epi.Residual) return r[t][i] + s;
+	if (this.constants.epi === Epi.Softplus) {
 		const v = s + b[i];
 		return v > 20 ? v : Math.log(1 + Math.exp(v));
 	}
 	return s;
 }
 
-/** Reference: the same math in plain loops, accumulating in float64. */
-export function projectionReference(
-	w: Float32Array, N: number, K: number,
-	x: Float32Array, T: number, S: number,
-	epi: number, r?: Float32Array, b?: Float32Array,
-): Float32Array {
-	const y = new Float32Array(T * N);
-	for (let t = 0; t < T; t++) {
-		for (let i = 0; i < N; i++) {
-			let s = 0;
-			for (let k = 0; k < K; k++) s += w[i * K + k] * x[t * S + k];
-			if (epi === EPI_RESIDUAL) s += r![t * N + i];
-			if (epi === EPI_SOFTPLUS) s = softplus(s + b![i]);
-			y[t * N + i] = s;
-		}
-	}
-	return y;
+// ---- blocked gpu.js kernels (src/model/resident.ts) ------------------------------------------------------------
+// Activations are blocked (kernels/layout.ts); weights are stored transposed, Wᵀ (K, N), so neighbouring threads
+// (neighbouring n) read neighbouring floats. One thread per output is latency-bound on a GPU (docs/backends.md),
+// so y = x Wᵀ runs as split-K:
+//   matmulPartial  P[s, tb, n, 0..3] = Σ_{k ∈ slice s} Wᵀ[k, n]·x[tb, k, 0..3]      S slices of KS = ⌈K/S⌉
+//   matmulReduce   y[tb, n, 0..3]    = Σ_s P[s, tb, n, 0..3], then the epilogue
+// Decode (one block, lane 0) uses matvecPartial and matvecReduce, with many slices to fill the GPU.
+//
+// A norm in front of a projection folds into it (norm weight w, bias b): with W' = W·diag(w),
+//   norm(x) Wᵀ = rstd·((x − μ) W'ᵀ) + b Wᵀ = rstd·(x W'ᵀ − μ·c1) + c2,   c1 = W' 1, c2 = W b  (per output)
+// so decode needs no norm pass: matvecNormPartial also sums x and x² over its slice, and matvecNormReduce
+// finishes the statistics and applies them. Chunks normalise with (x − μ)·rstd (kernels/norms.ts) and add c2
+// (Epi.Bias).
+
+interface MatmulConstants {
+	K: number; // reduction length
+	N: number; // outputs
+	XC: number; // columns of x (≥ K): dt_proj reads the first R columns of x_proj's output
+	U: number; // 4: slices are a multiple of 4 long and the loop takes 4 steps at a time (more loads in flight); 1
 }
 
-/** softplus(v) = log(1 + eᵛ), and v itself above 20 (PyTorch's threshold). */
-export const softplus = (v: number): number => (v > 20 ? v : Math.log1p(Math.exp(v)));
+interface ReduceConstants {
+	N: number;
+	epi: number; // an Epi
+}
+
+interface NormReduceConstants {
+	N: number;
+	D: number; // the normalised length (= K of the projection)
+	eps: number;
+	layer: number; // 1 = LayerNorm
+}
+
+/** Threads (s, tb, n), n fastest (neighbours read neighbouring weights). TB blocks, KS = reduction length per slice. */
+export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], TB: number, KS: number) {
+	const N = this.constants.N;
+	const XC = this.constants.XC;
+	const q = Math.floor(this.thread.x / N);
+	const n = this.thread.x - q * N;
+	const s = Math.floor(q / TB);
+	const tb = q - s * TB;
+	const k0 = s * KS;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	if (this.constants.U === 4) {
+		for (let i = 0; i < this.constants.K; i += 4) {
+			if (i >= KS) break;
+			const k = k0 + i;
+			const w0 = wt[k * N + n];
+			const w1 = wt[(k + 1) * N + n];
+			const w2 = wt[(k + 2) * N + n];
+			const w3 = wt[(k + 3) * N + n];
+			const xi = (tb * XC + k) * 4;
+			a0 += w0 * x[xi] + w1 * x[xi + 4] + w2 * x[xi + 8] + w3 * x[xi + 12];
+			a1 += w0 * x[xi + 1] + w1 * x[xi + 5] + w2 * x[xi + 9] + w3 * x[xi + 13];
+			a2 += w0 * x[xi + 2] + w1 * x[xi + 6] + w2 * x[xi + 10] + w3 * x[xi + 14];
+			a3 += w0 * x[xi + 3] + w1 * x[xi + 7] + w2 * x[xi + 11] + w3 * x[xi + 15];
+		}
+		return [a0, a1, a2, a3];
+	}
+	for (let i = 0; i < this.constants.K; i++) {
+		const k = k0 + i;
+		if (i >= KS || k >= this.constants.K) break;
+		const w = wt[k * N + n];
+		const xi = (tb * XC + k) * 4;
+		a0 += w * x[xi];
+		a1 += w * x[xi + 1];
+		a2 += w * x[xi + 2];
+		a3 += w * x[xi + 3];
+	}
+	return [a0, a1, a2, a3];
+}
+
+/** Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). */
+export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], TB: number, S: number) {
+	const N = this.constants.N;
+	const q = this.thread.x;
+	const n = q - Math.floor(q / N) * N;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= S) break;
+		const pi = (s * TB * N + q) * 4;
+		a0 += p[pi];
+		a1 += p[pi + 1];
+		a2 += p[pi + 2];
+		a3 += p[pi + 3];
+	}
+	if (this.constants.epi === Epi.Residual) {
+		const ri = q * 4;
+		return [r[ri] + a0, r[ri + 1] + a1, r[ri + 2] + a2, r[ri + 3] + a3];
+	}
+	if (this.constants.epi === Epi.Bias) return [a0 + b[n], a1 + b[n], a2 + b[n], a3 + b[n]];
+	if (this.constants.epi === Epi.Softplus) {
+		const v0 = a0 + b[n];
+		const v1 = a1 + b[n];
+		const v2 = a2 + b[n];
+		const v3 = a3 + b[n];
+		return [
+			v0 > 20 ? v0 : Math.log(1 + Math.exp(v0)),
+			v1 > 20 ? v1 : Math.log(1 + Math.exp(v1)),
+			v2 > 20 ? v2 : Math.log(1 + Math.exp(v2)),
+			v3 > 20 ? v3 : Math.log(1 + Math.exp(v3)),
+		];
+	}
+	return [a0, a1, a2, a3];
+}
+
+/**
+ * Decode (T = 1, lane 0 of one block): threads (s, n), P[s, n] = Σ_{k ∈ slice s} Wᵀ[k, n]·x[k, 0]. Four
+ * independent loads per iteration keep more memory requests in flight than matmulPartial's one; needs KS % 4 = 0.
+ */
+export function matvecPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], KS: number) {
+	const N = this.constants.N;
+	const s = Math.floor(this.thread.x / N);
+	const n = this.thread.x - s * N;
+	const k0 = s * KS;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let i = 0; i < this.constants.K; i += 4) {
+		if (i >= KS) break;
+		const k = k0 + i;
+		a0 += wt[k * N + n] * x[k * 4];
+		a1 += wt[(k + 1) * N + n] * x[(k + 1) * 4];
+		a2 += wt[(k + 2) * N + n] * x[(k + 2) * 4];
+		a3 += wt[(k + 3) * N + n] * x[(k + 3) * 4];
+	}
+	return a0 + a1 + (a2 + a3);
+}
+
+/** Decode: threads n, y[0, n, ·] = Σ_s P[s, n] then the epilogue, written to all 4 lanes (only lane 0 is read). */
+export function matvecReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], S: number) {
+	const N = this.constants.N;
+	const n = this.thread.x;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let s = 0; s < 65536; s += 4) {
+		if (s >= S) break;
+		a0 += p[s * N + n];
+		if (s + 1 < S) a1 += p[(s + 1) * N + n];
+		if (s + 2 < S) a2 += p[(s + 2) * N + n];
+		if (s + 3 < S) a3 += p[(s + 3) * N + n];
+	}
+	let a = a0 + a1 + (a2 + a3);
+	if (this.constants.epi === Epi.Residual) a += r[n * 4];
+	if (this.constants.epi === Epi.Softplus) {
+		const v = a + b[n];
+		a = v > 20 ? v : Math.log(1 + Math.exp(v));
+	}
+	return [a, a, a, a];
+}
+
+/** As matvecPartial, with the slice's Σx and Σx² beside the dot product: P[s, n] = [dot, Σx, Σx², 0]. */
+export function matvecNormPartial(this: KernelThis<MatmulConstants>, x: number[], wt: number[], KS: number) {
+	const N = this.constants.N;
+	const s = Math.floor(this.thread.x / N);
+	const n = this.thread.x - s * N;
+	const k0 = s * KS;
+	let a0 = 0;
+	let a1 = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let i = 0; i < this.constants.K; i += 2) {
+		if (i >= KS) break;
+		const k = k0 + i;
+		const x0 = x[k * 4];
+		const x1 = x[(k + 1) * 4];
+		a0 += wt[k * N + n] * x0;
+		a1 += wt[(k + 1) * N + n] * x1;
+		sx += x0 + x1;
+		sq += x0 * x0 + x1 * x1;
+	}
+	return [a0 + a1, sx, sq, 0];
+}
+
+/** Decode: threads n, y[0, n, ·] = rstd·(Σ_s dot − μ·c1[n]) + c2[n], the statistics summed from slice 0's entries. */
+export function matvecNormReduce(this: KernelThis<NormReduceConstants>, p: number[], c1: number[], c2: number[], S: number) {
+	const N = this.constants.N;
+	const D = this.constants.D;
+	const n = this.thread.x;
+	let dot = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= S) break;
+		dot += p[(s * N + n) * 4];
+		sx += p[s * N * 4 + 1];
+		sq += p[s * N * 4 + 2];
+	}
+	const mean = this.constants.layer === 1 ? sx / D : 0;
+	const rstd = 1 / Math.sqrt(Math.max(sq / D - mean * mean, 0) + this.constants.eps);
+	const y = rstd * (dot - mean * c1[n]) + c2[n];
+	return [y, y, y, y];
+}

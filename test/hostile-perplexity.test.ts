@@ -14,7 +14,7 @@ function standIn() {
 	const state = (): ModelState => ({ position: 0, byteLength: 0, clone: state, copyFrom() {}, toHost: () => Promise.reject(new Error('unused')), free() {} });
 	const model = {
 		config: { vocabSize: V }, chunk: 64, checkpoint: { name: 'stand-in' }, newState: state,
-		kernels: { name: 'stand-in', logProb: async (_l: Float32Array, T: number) => new Float64Array(T).fill(-Math.log(V)) },
+		logProbs: async (_l: Float32Array, targets: ArrayLike<number>) => new Float64Array(targets.length).fill(-Math.log(V)),
 		async forward(tokens: ArrayLike<number>) {
 			longest = Math.max(longest, tokens.length);
 			return new Float32Array(tokens.length * V);

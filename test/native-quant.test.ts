@@ -16,6 +16,7 @@ import { loadNative, NativeKernels } from '../src/backend/native.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { Mamba } from '../src/model/mamba.js';
 import { rng } from '../src/model/random.js';
+import { columns } from '../kernels/layout.js';
 import type { QMatrix, QType } from '../src/tensor/qmatrix.js';
 import { quantizeMatrix } from '../src/cli/bench-quant.js';
 import { dequantizeRow, ggufTensor, randomQMatrix } from './helpers/ggml.js';
@@ -100,7 +101,7 @@ if (kernels) {
 		for (const t of TYPES) {
 			const w = randomQMatrix(t, 5, 2 * blockOf(t) * (t.startsWith('q') ? 1 : 4), r), T = 3, x = uniform(T * w.cols);
 			const want = expected(w, x, T, w.cols, 'none', x);
-			const got = k.linearReference(w, x, T, w.cols);
+			const got = k.linearReference(w, x, T);
 			for (let i = 0; i < got.length; i++) {
 				// float32 rounding of the dequantized weights and of the result
 				const tol = 1e-5 * Math.abs(want.want[i]) + 1e-6 * w.cols;
@@ -122,7 +123,7 @@ if (kernels) {
 							for (const mode of ['none', 'residual', 'softplus'] as const) {
 								if (T === 64 && mode !== 'none') continue; // the epilogues do not depend on T
 								const epi = mode === 'residual' ? uniform(T * N) : uniform(N);
-								const got = await k.linear(w, x, T, S, mode === 'residual' ? { residual: epi } : mode === 'softplus' ? { softplusBias: epi } : {});
+								const got = await k.linear(w, columns(x, 0, S), T, mode === 'residual' ? { residual: epi } : mode === 'softplus' ? { softplusBias: epi } : {});
 								within(got, expected(w, x, T, S, mode, epi), `${isa} ${t} N=${N} K=${K} T=${T} ${mode}`);
 							}
 						}
@@ -138,9 +139,9 @@ if (kernels) {
 			try {
 				for (const t of TYPES) {
 					const w = randomQMatrix(t, 9, 2 * blockOf(t), r), T = 7, x = uniform(T * w.cols);
-					const all = await k.linear(w, x, T, w.cols);
+					const all = await k.linear(w, x, T);
 					for (let i = 0; i < T; i++) {
-						const one = await k.linear(w, x.subarray(i * w.cols, (i + 1) * w.cols), 1, w.cols);
+						const one = await k.linear(w, x.subarray(i * w.cols, (i + 1) * w.cols), 1);
 						assert.equal(Array.from(one), Array.from(all.subarray(i * w.rows, (i + 1) * w.rows)), `${isa} ${t} token ${i}`);
 					}
 				}
@@ -163,7 +164,7 @@ if (kernels) {
 					const x = uniform(T * w.cols), e = expected(w, x, T, w.cols, 'none', x);
 					for (const isa of isas) {
 						k.configure({ isa });
-						within(await k.linear(w, x, T, w.cols), e, `${f} ${name} (${w.qtype}) ${isa} T=${T}`);
+						within(await k.linear(w, x, T), e, `${f} ${name} (${w.qtype}) ${isa} T=${T}`);
 					}
 					k.configure({ isa: defaultIsa });
 				}
@@ -178,8 +179,8 @@ if (kernels) {
 			try { await p; } catch (e) { assert.match(String(e), re); return; }
 			assert.unreachable(`expected ${re}`);
 		};
-		await rejects(k.linear({ ...w, cols: 128 }, uniform(128), 1, 128), /not a multiple of the type's block size 256/);
-		await rejects(k.linear({ ...w, rows: 3 }, uniform(256), 1, 256), /W is shorter/);
+		await rejects(k.linear({ ...w, cols: 128 }, uniform(128), 1), /not a multiple of the type's block size 256/);
+		await rejects(k.linear({ ...w, rows: 3 }, uniform(256), 1), /W is shorter/);
 	});
 
 	/** Mamba's layers with every projection that fits the type replaced by its quantized blocks (test only). */
@@ -219,6 +220,63 @@ if (kernels) {
 			});
 		}
 	}
+
+	for (const dtype of ['f32', 'q8_0', 'q4_k'] as const) {
+		test(`fused forward and verify/keep(j) = per-operation path, bit for bit (${dtype}, every instruction set)`, async () => {
+			const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);
+			const text = new TextEncoder().encode('Verify passes: T bytes in one native call, kept to j.');
+			const states = (s: { conv: Float32Array[]; ssm: Float32Array[] }) => [...s.conv, ...s.ssm].map((a) => Array.from(a));
+			for (const isa of isas) {
+				k.configure({ isa });
+				const fused = new Mamba(ckpt, k), perOp = new Mamba(ckpt, k);
+				perOp.fusedStep = false;
+				if (dtype !== 'f32') { quantizeLayers(fused, dtype); quantizeLayers(perOp, dtype); }
+				const sf = fused.newState(), sp = perOp.newState();
+				const a = await fused.forward(text.subarray(0, 9), sf), p = await perOp.forward(text.subarray(0, 9), sp);
+				assert.equal(Array.from(a), Array.from(p), `${isa}: prefill logits`);
+				assert.equal(states(sf), states(sp), `${isa}: state after the prefill`);
+				for (const [T, j] of [[1, 0], [1, 1], [5, 0], [5, 2], [5, 5], [12, 7], [3, 3]]) {
+					const at = sf.position;
+					const toks = text.subarray(at % 20, (at % 20) + T);
+					const vf = await fused.verify(toks, sf), vp = await perOp.verify(toks, sp);
+					assert.equal(Array.from(vf.logits), Array.from(vp.logits), `${isa}: verify logits T ${T}`);
+					await vf.keep(j);
+					await vp.keep(j);
+					assert.is(sf.position, at + j);
+					assert.equal(states(sf), states(sp), `${isa}: state after keep(${j}) of ${T}`);
+					// and it is the state of feeding those j bytes alone
+					const fresh = perOp.newState();
+					fresh.copyFrom(sp);
+					const next = await perOp.forward(text.subarray(0, 2), fresh);
+					const again = await fused.forward(text.subarray(0, 2), sf);
+					assert.equal(Array.from(again), Array.from(next), `${isa}: logits after keep(${j}) of ${T}`);
+					await perOp.forward(text.subarray(0, 2), sp);
+					fresh.free();
+				}
+			}
+			k.configure({ isa: defaultIsa });
+		});
+	}
+
+	test('keep(j) of a fused verify pass equals feeding the j bytes, and is allowed once', async () => {
+		const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);
+		const m = new Mamba(ckpt, k), ref = new Mamba(ckpt, k);
+		ref.fusedStep = false;
+		const text = new TextEncoder().encode('abcdefghij');
+		const s = m.newState(), r = ref.newState();
+		await m.forward(Uint8Array.of(10), s);
+		await ref.forward(Uint8Array.of(10), r);
+		const v = await m.verify(text, s);
+		await v.keep(4);
+		await ref.forward(text.subarray(0, 4), r);
+		for (let l = 0; l < s.conv.length; l++) {
+			assert.equal(Array.from(s.conv[l]), Array.from(r.conv[l]), `conv state of layer ${l}`);
+			assert.equal(Array.from(s.ssm[l]), Array.from(r.ssm[l]), `ssm state of layer ${l}`);
+		}
+		let threw = false;
+		try { await v.keep(2); } catch { threw = true; }
+		assert.ok(threw, 'a verification is kept once');
+	});
 
 	test('the fused step reads its state arguments, not a copy: a restored snapshot replays the same logits', async () => {
 		const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);

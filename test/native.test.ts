@@ -9,7 +9,8 @@ import { referenceKernels } from '../src/backend/reference.js';
 import { parseBackend, selectBackend } from '../src/backend/select.js';
 import { Mamba } from '../src/model/mamba.js';
 import { randomCheckpoint, rng, shapeConfig } from '../src/model/random.js';
-import { projectionReference, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS } from '../kernels/projection.js';
+import { projectionReference } from '../kernels/projection.js';
+import { columns, rows, splitDbc, splitXz } from '../kernels/layout.js';
 import { normReference } from '../kernels/norms.js';
 import { convReference } from '../kernels/conv.js';
 import { scanReference } from '../kernels/scan.js';
@@ -75,6 +76,7 @@ if (kernels) {
 				const W = uniform(N * K), x = uniform(3 + (T - 1) * S + K, -2, 2).subarray(3), res = uniform(T * N, -3, 3);
 				const bias = Float32Array.from({ length: N }, (_, i) => [-30, -4, 0, 3, 19.9, 20.5, 40][i % 7] + r());
 				const w = { data: W, rows: N, cols: K };
+				const xv = columns(x, 0, S);
 				const at = `N=${N} K=${K} T=${T} S=${S}`;
 				// Σ|w·x| per output bounds the rounding error of any summation order.
 				const mag = new Float64Array(T * N);
@@ -85,20 +87,20 @@ if (kernels) {
 						mag[t * N + i] = m;
 					}
 				}
-				const plain = await k.linear(w, x, T, S);
-				const e = worst(plain, projectionReference(W, N, K, x, T, S, EPI_NONE), 0, 2e-6, mag);
+				const plain = await k.linear(w, xv, T);
+				const e = worst(plain, projectionReference(w, xv, T), 0, 2e-6, mag);
 				assert.ok(e <= 1, `${at}: ${e} of the tolerance`);
-				const withRes = await k.linear(w, x, T, S, { residual: res });
-				assert.ok(worst(withRes, projectionReference(W, N, K, x, T, S, EPI_RESIDUAL, res), 0, 2e-6, mag) <= 1, `residual ${at}`);
+				const withRes = await k.linear(w, xv, T, { residual: res });
+				assert.ok(worst(withRes, projectionReference(w, xv, T, { residual: res }), 0, 2e-6, mag) <= 1, `residual ${at}`);
 				for (let i = 0; i < T * N; i++) assert.is(withRes[i], Math.fround(plain[i] + res[i]), `residual ${at} [${i}]`);
 				// softplus: against softplus (in float64) of the same pre-activation, tightly, and the reference loosely
-				const sp = await k.linear(w, x, T, S, { softplusBias: bias });
+				const sp = await k.linear(w, xv, T, { softplusBias: bias });
 				const spOfPlain = Float32Array.from({ length: T * N }, (_, i) => {
 					const v = Math.fround(plain[i] + bias[i % N]);
 					return v > 20 ? v : Math.log1p(Math.exp(v));
 				});
 				assert.ok(worst(sp, spOfPlain, 1e-37, 1e-6) <= 1, `softplus ${at}: ${worst(sp, spOfPlain, 1e-37, 1e-6)}`);
-				assert.ok(worst(sp, projectionReference(W, N, K, x, T, S, EPI_SOFTPLUS, undefined, bias), 0, 2e-6, mag) <= 1, `softplus vs reference ${at}`);
+				assert.ok(worst(sp, projectionReference(w, xv, T, { softplusBias: bias }), 0, 2e-6, mag) <= 1, `softplus vs reference ${at}`);
 			}
 		});
 
@@ -107,8 +109,8 @@ if (kernels) {
 			for (const [T, d] of [[1, 1], [1, 7], [3, 1024], [64, 33], [2, 8]]) {
 				const x = uniform(T * d, -3, 3), w = uniform(d, 0.5, 1.5), b = uniform(d);
 				for (const bias of [undefined, b]) {
-					const got = await k.norm(x, T, d, w, bias, 1e-5);
-					const want = normReference(x, T, d, w, bias, 1e-5);
+					const got = await k.norm({ x, w, b: bias }, { T, d, eps: 1e-5 });
+					const want = normReference({ x, w, b: bias }, { T, d, eps: 1e-5 });
 					assert.ok(worst(got, want, 1e-6, 1e-6) <= 1, `T=${T} d=${d} ${bias ? 'layer' : 'rms'}`);
 				}
 			}
@@ -119,8 +121,11 @@ if (kernels) {
 			for (const [T, E, kw] of [[1, 8, 4], [1, 13, 4], [64, 37, 4], [5, 16, 2], [3, 9, 1], [64, 2048, 4], [2, 3, 3]]) {
 				const xz = uniform(T * 2 * E, -3, 3), state = uniform(E * (kw - 1), -3, 3);
 				const w = uniform(E * kw), b = uniform(E, -0.5, 0.5);
-				const got = await k.convSilu(xz, T, E, kw, state, w, b);
-				const want = convReference(xz, T, E, kw, state, w, b);
+				const args = { x: splitXz(xz, E).x, state, w, b }, dims = { T, E, k: kw };
+				const got = await k.convSilu(args, dims);
+				const want = convReference(args, dims);
+				// the x half given alone, (T, E) rows: copied into the layout the C kernel reads
+				assert.equal(await k.convSilu({ ...args, x: rows(Float32Array.from({ length: T * E }, (_, i) => xz[Math.floor(i / E) * 2 * E + (i % E)]), E) }, dims), got);
 				assert.ok(worst(got, want, 1e-6, 1e-6) <= 1, `T=${T} E=${E} k=${kw}: ${worst(got, want, 1e-6, 1e-6)}`);
 			}
 		});
@@ -134,11 +139,23 @@ if (kernels) {
 				const xz = uniform(T * 2 * E, -5, 5);
 				const A = Float32Array.from({ length: E * N }, (_, i) => -(1 + (i % N)) * (0.8 + 0.4 * r()));
 				const D = uniform(E, 0.5, 1.5), h0 = uniform(E * N, -1, 1);
-				const hGot = h0.slice(), hWant = h0.slice();
-				const got = await k.scan(delta, xs, dbc, xz, A, D, hGot, T, E, N, R);
-				const want = scanReference(delta, xs, dbc, xz, A, D, hWant, T, E, N, R);
+				const hGot = h0.slice(), hWant = h0.slice(), hPacked = h0.slice();
+				const { B, C } = splitDbc(dbc, R, N);
+				const args = { delta, x: xs, B, C, z: splitXz(xz, E).z, A, D };
+				const got = await k.scan({ ...args, h: hGot }, { T, E, N });
+				const want = scanReference({ ...args, h: hWant }, { T, E, N });
 				assert.ok(worst(got, want, 1e-5, 1e-5) <= 1, `y T=${T} E=${E} N=${N} R=${R}: ${worst(got, want, 1e-5, 1e-5)}`);
 				assert.ok(worst(hGot, hWant, 1e-5, 1e-5) <= 1, `h T=${T} E=${E} N=${N} R=${R}`);
+				// C before B and z alone are not the C kernel's layout: repacked, the same result
+				const CB = new Float32Array(T * 2 * N);
+				for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) {
+					CB[t * 2 * N + n] = C.data[t * S + R + N + n];
+					CB[t * 2 * N + N + n] = B.data[t * S + R + n];
+				}
+				const zAlone = Float32Array.from({ length: T * E }, (_, i) => xz[Math.floor(i / E) * 2 * E + E + (i % E)]);
+				const packed = await k.scan({ ...args, B: columns(CB, N, 2 * N), C: columns(CB, 0, 2 * N), z: rows(zAlone, E), h: hPacked }, { T, E, N });
+				assert.equal(packed, got, `repacked T=${T} E=${E} N=${N} R=${R}`);
+				assert.equal(hPacked, hGot);
 			}
 		});
 
@@ -189,14 +206,16 @@ if (kernels) {
 	test('native: arrays shorter than their shapes throw instead of reading past the end', async () => {
 		k.configure({ isa: defaults.isa });
 		const w = { data: new Float32Array(12), rows: 4, cols: 4 }; // needs 16
-		await rejects(() => k.linear(w, new Float32Array(4), 1, 4), /shorter/);
+		await rejects(() => k.linear(w, new Float32Array(4), 1), /shorter/);
 		const w2 = { data: new Float32Array(16), rows: 4, cols: 4 };
-		await rejects(() => k.linear(w2, new Float32Array(7), 2, 4), /shorter/);
-		await rejects(() => k.linear(w2, new Float32Array(4), 1, 4, { residual: new Float32Array(3) }), /shorter/);
-		await rejects(() => k.norm(new Float32Array(3), 1, 4, new Float32Array(4), undefined, 1e-5), /shorter/);
+		await rejects(() => k.linear(w2, new Float32Array(7), 2), /shorter/);
+		await rejects(() => k.linear(w2, new Float32Array(4), 1, { residual: new Float32Array(3) }), /shorter/);
+		await rejects(() => k.norm({ x: new Float32Array(3), w: new Float32Array(4) }, { T: 1, d: 4, eps: 1e-5 }), /shorter/);
+		const dbc = new Float32Array(3 + 2 * 16); // (1, R + 2N) with R = 3
 		await rejects(() => k.scan(
-			new Float32Array(8), new Float32Array(8), new Float32Array(3), new Float32Array(16),
-			new Float32Array(128), new Float32Array(8), new Float32Array(128), 1, 8, 16, 1,
+			{ delta: new Float32Array(8), x: new Float32Array(3), ...splitDbc(dbc, 3, 16), z: splitXz(new Float32Array(16), 8).z,
+				A: new Float32Array(128), D: new Float32Array(8), h: new Float32Array(128) },
+			{ T: 1, E: 8, N: 16 },
 		), /shorter/);
 		await rejects(() => k.logProb(new Float32Array(4), 1, 4, [4]), /vocabulary/);
 	});

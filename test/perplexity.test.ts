@@ -1,5 +1,5 @@
 // Scoring: the streamed, chunked pass equals the definition computed directly, whatever the read sizes; the
-// sliding window gives each byte the context the definition promises; word perplexity follows DESIGN §5.
+// sliding window gives each byte the context the definition promises; word perplexity follows docs/metrics.md.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Mamba } from '../src/model/mamba.js';

@@ -13,16 +13,19 @@ import { referenceKernels } from '../src/backend/reference.js';
 import { CpuRunner, checkBindings, MAX_STORAGE_BUFFERS } from '../src/backend/resident/runner.js';
 import { Mamba } from '../src/model/mamba.js';
 import { MambaState } from '../src/model/state.js';
-import { DeviceState, normSliceCount, ResidentMamba, slices, vecSlices } from '../src/model/resident.js';
+import { ResidentMamba } from '../src/model/resident.js';
+import { DeviceState } from '../src/model/resident/device-state.js';
+import { normSliceCount, slices, vecSlices } from '../src/model/resident/split.js';
 import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
 import type { Checkpoint, MambaConfig } from '../src/model/types.js';
 import { generate, Session, type GenerateOptions } from '../src/engine/generate.js';
 import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
-import * as matmulKernels from '../kernels/blocked-matmul.js';
-import * as normKernels from '../kernels/blocked-norms.js';
-import * as convKernels from '../kernels/blocked-conv.js';
-import * as scanKernels from '../kernels/blocked-scan.js';
+import { matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce } from '../kernels/projection.js';
+import { normApplyBlocked, normCombine, normSlices } from '../kernels/norms.js';
+import { convAndState } from '../kernels/conv.js';
+import { scanOutputBlocked, scanStarts, scanStep } from '../kernels/scan.js';
+import { embedGather } from '../kernels/embedding.js';
 
 const FIXTURES = path.resolve('test/fixtures');
 const input = new Uint8Array(readFileSync(path.join(FIXTURES, 'input.txt')));
@@ -200,11 +203,13 @@ test('every blocked kernel translates to WGSL', () => {
 			translateSource(): void; computeParamsLayout(): unknown; assembleWGSL(): string; paramsLayout: unknown; returnType: string;
 		};
 	};
-	const all = { ...matmulKernels, ...normKernels, ...convKernels, ...scanKernels } as Record<string, unknown>;
-	const constants = { K: 64, N: 32, XC: 64, U: 4, epi: 3, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, R: 4, TMAX: 16 };
+	const all: Record<string, Function> = {
+		matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
+		normApplyBlocked, normCombine, normSlices, convAndState, scanOutputBlocked, scanStarts, scanStep, embedGather,
+	};
+	const constants = { K: 64, N: 32, XC: 64, U: 4, epi: 3, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16 };
 	let n = 0;
 	for (const [name, fn] of Object.entries(all)) {
-		if (typeof fn !== 'function') continue;
 		const params = (fn.toString().match(/^function\s*\w*\(([^)]*)\)/)?.[1] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
 		// arrays are the parameters gpu.js sees indexed; scalars are the upper-case ones (TB, KS, S, T, DS)
 		const args = params.map((p) => (/^[A-Z]{1,2}$/.test(p) && !['A', 'D', 'H'].includes(p) ? 1.5 : new Float32Array(4)));

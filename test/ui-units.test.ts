@@ -45,6 +45,14 @@ test('Utf8Stream fed one byte at a time never shows half a character', () => {
 	assert.is(out + s.flush(), text);
 });
 
+test('Utf8Stream shows invalid bytes as U+FFFD and flushes an unfinished character as one', () => {
+	const s = new Utf8Stream();
+	assert.is(s.push(Uint8Array.of(0x41, 0xff, 0x42)), 'A\ufffdB');
+	assert.is(s.push(Uint8Array.of(0xf0, 0x9f)), '');
+	assert.is(s.pending, 2);
+	assert.is(s.flush(), '\ufffd');
+});
+
 test('Utf8Stream.peek previews drafted bytes without consuming, complete characters only', () => {
 	const s = new Utf8Stream();
 	const dash = enc.encode('—'); // e2 80 94

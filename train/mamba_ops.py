@@ -1,6 +1,6 @@
 """Fused Triton kernels for Mamba-1 training: the selective scan and the causal depthwise conv.
 
-Selective scan (DESIGN §2), per batch b, channel c, state n, time t:
+Selective scan (docs/model.md), per batch b, channel c, state n, time t:
     delta = softplus(dt[t,c] + dt_bias[c])
     h[c,n] = exp(delta*A[c,n]) * h[c,n] + delta * B[t,n] * x[t,c]          (h starts at 0)
     y[t,c] = (sum_n h[c,n] * C[t,n] + D[c] * x[t,c]) * silu(z[t,c])

@@ -1,4 +1,4 @@
-"""Mamba-1 language model exactly as ../shared/DESIGN.md §2, with HF `MambaForCausalLM` parameter names.
+"""Mamba-1 language model exactly as docs/model.md, with HF `MambaForCausalLM` parameter names.
 
     backbone.embeddings.weight
     backbone.layers.{i}.norm.weight                 (RMSNorm; LayerNorm adds .norm.bias, see norm="ln")
@@ -167,7 +167,7 @@ class MambaLM(nn.Module):
     @torch.no_grad()
     def step(self, tok, conv, ssm):
         """One recurrent step for a batch (generation): tok (B,) long; conv (L, B, di, k) and ssm (L, B, di, N) fp32,
-        updated in place. Returns fp32 logits (B, V). The same math as forward() with T = 1 (DESIGN §2)."""
+        updated in place. Returns fp32 logits (B, V). The same math as forward() with T = 1 (docs/model.md)."""
         cfg = self.cfg
         di, N, R = cfg.d_inner, cfg.d_state, cfg.dt_rank
         h = self.backbone.embeddings.weight[tok].float()                     # (B, d)

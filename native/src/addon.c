@@ -452,7 +452,7 @@ NAPI_MODULE_INIT() {
 		{"linear", Linear}, {"norm", Norm}, {"convSilu", ConvSilu}, {"scan", Scan},
 		{"logProb", LogProb}, {"info", Info}, {"configure", Configure},
 		{"qlinear", QLinear}, {"qlinearReference", QLinearReference}, {"dequantizeRow", DequantizeRow},
-		{"createModel", CreateModel}, {"stepModel", StepModel}, {"readProbe", ReadProbe},
+		{"createModel", CreateModel}, {"stepModel", StepModel}, {"forwardModel", ForwardModel}, {"keepModel", KeepModel}, {"readProbe", ReadProbe},
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

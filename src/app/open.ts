@@ -3,7 +3,6 @@
 // activations and state stay on the device, one submission per forward); on every other backend it is the host
 // forward (model/mamba.ts) over the kernels.
 import { GpuJsKernels } from '../backend/gpujs.js';
-import { referenceKernels } from '../backend/reference.js';
 import { WebGpuRunner } from '../backend/resident/webgpu.js';
 import { selectBackend } from '../backend/select.js';
 import type { BackendChoice, Kernels } from '../backend/types.js';
@@ -34,8 +33,7 @@ export async function buildModel(checkpoint: Checkpoint<Weight>, kernels: Kernel
 	if (dq) notes.push(dq);
 	if (kernels.name === 'webgpu' && kernels instanceof GpuJsKernels) {
 		const why = ResidentMamba.unsupported(checkpoint.config);
-		// Scoring reads the logits back anyway; log-softmax of T·256 values is cheaper on the host than a kernel call.
-		if (!why) return ResidentMamba.create(checkpoint, new WebGpuRunner(kernels.gpu), { ...referenceKernels, name: kernels.name });
+		if (!why) return ResidentMamba.create(checkpoint, new WebGpuRunner(kernels.gpu), kernels);
 		notes.push(`${checkpoint.name}: not GPU-resident (${why}); running kernel by kernel`);
 	}
 	return new Mamba(checkpoint, kernels);

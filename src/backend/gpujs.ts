@@ -4,13 +4,14 @@
 // T is rounded up to a power of two (1, 2, 4, … 64) so a handful of kernel sizes serve every chunk and draft length.
 import gpujs from 'gpu.js';
 import type { GPU as GPUType, IKernelRunShortcut } from 'gpu.js';
-import { projection1, projection4, EPI_NONE, EPI_RESIDUAL, EPI_SOFTPLUS } from '../../kernels/projection.js';
-import { normApply, normStats } from '../../kernels/norms.js';
-import { convSilu } from '../../kernels/conv.js';
-import { scanOutput, scanState } from '../../kernels/scan.js';
+import { epilogueOf, projection1, projection4, Epi, type Epilogue } from '../../kernels/projection.js';
+import { normApply, normStats, type NormArgs, type NormDims } from '../../kernels/norms.js';
+import { convSilu, type ConvArgs, type ConvDims } from '../../kernels/conv.js';
+import { scanOutput, scanState, type ScanArgs, type ScanDims } from '../../kernels/scan.js';
 import { logProbAt } from '../../kernels/softmax.js';
+import { asColumns, type Columns, type Rows } from '../../kernels/layout.js';
 import type { Matrix } from '../../kernels/types.js';
-import type { BackendName, Epilogue, Kernels } from './types.js';
+import type { BackendName, Kernels } from './types.js';
 
 // gpu.js is CommonJS and its typings miss the `input` function; take both from the default export.
 const { GPU, input } = gpujs as unknown as {
@@ -34,6 +35,9 @@ function rows2d(x: Float32Array, cols: number, rows: number) {
 	}
 	return input(x, [cols, rows]);
 }
+
+/** A view as a 2-D input of `rows` rows of its stride whose row t starts at the view's first column. */
+const view2d = (v: Columns, rows: number) => rows2d(v.offset ? v.data.subarray(v.offset) : v.data, v.stride, rows);
 
 const ONE = new Float32Array(1);
 
@@ -63,24 +67,25 @@ export class GpuJsKernels implements Kernels {
 		return k;
 	}
 
-	async linear(w: Matrix, x: Float32Array, T: number, S: number, epi: Epilogue = {}): Promise<Float32Array> {
+	async linear(w: Matrix, x: Rows, T: number, epi?: Epilogue): Promise<Float32Array> {
 		const Tb = bucket(T);
-		const mode = epi.residual ? EPI_RESIDUAL : epi.softplusBias ? EPI_SOFTPLUS : EPI_NONE;
+		const [mode, operand] = epilogueOf(epi);
+		const xv = asColumns(x, w.cols);
 		let kernels = this.perWeight.get(w);
 		if (!kernels) this.perWeight.set(w, (kernels = new Map()));
-		const key = `${Tb}:${S}:${mode}`;
+		const key = `${Tb}:${xv.stride}:${mode}`;
 		let k = kernels.get(key);
 		if (!k) {
 			const source = w.cols % 4 === 0 ? projection4 : projection1;
 			k = this.build(source, Tb * w.rows, { N: w.rows, K: w.cols, epi: mode, W: input(w.data, [w.cols, w.rows]) });
 			kernels.set(key, k);
 		}
-		const r = epi.residual ? rows2d(epi.residual, w.rows, Tb) : input(ONE, [1, 1]);
-		const out = (await k(rows2d(x, S, Tb), r, epi.softplusBias ?? ONE)) as Float32Array;
+		const r = mode === Epi.Residual ? rows2d(operand!, w.rows, Tb) : input(ONE, [1, 1]);
+		const out = (await k(view2d(xv, Tb), r, mode === Epi.Softplus ? operand! : ONE)) as Float32Array;
 		return out.subarray(0, T * w.rows);
 	}
 
-	async norm(x: Float32Array, T: number, d: number, w: Float32Array, b: Float32Array | undefined, eps: number) {
+	async norm({ x, w, b }: NormArgs, { T, d, eps }: NormDims) {
 		const Tb = bucket(T);
 		const layer = b ? 1 : 0;
 		const constants = { D: d, eps, layer };
@@ -99,31 +104,29 @@ export class GpuJsKernels implements Kernels {
 		return z;
 	}
 
-	async convSilu(xz: Float32Array, T: number, E: number, k: number, state: Float32Array, w: Float32Array, b: Float32Array) {
+	async convSilu({ x, state, w, b }: ConvArgs, { T, E, k }: ConvDims) {
 		const Tb = bucket(T);
-		const kernel = this.shaped(`conv:${Tb}:${E}:${k}`, () => this.build(convSilu, Tb * E, { E, K: k }));
-		const y = (await kernel(rows2d(xz, 2 * E, Tb), input(state, [k - 1, E]), input(w, [k, E]), b)) as Float32Array;
+		const kernel = this.shaped(`conv:${Tb}:${E}:${k}:${x.stride}`, () => this.build(convSilu, Tb * E, { E, K: k }));
+		const y = (await kernel(view2d(x, Tb), input(state, [k - 1, E]), input(w, [k, E]), b)) as Float32Array;
 		return y.subarray(0, T * E);
 	}
 
-	async scan(
-		delta: Float32Array, xs: Float32Array, dbc: Float32Array, xz: Float32Array,
-		A: Float32Array, D: Float32Array, h: Float32Array, T: number, E: number, N: number, R: number,
-	): Promise<Float32Array> {
+	async scan({ delta, x, B, C, z, A, D, h }: ScanArgs, { T, E, N }: ScanDims): Promise<Float32Array> {
 		const Tb = bucket(T);
-		const constants = { E, N, R };
-		const stateK = this.shaped(`scanState:${Tb}:${E}:${N}:${R}`, () => this.build(scanState, E * N, constants));
-		const outK = this.shaped(`scanOutput:${Tb}:${E}:${N}:${R}`, () => this.build(scanOutput, E, constants));
+		const constants = { E, N };
+		const stateK = this.shaped(`scanState:${Tb}:${E}:${N}:${B.stride}`, () => this.build(scanState, E * N, constants));
+		const outK = this.shaped(`scanOutput:${Tb}:${E}:${N}:${C.stride}:${z.stride}`, () => this.build(scanOutput, E, constants));
 		const delta2 = rows2d(delta, E, Tb);
-		const xs2 = rows2d(xs, E, Tb);
-		const dbc2 = rows2d(dbc, R + 2 * N, Tb);
-		const xz2 = rows2d(xz, 2 * E, Tb);
+		const x2 = rows2d(x, E, Tb);
+		const B2 = view2d(B, Tb);
+		const C2 = view2d(C, Tb);
+		const z2 = view2d(z, Tb);
 		const A2 = input(A, [N, E]);
 		const y = new Float32Array(T * E);
 		let cur = h;
 		for (let t = 0; t < T; t++) {
-			cur = (await stateK(delta2, xs2, dbc2, A2, input(cur, [N, E]), t)) as Float32Array;
-			y.set((await outK(input(cur, [N, E]), xs2, dbc2, xz2, D, t)) as Float32Array, t * E);
+			cur = (await stateK(delta2, x2, B2, A2, input(cur, [N, E]), t)) as Float32Array;
+			y.set((await outK(input(cur, [N, E]), x2, C2, z2, D, t)) as Float32Array, t * E);
 		}
 		h.set(cur);
 		return y;

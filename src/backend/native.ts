@@ -4,7 +4,7 @@
 // persistent pool of worker threads (one per CPU by default; MAMBABYTE_THREADS=n to change it), so each method
 // returns an already-settled promise. The addon picks its AVX2+FMA build when the CPU has both, else a portable
 // build (MAMBABYTE_NATIVE_ISA=generic forces the portable one).
-// `linear` also takes a QMatrix (ggml blocks, src/model/qmatrix.ts) and computes on the blocks as stored
+// `linear` also takes a QMatrix (ggml blocks, src/tensor/qmatrix.ts) and computes on the blocks as stored
 // (native/src/quant.h: x is quantized to int8 blocks, as llama.cpp does; the AVX-512 VNNI build is picked when
 // the CPU has it, MAMBABYTE_NATIVE_ISA=avx512|avx2|generic forces one). NativeModel runs a whole decode step
 // (every layer, the final norm and the head) as one native call (native/src/step.h).
@@ -12,15 +12,20 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Matrix } from '../../kernels/types.js';
+import { asColumns, copyColumns, type Columns, type Rows } from '../../kernels/layout.js';
+import { epilogueOf, type Epilogue } from '../../kernels/projection.js';
+import type { NormArgs, NormDims } from '../../kernels/norms.js';
+import type { ConvArgs, ConvDims } from '../../kernels/conv.js';
+import type { ScanArgs, ScanDims } from '../../kernels/scan.js';
 import { isQMatrix, rowBytes, type QMatrix, type QType } from '../tensor/qmatrix.js';
-import type { Epilogue, Kernels } from './types.js';
+import type { Kernels } from './types.js';
 
 /** The block-type codes of native/src/quant.h. */
-export const QTYPE_CODE: Record<QType, number> = {
+const QTYPE_CODE: Record<QType, number> = {
 	f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, q5_0: 6, q5_1: 7, q4_k: 8, q5_k: 9, q6_k: 10,
 };
 
-export interface NativeInfo {
+interface NativeInfo {
 	isa: string; // the instruction set in use: 'avx512', 'avx2' or 'generic'
 	isas: string[]; // those this CPU and build can run
 	threads: number; // threads per kernel, this one included
@@ -47,6 +52,8 @@ interface Addon {
 	dequantizeRow(W: Uint8Array, qtype: number, K: number, row: number, out: Float32Array): void;
 	createModel(dims: Int32Array, eps: number, arrays: (Float32Array | Uint8Array | null)[], qtypes: Int32Array): object;
 	stepModel(handle: object, x0: Float32Array, conv: Float32Array[], ssm: Float32Array[], logits: Float32Array): void;
+	forwardModel(handle: object, x0: Float32Array, T: number, conv: Float32Array[], ssm: Float32Array[], logits: Float32Array, record: boolean): void;
+	keepModel(handle: object, j: number, conv: Float32Array[], ssm: Float32Array[]): boolean;
 	readProbe(buf: Uint8Array): number;
 	info(): NativeInfo;
 	configure(o: { isa?: string; threads?: number; spinUs?: number }): NativeInfo;
@@ -84,7 +91,39 @@ export function nativeAvailable(): boolean {
 	}
 }
 
-const EPI_NONE = 0, EPI_RESIDUAL = 1, EPI_SOFTPLUS = 2;
+/**
+ * A view as the C kernels take it: the array from `lead` columns before the view's first column, holding `need`
+ * floats (native/src/kernels.h: the scan reads B at column R of [dt_r | B | C] rows, z at column E of [x | z]
+ * rows). The views the forward makes (kernels/layout.ts splitXz, splitDbc) are that already; null for any other.
+ */
+function lead(v: Columns, lead: number, need: number): Float32Array | null {
+	const start = v.offset - lead;
+	if (start < 0 || v.data.length - start < need) return null;
+	return start === 0 ? v.data : v.data.subarray(start);
+}
+
+/** B and C as the C scan takes them: dbc with [? (R) | B (N) | C (N)] rows. */
+function dbcOf(B: Columns, C: Columns, T: number, N: number): [Float32Array, number] {
+	const R = B.stride - 2 * N;
+	const dbc = C.data === B.data && C.stride === B.stride && C.offset === B.offset + N && R >= 0 ? lead(B, R, T * B.stride) : null;
+	if (dbc) return [dbc, R];
+	const packed = new Float32Array(T * 2 * N);
+	for (let t = 0; t < T; t++) {
+		packed.set(B.data.subarray(t * B.stride + B.offset, t * B.stride + B.offset + N), t * 2 * N);
+		packed.set(C.data.subarray(t * C.stride + C.offset, t * C.stride + C.offset + N), t * 2 * N + N);
+	}
+	return [packed, 0];
+}
+
+/** z (or the conv's x) as the C kernels take it: rows of 2E with the part at column `col` (E for z, 0 for x). */
+function halfOf(v: Columns, T: number, E: number, col: number): Float32Array {
+	const xz = v.stride === 2 * E ? lead(v, col, T * 2 * E) : null;
+	if (xz) return xz;
+	const packed = new Float32Array(T * 2 * E);
+	const part = copyColumns(v, T, E);
+	for (let t = 0; t < T; t++) packed.set(part.subarray(t * E, (t + 1) * E), t * 2 * E + col);
+	return packed;
+}
 
 /** An f32 QMatrix's bytes as floats (copied only when they are not 4-byte aligned). */
 function asFloat(w: QMatrix): Matrix {
@@ -102,18 +141,19 @@ function modelMatrix(w: Matrix | QMatrix): [Float32Array | Uint8Array, number] {
 }
 
 /** What NativeModel needs of one layer (the host model's Layer). */
-export interface NativeLayer {
+interface NativeLayer {
 	norm: Float32Array; normBias?: Float32Array;
 	inProj: Matrix | QMatrix; convWeight: Float32Array; convBias: Float32Array;
 	xProj: Matrix | QMatrix; dtProj: Matrix | QMatrix; dtBias: Float32Array;
 	A: Float32Array; D: Float32Array; outProj: Matrix | QMatrix;
 }
 
-export interface NativeModelShape { d: number; E: number; N: number; R: number; k: number; V: number; eps: number }
+interface NativeModelShape { d: number; E: number; N: number; R: number; k: number; V: number; eps: number }
 
 /**
- * A whole decode step as one native call. The weights are borrowed (not copied): this object keeps them alive
- * as long as the native handle. step() reads and writes the given state arrays in place.
+ * A whole decode step, or a forward over T tokens, as one native call. The weights are borrowed (not copied): this
+ * object keeps them alive as long as the native handle. step() and forward() read and write the given state arrays
+ * in place; keep() rolls the last recorded forward back (native/src/step.h).
  */
 export class NativeModel {
 	private readonly handle: object;
@@ -141,6 +181,21 @@ export class NativeModel {
 		this.addon.stepModel(this.handle, x0, conv, ssm, logits);
 		return logits;
 	}
+
+	/**
+	 * Logits (T, V) after the tokens whose embeddings are the rows of x0 (T, d). With record, keep(j) can afterwards
+	 * set the state to that after the first j tokens alone (until the next forward or step).
+	 */
+	forward(x0: Float32Array, T: number, conv: Float32Array[], ssm: Float32Array[], record: boolean): Float32Array {
+		const logits = new Float32Array(T * this.shape.V);
+		this.addon.forwardModel(this.handle, x0, T, conv, ssm, logits, record);
+		return logits;
+	}
+
+	/** After a recorded forward over these state arrays: the state after its first j tokens. False: nothing recorded. */
+	keep(j: number, conv: Float32Array[], ssm: Float32Array[]): boolean {
+		return this.addon.keepModel(this.handle, j, conv, ssm);
+	}
 }
 
 export class NativeKernels implements Kernels {
@@ -161,10 +216,11 @@ export class NativeKernels implements Kernels {
 	}
 
 	/** The plain reference of a quantized projection (dequantize each row, dot in double, x unquantized). */
-	linearReference(w: QMatrix, x: Float32Array, T: number, S: number, epi: Epilogue = {}): Float32Array {
+	linearReference(w: QMatrix, x: Rows, T: number, epi?: Epilogue): Float32Array {
 		const y = new Float32Array(T * w.rows);
-		const [mode, e] = epi.residual ? [EPI_RESIDUAL, epi.residual] : epi.softplusBias ? [EPI_SOFTPLUS, epi.softplusBias] : [EPI_NONE, null];
-		this.addon.qlinearReference(w.data, QTYPE_CODE[w.qtype], w.rows, w.cols, x, T, S, y, mode, e);
+		const [mode, e] = epilogueOf(epi);
+		const v = asColumns(x, w.cols);
+		this.addon.qlinearReference(w.data, QTYPE_CODE[w.qtype], w.rows, w.cols, v.offset ? v.data.subarray(v.offset) : v.data, T, v.stride, y, mode, e);
 		return y;
 	}
 
@@ -196,38 +252,34 @@ export class NativeKernels implements Kernels {
 		return this.addon.configure(options);
 	}
 
-	async linear(w: Matrix | QMatrix, x: Float32Array, T: number, S: number, epi: Epilogue = {}): Promise<Float32Array> {
+	async linear(w: Matrix | QMatrix, x: Rows, T: number, epi?: Epilogue): Promise<Float32Array> {
+		if (isQMatrix(w) && w.qtype === 'f32') return this.linear(asFloat(w), x, T, epi);
 		const y = new Float32Array(T * w.rows);
-		if (isQMatrix(w)) {
-			if (w.qtype === 'f32') return this.linear(asFloat(w), x, T, S, epi);
-			const [mode, e] = epi.residual ? [EPI_RESIDUAL, epi.residual] : epi.softplusBias ? [EPI_SOFTPLUS, epi.softplusBias] : [EPI_NONE, null];
-			this.addon.qlinear(w.data, QTYPE_CODE[w.qtype], w.rows, w.cols, x, T, S, y, mode, e);
-			return y;
-		}
-		if (epi.residual) this.addon.linear(w.data, w.rows, w.cols, x, T, S, y, EPI_RESIDUAL, epi.residual);
-		else if (epi.softplusBias) this.addon.linear(w.data, w.rows, w.cols, x, T, S, y, EPI_SOFTPLUS, epi.softplusBias);
-		else this.addon.linear(w.data, w.rows, w.cols, x, T, S, y, EPI_NONE, null);
+		const [mode, e] = epilogueOf(epi);
+		const v = asColumns(x, w.cols);
+		const xd = v.offset ? v.data.subarray(v.offset) : v.data;
+		const S = v.stride;
+		if (isQMatrix(w)) this.addon.qlinear(w.data, QTYPE_CODE[w.qtype], w.rows, w.cols, xd, T, S, y, mode, e);
+		else this.addon.linear(w.data, w.rows, w.cols, xd, T, S, y, mode, e);
 		return y;
 	}
 
-	async norm(x: Float32Array, T: number, d: number, w: Float32Array, b: Float32Array | undefined, eps: number): Promise<Float32Array> {
+	async norm({ x, w, b }: NormArgs, { T, d, eps }: NormDims): Promise<Float32Array> {
 		const y = new Float32Array(T * d);
 		this.addon.norm(x, T, d, w, b ?? null, eps, y);
 		return y;
 	}
 
-	async convSilu(xz: Float32Array, T: number, E: number, k: number, state: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
+	async convSilu({ x, state, w, b }: ConvArgs, { T, E, k }: ConvDims): Promise<Float32Array> {
 		const y = new Float32Array(T * E);
-		this.addon.convSilu(xz, T, E, k, state, w, b, y);
+		this.addon.convSilu(halfOf(x, T, E, 0), T, E, k, state, w, b, y);
 		return y;
 	}
 
-	async scan(
-		delta: Float32Array, xs: Float32Array, dbc: Float32Array, xz: Float32Array,
-		A: Float32Array, D: Float32Array, h: Float32Array, T: number, E: number, N: number, R: number,
-	): Promise<Float32Array> {
+	async scan({ delta, x, B, C, z, A, D, h }: ScanArgs, { T, E, N }: ScanDims): Promise<Float32Array> {
 		const y = new Float32Array(T * E);
-		this.addon.scan(delta, xs, dbc, xz, A, D, h, T, E, N, R, y);
+		const [dbc, R] = dbcOf(B, C, T, N);
+		this.addon.scan(delta, x, dbc, halfOf(z, T, E, E), A, D, h, T, E, N, R, y);
 		return y;
 	}
 

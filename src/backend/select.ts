@@ -2,15 +2,15 @@
 // other one was skipped (printed under --verbose): webgpu (Dawn, the npm `webgpu` package) needs a GPU adapter and a
 // libstdc++ with GLIBCXX_3.4.32; native (C kernels, src/backend/native.ts) needs the optional addon that the install
 // step builds with node-gyp when a C compiler is present; headlessgl needs the optional `gl` package, which does not
-// build without X11 headers. Without any of them `auto` lands on gpu.js's `cpu` backend: measured faster than
-// `webasm` here, whose SIMD path gathers lane by lane and calls Math.exp through JS (../shared/notes/gpujs-cpu-study.md).
+// build without X11 headers. Without any of them `auto` lands on gpu.js's `cpu` backend, which is faster than
+// `webasm` on CPUs: webasm's SIMD path gathers lane by lane and calls Math.exp through JS (docs/backends.md).
 import { createRequire } from 'node:module';
 import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from './gpujs.js';
 import { NativeKernels } from './native.js';
 import { BACKEND_CHOICES, type BackendChoice, type Kernels } from './types.js';
 
-export interface Selected {
+interface Selected {
 	kernels: Kernels;
 	notes: string[]; // one line per backend tried and skipped
 }
@@ -30,7 +30,7 @@ async function enableWebGPU(): Promise<void> {
 	const adapter = await gpu.requestAdapter();
 	if (!adapter) throw new Error('no WebGPU adapter');
 	// gpu.js assigns device.onuncapturederror, which Dawn's binding rejects ("object is not of the correct
-	// interface type") unless the device has its own writable property first (DESIGN.md §8).
+	// interface type") unless the device has its own writable property first (docs/backends.md).
 	const request = gpu.requestAdapter.bind(gpu);
 	gpu.requestAdapter = async (...a: unknown[]) => {
 		const ad = (await request(...a)) as AdapterLike | null;
@@ -52,7 +52,7 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<Kernels
 	if (name === 'headlessgl') createRequire(import.meta.url)('gl');
 	const kernels = name === 'native' ? NativeKernels.create() : GpuJsKernels.create(name);
 	// A tiny projection proves the backend compiles and runs kernels here, not just that it loads.
-	const y = await kernels.linear({ data: Float32Array.of(1, 2, 3, 4), rows: 1, cols: 4 }, Float32Array.of(1, 1, 1, 1), 1, 4);
+	const y = await kernels.linear({ data: Float32Array.of(1, 2, 3, 4), rows: 1, cols: 4 }, Float32Array.of(1, 1, 1, 1), 1);
 	if (Math.abs(y[0] - 10) > 1e-4) throw new Error(`self-test gave ${y[0]}, expected 10`);
 	return kernels;
 }

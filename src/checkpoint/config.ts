@@ -1,12 +1,12 @@
 // config.json of either layout (HF MambaForCausalLM or mamba_ssm MambaLMHeadModel) -> MambaConfig, with the
-// defaults of DESIGN §2 and hard limits checked before anything is allocated.
+// defaults of docs/formats.md and hard limits checked before anything is allocated.
 import * as os from 'node:os';
 import { UserError } from '../errors.js';
 import type { MambaConfig } from '../model/types.js';
 import { READ_CAPS, readBoundedJson } from '../util/read-bounded.js';
 
 /** What config.json says, before the tensors settle the vocabulary, the norm kind and tying. */
-export interface ConfigDraft {
+interface ConfigDraft {
 	format: 'hf' | 'mamba_ssm';
 	dModel: number;
 	nLayer: number;
@@ -32,7 +32,7 @@ export function readConfig(path: string): ConfigDraft {
 	return normaliseConfig(raw as Record<string, unknown>, path);
 }
 
-export function normaliseConfig(c: Record<string, unknown>, path: string): ConfigDraft {
+function normaliseConfig(c: Record<string, unknown>, path: string): ConfigDraft {
 	const int = (v: unknown, field: string, max: number, dflt?: number): number => {
 		if (v === undefined || v === null) {
 			if (dflt === undefined) throw new UserError(`${path}: missing field ${field}`);

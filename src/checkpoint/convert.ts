@@ -1,7 +1,7 @@
 // convertCheckpoint: any loadable checkpoint (folder or .gguf) -> the HF MambaForCausalLM layout (config.json +
 // model.safetensors), or -> one llama.cpp GGUF file (gguf-model.ts) for the quantized types or an OUT ending in .gguf.
 // LayerNorm checkpoints keep their `*.norm.bias` tensors: transformers' MambaRMSNorm would ignore them, but this
-// runtime reads them (DESIGN §2), so the converted folder computes exactly what the original did.
+// runtime reads them (docs/model.md), so the converted folder computes exactly what the original did.
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';

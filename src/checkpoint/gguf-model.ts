@@ -98,12 +98,6 @@ export function loadGguf(path: string): Checkpoint<Weight> {
 	}
 }
 
-/** The metadata keys this reader requires (all but context_length, dt_b_c_rms and the tokenizer). */
-export const REQUIRED_KEYS = [
-	'general.architecture', 'mamba.embedding_length', 'mamba.block_count', 'mamba.ssm.conv_kernel', 'mamba.ssm.inner_size',
-	'mamba.ssm.state_size', 'mamba.ssm.time_step_rank', 'mamba.attention.layer_norm_rms_epsilon',
-] as const;
-
 function ggufConfig(g: GgufFile): MambaConfig {
 	const { path, metadata: m } = g;
 	const arch = m.get('general.architecture');
@@ -255,7 +249,7 @@ function mambaMetadata(ckpt: Checkpoint<Weight>, dtype: QuantizeType): GgufKVToW
 }
 
 /** GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the others for U+0100 onwards in order. */
-export function byteToUnicode(b: number): string {
+function byteToUnicode(b: number): string {
 	const printable = (x: number) => (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
 	if (printable(b)) return String.fromCharCode(b);
 	let n = 0;

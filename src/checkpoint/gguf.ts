@@ -31,7 +31,7 @@ export const typeName = (id: number): string => GGML_TYPES[id] ?? `type ${id}`;
 export const enum GT { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
 const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
-export type GgufValue = number | bigint | boolean | string | GgufValue[];
+type GgufValue = number | bigint | boolean | string | GgufValue[];
 /** count: an array's length (its value is left empty for numeric arrays over MAX_KEPT elements). */
 export interface GgufKV { type: GT; value: GgufValue; elemType?: GT; count?: number }
 

@@ -1,4 +1,4 @@
-// Public surface of checkpoint loading (DESIGN §3).
+// Public surface of checkpoint loading (docs/formats.md).
 export { loadCheckpoint, loadModel, checkpointSummary, countParameters, expectedTensors, formatCount } from './load.js';
 export { convertCheckpoint, hfConfig } from './convert.js';
 export { writeSafetensors, openSafetensors, type TensorToWrite } from './safetensors.js';

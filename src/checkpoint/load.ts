@@ -193,7 +193,7 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
 	return true;
 }
 
-/** e.g. "byte-model (HF, F16, d=384 L=8, 7.8M params)". */
+/** Name, format, stored type, shape and size, e.g. "MambaByte_PG19_972M (mamba_ssm, F32, d=1792 L=48, 973.5M params)". */
 export function checkpointSummary(ckpt: Checkpoint<Weight>): string {
 	const c = ckpt.config;
 	const format = ckpt.format === 'hf' ? 'HF' : ckpt.format === 'gguf' ? 'GGUF' : 'mamba_ssm';

@@ -41,7 +41,7 @@ type Slot = PValue | typeof MARK;
 
 /** Limits no state dict comes near: memo entries and stack depth. */
 export const MAX_MEMO = 1 << 22;
-export const MAX_STACK = 1 << 22;
+const MAX_STACK = 1 << 22;
 
 /** Run a pickle over `data` and return the value STOP leaves; `file` names the source in errors. */
 export function unpickle(data: Uint8Array, hooks: PickleHooks, file: string): PValue {

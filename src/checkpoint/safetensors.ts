@@ -14,7 +14,7 @@ interface SafeEntry extends TensorEntry {
 	end: number;
 }
 
-export interface SafetensorsFile extends TensorSource {
+interface SafetensorsFile extends TensorSource {
 	readonly entries: ReadonlyMap<string, SafeEntry>;
 	readonly metadata: Record<string, string>;
 }

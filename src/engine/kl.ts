@@ -4,7 +4,7 @@
 // where both put the most mass on the same byte. Bits per byte of both models come along (first byte is context).
 import type { LanguageModel } from '../model/types.js';
 
-export interface KlResult {
+interface KlResult {
 	file: string;
 	bytes: number;
 	scored: number;
@@ -33,7 +33,7 @@ function logSoftmax(logits: Float32Array, r: number, V: number, out: Float64Arra
 const argmax = (a: Float64Array) => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
 
 /** Nearest-rank percentile of sorted values. */
-export function percentile(sorted: Float64Array, p: number): number {
+function percentile(sorted: Float64Array, p: number): number {
 	if (sorted.length === 0) return NaN;
 	return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }

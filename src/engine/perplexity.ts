@@ -1,6 +1,6 @@
-// Scoring a byte stream (DESIGN.md §5): bits per byte = Σ −log2 p(b_t | b_<t) / (N − 1); the first byte is context
+// Scoring a byte stream (docs/metrics.md): bits per byte = Σ −log2 p(b_t | b_<t) / (N − 1); the first byte is context
 // only. One recurrent pass over the whole stream, read in pieces, so memory stays flat however long the file is.
-// With a window W (§7) each byte instead sees at most W − 1 bytes of context: segments of W bytes start every W/2
+// With a window W each byte instead sees at most W − 1 bytes of context: segments of W bytes start every W/2
 // bytes and each scores only its second half (the first scores all), a standard strided sliding window at twice
 // the cost of the single pass.
 import type { LanguageModel, ModelState } from '../model/types.js';
@@ -70,9 +70,7 @@ const tooManyBuckets = (bucket: number) =>
 
 /** ln p(next byte) for each position of `inputs` (targets[i] follows inputs[i]), advancing state. */
 async function logProbs(model: LanguageModel, state: ModelState, inputs: Uint8Array, targets: Uint8Array) {
-	const V = model.config.vocabSize;
-	const logits = await model.forward(inputs, state);
-	return model.kernels.logProb(logits, inputs.length, V, targets);
+	return model.logProbs(await model.forward(inputs, state), targets);
 }
 
 export async function* scoreStream(

@@ -245,8 +245,4 @@ export class StopMatcher {
 		}
 		return false;
 	}
-
-	reset(): void {
-		this.filled = 0;
-	}
 }

@@ -15,7 +15,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const own = (o: Obj, k: string): unknown => (Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined);
 
-export interface SnapshotShapes {
+interface SnapshotShapes {
 	model: MambaConfig;
 	drafter: MambaConfig | null;
 }

@@ -10,11 +10,11 @@ import { UserError } from '../errors.js';
 import { READ_CAPS, readBoundedJson } from '../util/read-bounded.js';
 
 /** Ids at or above this are refused: no subword vocabulary comes near it, and tables are sized from the largest. */
-export const MAX_TOKEN_ID = 1_000_000;
+const MAX_TOKEN_ID = 1_000_000;
 /** Nesting allowed in the component trees (a Sequence of Sequences …); real files use 2 or 3. */
-export const MAX_COMPONENT_DEPTH = 8;
+const MAX_COMPONENT_DEPTH = 8;
 /** Nesting allowed anywhere in the file (checked iteratively before anything recurses). */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 const COMPONENT_TYPES: Record<string, ReadonlySet<string>> = {
 	normalizer: new Set(['BertNormalizer', 'Precompiled', 'Sequence', 'Replace', 'NFC', 'NFD', 'NFKC', 'NFKD', 'Strip', 'StripAccents', 'Lowercase', 'Prepend']),
@@ -31,7 +31,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < MAX_TOKEN_ID;
 
 /** The depth of a parsed JSON value, without recursion (so a 100k-deep file cannot overflow the stack here). */
-export function jsonDepth(root: unknown, limit: number): number {
+function jsonDepth(root: unknown, limit: number): number {
 	let max = 0;
 	const stack: [unknown, number][] = [[root, 1]];
 	while (stack.length > 0) {

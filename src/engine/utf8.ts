@@ -1,9 +1,10 @@
 // UTF-8 for a model that can emit any byte.
 //
 // Two separate concerns:
-// - Display (`Utf8Stream`): text shown to a person never splits a multi-byte character across updates and shows
-//   invalid sequences as U+FFFD (WHATWG "maximal subpart" replacement, what TextDecoder does). Bytes written to a
-//   pipe are never decoded: `complete` writes the model's bytes exactly.
+// - Display (`decodeUtf8` here, the streaming `Utf8Stream` in src/ui/text.ts): text shown to a person never splits a
+//   multi-byte character across updates and shows invalid sequences as U+FFFD (WHATWG "maximal subpart"
+//   replacement, what TextDecoder does). Bytes written to a pipe are never decoded: `complete` writes the model's
+//   bytes exactly.
 // - The `--utf8` mask (`Utf8Validator`): while on, a byte that would make the text invalid UTF-8 gets probability 0
 //   before sampling. It follows Unicode Table 3-7 (well-formed byte sequences) exactly: no stray continuation bytes
 //   (80-BF where a lead is expected), no lead byte where a continuation is needed, no overlongs (C0, C1, E0 80-9F,
@@ -14,21 +15,6 @@
 //   and a byte model trained on UTF-8 text rarely wants an invalid byte, so the mask changes almost nothing but
 //   the rare broken character. Under `--no-utf8` the output is the model's own bytes, valid or not.
 //   The mask cannot help `-n N` cutting a character in two: the byte budget is exact.
-
-/** Incremental display decoder: push bytes, get the text that is complete so far. */
-export class Utf8Stream {
-	private readonly decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
-
-	/** Text of the complete characters among the bytes so far (an unfinished character waits for its next bytes). */
-	push(bytes: Uint8Array): string {
-		return this.decoder.decode(bytes, { stream: true });
-	}
-
-	/** Flush: an unfinished character at the end becomes U+FFFD. */
-	end(): string {
-		return this.decoder.decode();
-	}
-}
 
 /** Decode bytes for display in one go (invalid sequences → U+FFFD, a leading BOM kept). */
 export function decodeUtf8(bytes: Uint8Array): string {

@@ -14,7 +14,7 @@ export interface HubClient {
 	token: string | null;
 }
 
-export interface FileMeta {
+interface FileMeta {
 	etag: string; // without quotes or W/
 	size: number | null;
 	commit: string | null;

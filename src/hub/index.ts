@@ -13,7 +13,7 @@ import { selectFiles, type Selection } from './select.js';
 export { parseHubName, hubCacheDir, repoCacheDir } from './name.js';
 export { selectFiles } from './select.js';
 
-export interface HubOptions {
+interface HubOptions {
 	file?: string; // --model-file: the .gguf to take
 	progress?: boolean; // a progress bar per file on stderr
 	log?: (message: string) => void;

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 
-export interface HubName {
+interface HubName {
 	repo: string; // ORG/NAME
 	file: string | null; // a file named in the spec (ORG/NAME/file.gguf)
 	revision: string; // branch, tag or commit (default main)

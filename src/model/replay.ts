@@ -1,42 +1,41 @@
 // Rolling a host model's state back inside a verify pass, without a second forward (Mamba.verify).
 //
 // RecordingKernels wraps a model's kernels and, while recording (one verify pass), keeps per layer the conv and SSM
-// states before the pass and the inputs of the elementwise recurrence (xz, Δ, xs, B/C). "Keep the first j tokens"
-// then rebuilds the conv state from the recorded inputs (kernels/conv.ts nextConvState, as the forward does) and
-// replays the selective scan over j steps with the same scan kernel — no projections, bit-identical to having fed
-// only those j tokens (tested). The records are checked to cover the pass (one conv and one scan call per layer and
+// states before the pass and the inputs of the elementwise recurrence (the conv's x; Δ, the scan's x, B and C).
+// "Keep the first j tokens" then rebuilds the conv state from the recorded inputs (kernels/conv.ts nextConvState,
+// as the forward does) and replays the selective scan over j steps with the same scan kernel — no projections,
+// bit-identical to having fed only those j tokens (tested). The records are checked to cover the pass (one conv and one scan call per layer and
 // chunk, over the state's own arrays) before they are used.
 import type { Matrix } from '../../kernels/types.js';
-import { nextConvState } from '../../kernels/conv.js';
-import type { Epilogue, Kernels } from '../backend/types.js';
+import { columns, copyColumns, rows, type Rows } from '../../kernels/layout.js';
+import { nextConvState, type ConvArgs, type ConvDims } from '../../kernels/conv.js';
+import type { Epilogue } from '../../kernels/projection.js';
+import type { NormArgs, NormDims } from '../../kernels/norms.js';
+import type { ScanArgs, ScanDims } from '../../kernels/scan.js';
+import type { Kernels } from '../backend/types.js';
 import type { MambaState } from './state.js';
 
 interface ConvRecord {
 	state: Float32Array; // the layer's conv state array (identifies the layer)
 	before: Float32Array; // (E, k−1) before this call
-	xz: Float32Array; // (T, 2E): the conv's raw inputs are its x half
-	T: number;
-	E: number;
-	k: number;
+	x: Float32Array; // (T, E) the conv's inputs
+	dims: ConvDims;
 }
 
 interface ScanRecord {
-	h: Float32Array; // the layer's SSM state array
+	h: Float32Array; // the layer's SSM state array (identifies the layer)
 	before: Float32Array; // (E, N) before this call
 	delta: Float32Array; // (T, E)
-	xs: Float32Array; // (T, E)
-	dbc: Float32Array; // (T, R + 2N)
+	x: Float32Array; // (T, E)
+	BC: Float32Array; // (T, 2N): [B | C]
 	A: Float32Array;
 	D: Float32Array;
-	T: number;
-	E: number;
-	N: number;
-	R: number;
+	dims: ScanDims;
 }
 
 /**
  * Kernels that pass every call through and, while recording, keep what a rollback needs (see the header): per call
- * the conv and SSM states before it and the recurrence's inputs (x, Δ, xs, B/C). z is not kept: the state does not
+ * the conv and SSM states before it and the recurrence's inputs (x, Δ, B, C). z is not kept: the state does not
  * depend on it (only the output y does), so the replay gives the scan zeros for it.
  */
 export class RecordingKernels implements Kernels {
@@ -50,36 +49,40 @@ export class RecordingKernels implements Kernels {
 		this.name = inner.name;
 	}
 
-	linear(w: Matrix, x: Float32Array, T: number, S: number, epi?: Epilogue): Promise<Float32Array> {
-		return this.inner.linear(w, x, T, S, epi);
+	linear(w: Matrix, x: Rows, T: number, epi?: Epilogue): Promise<Float32Array> {
+		return this.inner.linear(w, x, T, epi);
 	}
 
-	norm(x: Float32Array, T: number, d: number, w: Float32Array, b: Float32Array | undefined, eps: number): Promise<Float32Array> {
-		return this.inner.norm(x, T, d, w, b, eps);
+	norm(args: NormArgs, dims: NormDims): Promise<Float32Array> {
+		return this.inner.norm(args, dims);
 	}
 
 	logProb(logits: Float32Array, T: number, V: number, target: ArrayLike<number>): Promise<Float64Array> {
 		return this.inner.logProb(logits, T, V, target);
 	}
 
-	convSilu(xz: Float32Array, T: number, E: number, k: number, state: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
+	convSilu(args: ConvArgs, dims: ConvDims): Promise<Float32Array> {
 		if (this.recording) {
-			this.conv.push({ state, before: state.slice(), xz: xz.slice(0, T * 2 * E), T, E, k });
+			this.conv.push({ state: args.state, before: args.state.slice(), x: copyColumns(args.x, dims.T, dims.E), dims: { ...dims } });
 		}
-		return this.inner.convSilu(xz, T, E, k, state, w, b);
+		return this.inner.convSilu(args, dims);
 	}
 
-	scan(
-		delta: Float32Array, xs: Float32Array, dbc: Float32Array, xz: Float32Array,
-		A: Float32Array, D: Float32Array, h: Float32Array, T: number, E: number, N: number, R: number,
-	): Promise<Float32Array> {
+	scan(args: ScanArgs, dims: ScanDims): Promise<Float32Array> {
 		if (this.recording) {
+			const { T, E, N } = dims;
+			const BC = new Float32Array(T * 2 * N);
+			const B = copyColumns(args.B, T, N), C = copyColumns(args.C, T, N);
+			for (let t = 0; t < T; t++) {
+				BC.set(B.subarray(t * N, (t + 1) * N), t * 2 * N);
+				BC.set(C.subarray(t * N, (t + 1) * N), t * 2 * N + N);
+			}
 			this.scans.push({
-				h, before: h.slice(), delta: delta.slice(0, T * E), xs: xs.slice(0, T * E),
-				dbc: dbc.slice(0, T * (R + 2 * N)), A, D, T, E, N, R,
+				h: args.h, before: args.h.slice(), delta: args.delta.slice(0, T * E), x: args.x.slice(0, T * E), BC,
+				A: args.A, D: args.D, dims: { ...dims },
 			});
 		}
-		return this.inner.scan(delta, xs, dbc, xz, A, D, h, T, E, N, R);
+		return this.inner.scan(args, dims);
 	}
 
 	start(): void {
@@ -117,8 +120,8 @@ export class RecordingKernels implements Kernels {
 			if (conv[l].length !== scan[l].length) return null;
 			let sum = 0;
 			for (let i = 0; i < conv[l].length; i++) {
-				if (conv[l][i].T !== scan[l][i].T) return null;
-				sum += conv[l][i].T;
+				if (conv[l][i].dims.T !== scan[l][i].dims.T) return null;
+				sum += conv[l][i].dims.T;
 			}
 			if (sum !== total) return null;
 		}
@@ -140,8 +143,8 @@ export class RecordingKernels implements Kernels {
 			for (let i = 0; i < g.conv[l].length; i++) {
 				const c = g.conv[l][i];
 				const r = g.scan[l][i];
-				if (j > s + c.T) {
-					s += c.T;
+				if (j > s + c.dims.T) {
+					s += c.dims.T;
 					continue;
 				}
 				const jj = j - s;
@@ -149,13 +152,14 @@ export class RecordingKernels implements Kernels {
 					conv.push(c.before);
 					ssm.push(r.before);
 				} else {
-					conv.push(nextConvState(c.before, c.xz, jj, c.E, c.k));
+					conv.push(nextConvState({ x: rows(c.x, c.dims.E), state: c.before }, { ...c.dims, T: jj }));
 					const h = r.before.slice();
-					const { E, N, R } = r;
+					const { E, N } = r.dims;
 					if (this.zeros.length < jj * 2 * E) this.zeros = new Float32Array(jj * 2 * E);
+					const z = columns(this.zeros, E, 2 * E); // as splitXz makes it, so no backend repacks it
 					await this.inner.scan(
-						r.delta.subarray(0, jj * E), r.xs.subarray(0, jj * E), r.dbc.subarray(0, jj * (R + 2 * N)),
-						this.zeros.subarray(0, jj * 2 * E), r.A, r.D, h, jj, E, N, R,
+						{ delta: r.delta, x: r.x, B: columns(r.BC, 0, 2 * N), C: columns(r.BC, N, 2 * N), z, A: r.A, D: r.D, h },
+						{ T: jj, E, N },
 					);
 					ssm.push(h);
 				}

@@ -91,7 +91,7 @@ export interface Verification {
 export interface LanguageModel {
 	readonly config: MambaConfig;
 	readonly checkpoint: Checkpoint<Weight>;
-	readonly kernels: import('../backend/types.js').Kernels; // its name is the backend's; logProb scores logits
+	readonly kernels: import('../backend/types.js').Kernels; // the backend it runs on (its name is the backend's)
 	readonly chunk: number;
 	newState(): ModelState;
 	/** Logits (T, V) for every position of tokens, advancing state. */
@@ -99,4 +99,6 @@ export interface LanguageModel {
 	step(token: number, state: ModelState): Promise<Float32Array>;
 	/** Feed tokens like forward(), then roll back to any prefix of them (speculative decoding's verify pass). */
 	verify(tokens: ArrayLike<number>, state: ModelState): Promise<Verification>;
+	/** ln p(targets[t]) under each row of logits (T, V) from forward(), T = targets.length. */
+	logProbs(logits: Float32Array, targets: ArrayLike<number>): Promise<Float64Array>;
 }

@@ -27,7 +27,7 @@ export function embeddingRow(w: Weight, r: number, cols: number, out: Float32Arr
 }
 
 /** The distinct stored types of a model's quantized matrices, e.g. ['q8_0'] (empty when all are float32). */
-export function quantizedTypes(w: MambaWeights<Weight>): string[] {
+function quantizedTypes(w: MambaWeights<Weight>): string[] {
 	const all: Weight[] = [w.embedding, ...(w.lmHead ? [w.lmHead] : [])];
 	for (const l of w.layers) all.push(l.inProj, l.xProj, l.dtProj, l.outProj);
 	return [...new Set(all.filter(isQMatrix).map((q) => q.qtype))];

@@ -42,11 +42,6 @@ export function fixed(v: number, digits: number): string {
 	return Number.isFinite(v) ? v.toFixed(digits) : '–';
 }
 
-/** 1234567 → "1,234,567". */
-export function grouped(n: number): string {
-	return Math.round(n).toLocaleString('en-US');
-}
-
 /** A perplexity: two decimals, or scientific notation when huge (a random model's word perplexity is ~1e16). */
 export function formatPpl(v: number): string {
 	if (!Number.isFinite(v)) return '–';

@@ -2,6 +2,7 @@
 // several commits, and a byte model can emit any byte at all (an ESC would let it drive the terminal). So text is
 // decoded with a streaming TextDecoder that holds back an unfinished character, and control bytes are shown as
 // Unicode control pictures (␛, ␍ …) instead of being sent to the terminal.
+import { concatBytes } from '../util/bytes.js';
 
 /** How many bytes at the end of `b` begin a UTF-8 character that is not complete yet (0-3). */
 export function incompleteTail(b: Uint8Array): number {
@@ -15,15 +16,6 @@ export function incompleteTail(b: Uint8Array): number {
 	return 0;
 }
 
-export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-	if (a.length === 0) return b;
-	if (b.length === 0) return a;
-	const out = new Uint8Array(a.length + b.length);
-	out.set(a);
-	out.set(b, a.length);
-	return out;
-}
-
 /**
  * A streaming UTF-8 decoder that also remembers its unfinished tail, so that speculative bytes (a draft) can be
  * previewed as text without disturbing the committed stream: `peek(draft)` decodes tail + draft, complete
@@ -35,14 +27,14 @@ export class Utf8Stream {
 
 	/** Decode committed bytes; an unfinished character at the end is held back until its last byte arrives. */
 	push(bytes: Uint8Array): string {
-		const all = concatBytes(this.tail, bytes);
+		const all = concatBytes([this.tail, bytes]);
 		this.tail = all.slice(all.length - incompleteTail(all));
 		return this.decoder.decode(bytes, { stream: true });
 	}
 
 	/** Text of (held-back tail + extra) without consuming anything; an unfinished character at the end is left out. */
 	peek(extra: Uint8Array): string {
-		const all = concatBytes(this.tail, extra);
+		const all = concatBytes([this.tail, extra]);
 		return new TextDecoder('utf-8', { ignoreBOM: true }).decode(all.subarray(0, all.length - incompleteTail(all)));
 	}
 

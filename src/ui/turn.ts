@@ -5,7 +5,8 @@
 // Ink's <Static>, which prints them once, above the live area; only the unfinished last line and the drafted bytes
 // awaiting verification stay live, so the part Ink redraws is a few rows however long the answer gets.
 import type { GenerationEvent, GenerationStats } from '../engine/events.js';
-import { Utf8Stream, concatBytes, printable } from './text.js';
+import { Utf8Stream, printable } from './text.js';
+import { concatBytes } from '../util/bytes.js';
 
 /** Where a piece of text came from: typed by the user, sampled by the byte model, or drafted and accepted. */
 export type Source = 'user' | 'model' | 'draft';
@@ -54,7 +55,7 @@ export class TurnBuffer {
 	apply(e: GenerationEvent): void {
 		switch (e.type) {
 			case 'draft':
-				this.draft = concatBytes(this.draft, e.bytes);
+				this.draft = concatBytes([this.draft, e.bytes]);
 				break;
 			case 'commit':
 				if (e.source === 'draft') this.draft = this.draft.slice(Math.min(e.bytes.length, this.draft.length));

@@ -17,7 +17,7 @@ import { errnoWords } from './read-bounded.js';
 const WRITE_CHUNK = 1 << 30; // writeSync takes at most 2 GiB per call
 
 /** A one-line UserError for a failed write of `path` (ENOSPC, EROFS, EACCES … named as such). */
-export function writeError(path: string, err: unknown): UserError {
+function writeError(path: string, err: unknown): UserError {
 	if (err instanceof UserError) return err;
 	return new UserError(`${path}: cannot write: ${errnoWords(err)}`);
 }

@@ -92,12 +92,12 @@ function tooBig(path: string, what: string, maxBytes: number): UserError {
 	return new UserError(`${path}: over ${formatCap(maxBytes)}, too big for ${what}`);
 }
 
-export function formatCap(n: number): string {
+function formatCap(n: number): string {
 	return n >= 1e9 ? `${n / 1e9} GB` : n >= 1e6 ? `${n / 1e6} MB` : n >= 1e3 ? `${n / 1e3} KB` : `${n} bytes`;
 }
 
 /** A small UTF-8 text file (BOM-less); invalid UTF-8 is an error, not silently replaced. */
-export function readBoundedText(path: string, what: string, maxBytes: number): string {
+function readBoundedText(path: string, what: string, maxBytes: number): string {
 	const buf = readBoundedFile(path, what, maxBytes);
 	try {
 		return new TextDecoder('utf-8', { fatal: true }).decode(buf);

@@ -23,9 +23,11 @@ export const range = (buf: DeviceBuffer, offset: number, length: number): View =
 
 /** A kernel argument: an array (a view) or a scalar (baked into the pass when it is recorded). */
 export type Arg = View | number;
+export type ArgKind = 'array' | 'scalar';
 
 export interface Program {
 	readonly name: string;
+	readonly params: readonly string[]; // the kernel function's parameters, in order
 }
 
 /** A recorded dispatch: a program with its arguments bound, `threads` invocations, writing `out`. */
@@ -44,9 +46,10 @@ export interface Runner {
 	readonly name: string;
 	alloc(length: number): DeviceBuffer;
 	upload(to: View, data: Float32Array): void;
-	/** Compile a kernel function; `kinds` says which arguments are arrays and which scalars. */
-	program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program>;
-	pass(program: Program, args: Arg[], out: View, threads: number): Pass;
+	/** Compile a kernel function; `kinds` says, by parameter name, which arguments are arrays and which scalars. */
+	program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>): Promise<Program>;
+	/** A dispatch of `threads` invocations writing `out`, the arguments given by parameter name. */
+	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass;
 	/** Run the commands in order as one submission; resolve with `read` copied back (or null). */
 	run(commands: Command[], read?: View): Promise<Float32Array | null>;
 	/** Record commands and the readback of `read` now, to submit later: recording can overlap the GPU's work. */
@@ -62,9 +65,29 @@ export interface Runner {
 
 /** WebGPU's default limit of storage buffers per kernel (the arrays and the output); the CPU runner checks it too. */
 export const MAX_STORAGE_BUFFERS = 8;
-export function checkBindings(name: string, kinds: ('array' | 'scalar')[]): void {
+export function checkBindings(name: string, kinds: ArgKind[]): void {
 	const n = kinds.filter((k) => k === 'array').length + 1;
 	if (n > MAX_STORAGE_BUFFERS) throw new Error(`internal: kernel ${name} binds ${n} storage buffers; WebGPU allows ${MAX_STORAGE_BUFFERS}`);
+}
+
+/**
+ * A kernel function's parameter names, in order, read from its source as gpu.js reads it (gpu.js binds arguments
+ * by position; the plans name them, and these two functions put them in order).
+ */
+export function kernelParams(fn: Function): string[] {
+	const list = /^function\s*[\w$]*\s*\(([^)]*)\)/.exec(fn.toString())?.[1];
+	if (list === undefined) throw new Error(`internal: ${fn.name} is not a plain function`);
+	return list.split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+/** `named` in the order of `params`; throws when a parameter is missing or a name is not a parameter. */
+export function positional<V>(name: string, params: readonly string[], named: Record<string, V>): V[] {
+	const extra = Object.keys(named).filter((k) => !params.includes(k));
+	const missing = params.filter((p) => !(p in named));
+	if (extra.length || missing.length) {
+		throw new Error(`internal: kernel ${name}(${params.join(', ')}) given ${[...missing.map((m) => `no ${m}`), ...extra.map((e) => `unknown ${e}`)].join(', ')}`);
+	}
+	return params.map((p) => named[p]);
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -102,13 +125,14 @@ export class CpuRunner implements Runner {
 		sub(to).set(data);
 	}
 
-	async program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program> {
-		checkBindings(fn.name, kinds);
-		return { name: fn.name, fn, constants } as CpuProgram;
+	async program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>): Promise<Program> {
+		const params = kernelParams(fn);
+		checkBindings(fn.name, positional(fn.name, params, kinds));
+		return { name: fn.name, params, fn, constants } as CpuProgram;
 	}
 
-	pass(program: Program, args: Arg[], out: View, threads: number): Pass {
-		return { program, args, out, threads } as CpuPass;
+	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass {
+		return { program, args: positional(program.name, program.params, args), out, threads } as CpuPass;
 	}
 
 	private exec(p: CpuPass): void {

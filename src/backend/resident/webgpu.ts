@@ -4,7 +4,7 @@
 // scalars — and is written once, when the pass is recorded; so is its bind group. A run is one command
 // encoder with one compute pass between copies, one submit and at most one mapAsync.
 import type { GPU as GPUType } from 'gpu.js';
-import { checkBindings, type Arg, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from './runner.js';
+import { checkBindings, kernelParams, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
 const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
@@ -58,7 +58,9 @@ export class WebGpuRunner implements Runner {
 		return this.device;
 	}
 
-	async program(fn: Function, constants: Record<string, number>, kinds: ('array' | 'scalar')[]): Promise<Program> {
+	async program(fn: Function, constants: Record<string, number>, named: Record<string, ArgKind>): Promise<Program> {
+		const params = kernelParams(fn);
+		const kinds = positional(fn.name, params, named);
 		checkBindings(fn.name, kinds);
 		const shortcut = this.gpu.createKernel(fn as never, {
 			output: [64],
@@ -70,7 +72,7 @@ export class WebGpuRunner implements Runner {
 		// gpu.js infers argument types from sample values: arrays become storage buffers, numbers f32 scalars.
 		await kernel.build(...kinds.map((k) => (k === 'array' ? new Float32Array(4) : 0.5)));
 		this.device ??= kernel._device;
-		return { name: fn.name, kernel } as WebGpuProgram;
+		return { name: fn.name, params, kernel } as WebGpuProgram;
 	}
 
 	alloc(length: number): DeviceBuffer {
@@ -83,8 +85,9 @@ export class WebGpuRunner implements Runner {
 		this.dev.queue.writeBuffer(gpuOf(to), to.offset * 4, data.buffer, data.byteOffset, data.byteLength);
 	}
 
-	pass(program: Program, args: Arg[], out: View, threads: number): Pass {
+	pass(program: Program, named: Record<string, Arg>, out: View, threads: number): Pass {
 		const { kernel } = program as WebGpuProgram;
+		const args = positional(program.name, program.params, named);
 		const layout = kernel.paramsLayout;
 		const dispatch = kernel._computeDispatch([threads, 1, 1]);
 		const params = new ArrayBuffer(layout.byteLength);

@@ -1,0 +1,111 @@
+// Recording the GPU-resident forward as passes (src/model/resident.ts), once per chunk length: every buffer,
+// offset and scalar is bound here, so running a plan is only submitting it. The plans read and write the
+// recurrent state in fixed work buffers (workSsm, workConv); ResidentMamba copies a DeviceState in and out.
+// Per layer, under the PyTorch line it implements:
+//                                              chunk (T > 1)                       decode (T = 1)
+//   u = self.norm(x)                           normSlices, normCombine, normApply  folded into in_proj (below)
+//   xz = self.in_proj(u)                       matmulPartial + matmulReduce        matvecNormPartial + matvecNormReduce
+//   x = silu(self.conv1d(x)[..., :T])          convAndState (also the next conv state)
+//   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce        matvecPartial + matvecReduce
+//   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
+//   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
+//   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
+// then logits = lm_head(norm_f(x)), the norm folded into lm_head.
+import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
+import type { MambaConfig } from '../types.js';
+import { convStride, ssmStride } from './device-state.js';
+import { normSliceCount, slices, vecSlices } from './split.js';
+import type { Mat, Uploaded } from './upload.js';
+
+/** Layer l's h (E, N) in the work buffer the plans read and write. */
+const workSsm = (c: MambaConfig, b: Uploaded['bufs'], l: number): View => range(b.workSsm, l * ssmStride(c), c.dInner * c.dState);
+
+/** Layer l's conv state (E, k−1) in the work buffer. */
+const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
+	range(b.workConv, l * convStride(c), c.dInner * (c.dConv - 1));
+
+/** The passes of a chunk of T tokens, split-K partial passes at most `split` threads. */
+export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number): Pass[] {
+	const p = dev.programs;
+	const b = dev.bufs;
+	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
+	const RC = R + 2 * N;
+	const TB = Math.ceil(T / 4);
+	const NS = normSliceCount(d);
+	const act = (buf: DeviceBuffer, cols: number) => range(buf, 0, TB * cols * 4);
+	const zeros = whole(b.zeros);
+	const passes: Pass[] = [];
+	const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
+		const S = slices(TB, m.K, m.N, split);
+		const P = range(b.P, 0, S * TB * m.N * 4);
+		passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS: Math.ceil(m.K / S) }, P, S * TB * m.N));
+		passes.push(r.pass(m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
+	};
+	// (x − μ)·rstd; the norm weight and bias are folded into the next projection
+	const norm = (x: View) => {
+		passes.push(r.pass(p.slices, { x }, range(b.normP, 0, TB * NS * 8), TB * NS * 2));
+		passes.push(r.pass(p.combine, { p: range(b.normP, 0, TB * NS * 8) }, range(b.stats, 0, TB * 8), TB * 2));
+		passes.push(r.pass(p.apply, { x, stats: range(b.stats, 0, TB * 8), w: whole(b.ones), b: zeros }, act(b.u, d), TB * d));
+	};
+	passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, TB * 4), emb: whole(b.embedding) }, act(b.xA, d), TB * d));
+	let x = b.xA, next = b.xB;
+	dev.layers.forEach((L, l) => {
+		const xs = range(L.convOut, 0, TB * E * 4);
+		const H = range(L.H, 0, (TB + 1) * E * N);
+		norm(act(x, d));
+		matmul(L.inProj, act(b.u, d), act(b.xz, 2 * E), zeros, L.inProj.c2);
+		const conv = { xz: act(b.xz, 2 * E), state: workConv(c, b, l), w: L.convWeight, b: L.convBias, T };
+		passes.push(r.pass(p.conv, conv, range(L.convOut, 0, TB * E * 4 + E * (K - 1)), TB * E + (E * (K - 1)) / 4));
+		matmul(L.xProj, xs, act(b.dbc, RC), zeros, zeros);
+		matmul(L.dtProj, act(b.dbc, RC), act(b.delta, E), zeros, L.dtBias);
+		const scan = { delta: act(b.delta, E), x: xs, dbc: act(b.dbc, RC), p: L.scanParams };
+		passes.push(r.pass(p.starts, { ...scan, h0: workSsm(c, b, l), T }, H, (TB + 1) * E * N));
+		passes.push(r.pass(p.scanOut, { ...scan, H, xz: act(b.xz, 2 * E) }, act(b.y, E), TB * E));
+		matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);
+		[x, next] = [next, x];
+	});
+	norm(act(x, d));
+	matmul(dev.head, act(b.u, d), act(b.logits, V), zeros, dev.head.c2);
+	return passes;
+}
+
+/** The fused passes of one decode step, split-K partial passes at most `split` threads. */
+export function decodePlan(r: Runner, c: MambaConfig, dev: Uploaded, split: number): Pass[] {
+	const p = dev.programs;
+	const b = dev.bufs;
+	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
+	const RC = R + 2 * N;
+	const one = (buf: DeviceBuffer, cols: number) => range(buf, 0, cols * 4); // one block
+	const zeros = whole(b.zeros);
+	const passes: Pass[] = [];
+	// partial sums (S, N[, 4]) then the reduction; returns where the partial sums are, for scanStep
+	const matvec = (m: Mat, x: View, out: View | null, residual: View, bias: View) => {
+		const S = vecSlices(m.K, m.N, split);
+		const P = range(b.P, 0, S * m.N);
+		passes.push(r.pass(m.vecPartial, { x, wt: whole(m.wt), KS: m.K / S }, P, S * m.N));
+		if (out) passes.push(r.pass(m.vecReduce, { p: P, r: residual, b: bias, S }, out, m.N));
+		return { P, S };
+	};
+	const normed = (m: Mat, x: View, out: View) => {
+		const S = vecSlices(m.K, m.N, split);
+		const P = range(b.P, 0, S * m.N * 4);
+		passes.push(r.pass(m.vecPartial, { x, wt: whole(m.wt), KS: m.K / S }, P, S * m.N));
+		passes.push(r.pass(m.vecReduce, { p: P, c1: m.c1, c2: m.c2, S }, out, m.N));
+	};
+	passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, 4), emb: whole(b.embedding) }, one(b.xA, d), d));
+	let x = b.xA, next = b.xB;
+	dev.layers.forEach((L, l) => {
+		const xs = range(L.convOut, 0, E * 4);
+		normed(L.inProj, one(x, d), one(b.xz, 2 * E));
+		const conv = { xz: one(b.xz, 2 * E), state: workConv(c, b, l), w: L.convWeight, b: L.convBias, T: 1 };
+		passes.push(r.pass(p.conv, conv, range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
+		matvec(L.xProj, xs, one(b.dbc, RC), zeros, zeros);
+		const dt = matvec(L.dtProj, one(b.dbc, RC), null, zeros, zeros);
+		const step = { pdt: dt.P, x: xs, dbc: one(b.dbc, RC), xz: one(b.xz, 2 * E), p: L.scanParams, h0: workSsm(c, b, l), DS: dt.S };
+		passes.push(r.pass(p.step, step, range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
+		matvec(L.outProj, range(L.H, 0, E * 4), one(next, d), one(x, d), zeros);
+		[x, next] = [next, x];
+	});
+	normed(dev.head, one(x, d), one(b.logits, V));
+	return passes;
+}

@@ -1,0 +1,33 @@
+// How the GPU-resident forward cuts its work (src/model/resident.ts): split-K slices of a projection's reduction,
+// slices of a norm's row, and the alignment of per-layer slices of one buffer.
+
+/** Bindings at an offset must be 256-byte aligned: per-layer slices of one buffer start at multiples of 64 floats. */
+const ALIGN = 64;
+export const aligned = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
+
+/** The most threads a split-K partial pass may have (the bench knob's upper bound). */
+export const SPLIT_MAX = 1 << 20;
+
+/**
+ * Split-K slices: the most (a power of two) that keeps the threads of a partial pass within `threads`, with at
+ * least 8 reduction steps per slice. Decode (one block) gets many slices, prefill few.
+ */
+export function slices(TB: number, K: number, N: number, threads: number): number {
+	let S = 1;
+	while (S * 2 * TB * N <= threads && S * 2 * 8 <= K && (K % 4 !== 0 || K % (S * 2 * 4) === 0)) S *= 2;
+	return S;
+}
+
+/** Decode split-K slices for matvecPartial: as slices(), each slice a multiple of 4 long, at most 64 to reduce. */
+export function vecSlices(K: number, N: number, threads: number): number {
+	let S = 1;
+	while (S < 64 && S * 2 * N <= threads && S * 2 * 8 <= K && K % (S * 2 * 4) === 0) S *= 2;
+	return S;
+}
+
+/** Slices of a row for normSlices: a power of two dividing d, at most 32, each at least 8 long. */
+export function normSliceCount(d: number): number {
+	let S = 1;
+	while (S < 32 && d % (S * 2) === 0 && d / (S * 2) >= 8) S *= 2;
+	return S;
+}

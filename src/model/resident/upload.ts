@@ -1,0 +1,163 @@
+// Setting up the GPU-resident forward: compile the blocked kernels and upload the weights, once. Projections are
+// stored transposed, Wᵀ (K, N), so neighbouring threads read neighbouring floats, and the norm in front of in_proj
+// and lm_head is folded into them (kernels/projection.ts says how): W' = W·diag(w), c1 = W' 1, c2 = W b.
+import {
+	matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, Epi,
+} from '../../../kernels/projection.js';
+import { embedGather } from '../../../kernels/embedding.js';
+import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
+import { convAndState } from '../../../kernels/conv.js';
+import { scanOutputBlocked, scanStarts, scanStep } from '../../../kernels/scan.js';
+import { dbcColumns } from '../../../kernels/layout.js';
+import { whole, type DeviceBuffer, type Program, type Runner, type View } from '../../backend/resident/runner.js';
+import type { Checkpoint, Weight } from '../types.js';
+import { denseWeight, layerA } from '../weights.js';
+import { convStride, ssmStride } from './device-state.js';
+import { normSliceCount, slices, SPLIT_MAX, vecSlices } from './split.js';
+
+/** A projection on the device: its weights and the programs of its chunk and decode passes. */
+export interface Mat {
+	wt: DeviceBuffer; // Wᵀ (K, N), with a folded norm weight for in_proj and lm_head
+	K: number;
+	N: number;
+	partial: Program;
+	reduce: Program; // for chunks, with the matrix's epilogue
+	vecPartial: Program; // decode
+	vecReduce: Program;
+	c1: View; // folded norm: W'1 and W b; zeros otherwise
+	c2: View;
+}
+
+interface Layer {
+	inProj: Mat;
+	convWeight: View;
+	convBias: View;
+	xProj: Mat;
+	dtProj: Mat; // reads the first R columns of dbc
+	dtBias: View;
+	scanParams: View; // [A (E, N) | D (E) | b_dt (E)] for the scan kernels
+	outProj: Mat;
+	convOut: DeviceBuffer; // [x' (TB, E, 4) | next conv state (E, k−1)]
+	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
+}
+
+type ProgramName = 'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step';
+type BufferName =
+	| 'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones'
+	| 'embedding' | 'workSsm' | 'workConv';
+
+/** Everything the plans bind: programs, per-layer weights, the head, and the activation and work buffers. */
+export interface Uploaded {
+	programs: Record<ProgramName, Program>;
+	layers: Layer[];
+	head: Mat;
+	bufs: Record<BufferName, DeviceBuffer>;
+}
+
+/** Wᵀ (K, N) of a row-major W (N, K), each column k scaled by colScale[k] when given (a folded norm weight). */
+function transpose(w: Float32Array, N: number, K: number, colScale?: Float32Array): Float32Array {
+	const t = new Float32Array(N * K);
+	for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = w[n * K + k] * (colScale ? colScale[k] : 1);
+	return t;
+}
+
+/** W v (N) of a row-major W (N, K), in float64. */
+function matVec(w: Float32Array, N: number, K: number, v: Float32Array): Float32Array {
+	const out = new Float32Array(N);
+	for (let n = 0; n < N; n++) {
+		let acc = 0;
+		for (let k = 0; k < K; k++) acc += w[n * K + k] * v[k];
+		out[n] = acc;
+	}
+	return out;
+}
+
+/** Compile the kernels for this shape and chunk length, and upload the checkpoint's weights. */
+export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: number): Promise<Uploaded> {
+	const c = checkpoint.config;
+	const w = checkpoint.weights;
+	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V, eps } = c;
+	const RC = R + 2 * N;
+	const TBm = chunk / 4;
+	const layer = c.norm === 'layer' ? 1 : 0;
+	const NS = normSliceCount(d);
+	const A = 'array' as const, S = 'scalar' as const;
+	const cols = dbcColumns(R, N);
+	const scan = { E, N, RC: cols.width, Bc: cols.B, Cc: cols.C, TMAX: chunk };
+	const norm = { D: d, S: NS, eps, layer };
+	const programs = {
+		embed: await r.program(embedGather, { D: d }, { tokens: A, emb: A }),
+		slices: await r.program(normSlices, norm, { x: A }),
+		combine: await r.program(normCombine, norm, { p: A }),
+		apply: await r.program(normApplyBlocked, norm, { x: A, stats: A, w: A, b: A }),
+		conv: await r.program(convAndState, { E, K }, { xz: A, state: A, w: A, b: A, T: S }),
+		starts: await r.program(scanStarts, scan, { delta: A, x: A, dbc: A, p: A, h0: A, T: S }),
+		scanOut: await r.program(scanOutputBlocked, scan, { H: A, delta: A, x: A, dbc: A, xz: A, p: A }),
+		step: await r.program(scanStep, scan, { pdt: A, x: A, dbc: A, xz: A, p: A, h0: A, DS: S }),
+	};
+	// projections of the same shape and epilogue share their programs
+	const compiled = new Map<string, Program>();
+	const once = async (key: string, make: () => Promise<Program>) => {
+		if (!compiled.has(key)) compiled.set(key, await make());
+		return compiled.get(key)!;
+	};
+	const put = (data: Float32Array): View => {
+		const b = r.alloc(data.length);
+		r.upload(whole(b), data);
+		return whole(b);
+	};
+	const zeros = r.alloc(Math.max(d, V, 2 * E, RC)); // the widest output: a stand-in for an unused residual or bias
+	// A projection (N_, K_) reading XC columns of x; `fold` is the norm in front of it (weight, bias), if any.
+	const mat = async (data: Float32Array, N_: number, K_: number, XC: number, epi: Epi, fold?: [Float32Array, Float32Array | undefined]): Promise<Mat> => {
+		const wt = r.alloc(N_ * K_);
+		r.upload(whole(wt), transpose(data, N_, K_, fold?.[0]));
+		const bias = fold?.[1];
+		if (bias) epi = Epi.Bias;
+		const vp = fold ? matvecNormPartial : matvecPartial;
+		return {
+			wt, K: K_, N: N_,
+			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S })),
+			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, { p: A, r: A, b: A, TB: S, S })),
+			vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!fold}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
+			vecReduce: fold
+				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
+				: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, { p: A, r: A, b: A, S })),
+			c1: fold ? put(matVec(data, N_, K_, fold[0])) : whole(zeros),
+			c2: bias ? put(matVec(data, N_, K_, bias)) : whole(zeros),
+		};
+	};
+	// the partial-sum buffer is shared by every projection: sized for the largest split any plan may use
+	let pMax = 0;
+	const need = (m: Mat) => {
+		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
+		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
+	};
+	const layers: Layer[] = [];
+	for (const l of w.layers) {
+		const aNeg = layerA(l); // A = −exp(A_log), once (or as a GGUF file stores it)
+		const layerW: Layer = {
+			inProj: await mat(denseWeight(l.inProj), 2 * E, d, d, Epi.None, [l.norm, l.normBias]),
+			convWeight: put(l.convWeight),
+			convBias: put(l.convBias),
+			xProj: await mat(denseWeight(l.xProj), RC, E, E, Epi.None),
+			dtProj: await mat(denseWeight(l.dtProj), E, R, RC, Epi.Softplus),
+			dtBias: put(l.dtBias),
+			scanParams: put(Float32Array.from([...aNeg, ...l.D, ...l.dtBias])),
+			outProj: await mat(denseWeight(l.outProj), d, E, E, Epi.Residual),
+			convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
+			H: r.alloc((TBm + 1) * E * N),
+		};
+		[layerW.inProj, layerW.xProj, layerW.dtProj, layerW.outProj].forEach(need);
+		layers.push(layerW);
+	}
+	const head = await mat(denseWeight(w.lmHead ?? w.embedding), V, d, d, Epi.None, [w.normF, w.normFBias]);
+	need(head);
+	const act = (cols: number) => r.alloc(TBm * cols * 4);
+	const bufs = {
+		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
+		P: r.alloc(pMax), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
+		ones: put(new Float32Array(d).fill(1)).buf, embedding: put(denseWeight(w.embedding)).buf,
+		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)),
+	};
+	return { programs, layers, head, bufs };
+}
