@@ -7,9 +7,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { benchBackends, benchModel, benchSpeculative, machine, parseShape, specTable, table, type BenchResult } from '../src/cli/bench.js';
-import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/cli/options.js';
+import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/app/sources.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
-import { buildModel } from '../src/model/open.js';
+import { buildModel } from '../src/app/open.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

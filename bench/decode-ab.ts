@@ -9,7 +9,7 @@
 // Without --shape: the shipped byte model. MAMBABYTE_THREADS=1 for one thread.
 import { NativeKernels } from '../src/backend/native.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
-import { DEFAULT_MODEL } from '../src/cli/options.js';
+import { DEFAULT_MODEL } from '../src/app/sources.js';
 import { parseShape } from '../src/cli/bench.js';
 import { BENCH_DTYPES, quantizeProjections, stepWeightBytes, type BenchDtype } from '../src/cli/bench-quant.js';
 import { Mamba } from '../src/model/mamba.js';

@@ -7,12 +7,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../src/checkpoint/index.js';
 import { ggufTensors } from '../src/checkpoint/gguf-model.js';
-import { DEFAULT_MODEL } from '../src/cli/options.js';
+import { DEFAULT_MODEL } from '../src/app/sources.js';
 import { klDivergence } from '../src/engine/kl.js';
 import { NativeKernels } from '../src/backend/native.js';
 import { Mamba } from '../src/model/mamba.js';
-import type { QMatrix } from '../src/model/qmatrix.js';
-import { quantize, type QuantizeType } from '../src/model/quant/quantize.js';
+import type { QMatrix } from '../src/tensor/qmatrix.js';
+import { quantize, type QuantizeType } from '../src/tensor/quantize.js';
 import type { Checkpoint, LanguageModel, Weight } from '../src/model/types.js';
 
 const args = process.argv.slice(2);

@@ -21,7 +21,7 @@ import { Mamba } from '../src/model/mamba.js';
 import { ResidentMamba } from '../src/model/resident.js';
 import type { Checkpoint } from '../src/model/types.js';
 import type { Kernels } from '../src/backend/types.js';
-import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/cli/options.js';
+import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/app/sources.js';
 
 const log = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
 const now = () => performance.now() / 1000;

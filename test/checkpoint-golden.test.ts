@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { countParameters, loadCheckpoint } from '../src/checkpoint/load.js';
-import { decodeFloats, encodeFloats } from '../src/checkpoint/dtypes.js';
+import { decodeFloats, encodeFloats } from '../src/tensor/dtypes.js';
 import type { Checkpoint } from '../src/model/types.js';
 
 // dist/test/x.js and test/x.ts both sit two levels below the repository root.

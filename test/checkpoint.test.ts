@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { checkpointSummary, countParameters, loadCheckpoint } from '../src/checkpoint/load.js';
 import { convertCheckpoint } from '../src/checkpoint/convert.js';
 import { writeSafetensors, type TensorToWrite } from '../src/checkpoint/safetensors.js';
-import { floatToBFloat16, floatToHalf, decodeFloats, encodeFloats } from '../src/checkpoint/dtypes.js';
+import { floatToBFloat16, floatToHalf, decodeFloats, encodeFloats } from '../src/tensor/dtypes.js';
 import type { Checkpoint } from '../src/model/types.js';
 import { throwsUser, tinyConfig, tinyTensors, tmpDir, writeTiny } from './helpers/checkpoint-fixtures.js';
 

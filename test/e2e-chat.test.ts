@@ -43,6 +43,9 @@ class Tmux {
 	start(command: string) {
 		this.run('new-session', '-d', '-x', '100', '-y', '30', '-s', 'e2e', command);
 	}
+	resize(columns: number, rows = 30) {
+		this.run('resize-window', '-t', 'e2e', '-x', String(columns), '-y', String(rows));
+	}
 	type(text: string) {
 		this.run('send-keys', '-t', 'e2e', '-l', text);
 	}
@@ -51,6 +54,10 @@ class Tmux {
 	}
 	screen(): string {
 		return this.run('capture-pane', '-p', '-J', '-t', 'e2e');
+	}
+	/** The screen and the scrollback above it. */
+	history(): string {
+		return this.run('capture-pane', '-p', '-J', '-S', '-', '-t', 'e2e');
 	}
 	/** The screen with its colours and attributes as escape codes. */
 	styled(): string {
@@ -116,6 +123,49 @@ test('chat in a terminal: type, watch it stream with the status line, Ctrl-C sto
 		assert.match(exited, 'EXIT=0');
 		assert.is(readFileSync(after, 'utf8'), readFileSync(before, 'utf8'), 'terminal modes restored (raw mode off)');
 		assert.ok(tmux.cursorVisible(), 'cursor shown again');
+	} finally {
+		tmux.kill();
+	}
+});
+
+test('chat in a terminal: shrinking it during and after a turn leaves one status line; a line sent meanwhile is queued', async () => {
+	if (!hasTmux || !MODEL) {
+		console.log(`  (skipped: ${!hasTmux ? 'tmux is not installed' : 'no model: test/fixtures/tiny-hf or checkpoints/byte-model'})`);
+		return;
+	}
+	const count = (s: string, what: string | RegExp) => s.split('\n').filter((l) => (typeof what === 'string' ? l.includes(what) : what.test(l))).length;
+	// One row of figures (it may wrap), one row of setting; nothing of an older status line left anywhere; the
+	// setting row truncated to the new width. (Row widths of the random model's text are not compared: tmux draws
+	// some of its characters wider than the width tables Ink measures with.)
+	const oneStatus = (s: string, columns: number) =>
+		count(s, /^[●○] /) === 1 && count(s, 'B/s') === 1 && count(s, / on cpu · /) === 1 &&
+		s.split('\n').some((l) => / on cpu · .*…$/.test(l) && [...l].length === columns);
+	const tmux = new Tmux();
+	try {
+		tmux.start(`${NODE} ${BIN} chat --model ${MODEL} ${DRAFT} --backend cpu --seed 1 -n 1000000; sleep 60`);
+		await tmux.waitFor('the prompt', (s) => s.includes('/help for commands') && s.includes('(fixed)'));
+		tmux.type('It was a dark and stormy night');
+		tmux.key('Enter');
+		await tmux.waitFor('streaming', (s) => /● .*[1-9][\d.]* \w*B generated/.test(s));
+
+		tmux.type('and then');
+		tmux.key('Enter');
+		await tmux.waitFor('the queued line', (s) => s.includes('queued › and then'));
+		tmux.resize(50);
+		await tmux.waitFor('one live status line at 50 columns', (s) => oneStatus(s, 50) && s.includes('queued › and then'));
+
+		tmux.key('C-c'); // stops the turn; the queued line goes out
+		await tmux.waitFor('the queued line sent', (s) => s.includes('› and then') && !s.includes('queued ›') && count(s, /^● /) === 1);
+		tmux.key('C-c');
+		await tmux.waitFor('stopped', (s) => /·\s+stopped/.test(s) && /type text for\s+the model/.test(s));
+		tmux.resize(34);
+		const after = await tmux.waitFor('one status line at 34 columns', (s) => oneStatus(s, 34) && /·\s+stopped/.test(s), 20);
+		assert.is(count(after, /^○ /), 1, after);
+		// The scrollback too holds the conversation once: cleared with the screen, then printed again.
+		const all = tmux.history();
+		assert.is(count(all, '› It was a dark and stormy night'), 1, all);
+		assert.is(count(all, '› and then'), 1, all);
+		assert.is(count(all, 'B/s'), 1, all);
 	} finally {
 		tmux.kill();
 	}

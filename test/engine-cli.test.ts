@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GpuJsKernels } from '../src/backend/gpujs.js';
-import { openModel } from '../src/model/open.js';
+import { openModel } from '../src/app/open.js';
 import { generate } from '../src/engine/generate.js';
 import { concat, enc } from './engine-fixtures.js';
 

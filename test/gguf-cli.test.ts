@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeCheckpointGguf } from '../src/checkpoint/gguf-model.js';
 import { loadModel } from '../src/checkpoint/load.js';
-import { isQMatrix } from '../src/model/qmatrix.js';
+import { isQMatrix } from '../src/tensor/qmatrix.js';
 import { randomCheckpoint } from '../src/model/random.js';
 
 const BIN = path.resolve('bin/mambabyte.js');

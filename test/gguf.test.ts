@@ -14,9 +14,9 @@ import { openSafetensors } from '../src/checkpoint/safetensors.js';
 import { klDivergence } from '../src/engine/kl.js';
 import { UserError } from '../src/errors.js';
 import { Mamba } from '../src/model/mamba.js';
-import { isQMatrix, type QType } from '../src/model/qmatrix.js';
-import { dequantize } from '../src/model/quant/dequant.js';
-import { quantize, type QuantizeType } from '../src/model/quant/quantize.js';
+import { isQMatrix, type QType } from '../src/tensor/qmatrix.js';
+import { dequantize } from '../src/tensor/dequant.js';
+import { quantize, type QuantizeType } from '../src/tensor/quantize.js';
 import { rng } from '../src/model/random.js';
 
 const DIR = nodePath.resolve(process.cwd(), '../shared/fixtures/gguf');

@@ -11,14 +11,15 @@ import { generationOptions } from '../src/cli/options.js';
 import { ChatApp, initialSettings } from '../src/ui/chat.js';
 import { openChatSession } from '../src/ui/engine-session.js';
 import { decodeSave, encodeSave, MAGIC, readSave, writeSave, type ChatSave } from '../src/ui/save.js';
-import type { ChatSession, ChatSettings } from '../src/ui/session.js';
+import { settingsWith, type GenerationSettings } from '../src/app/options.js';
+import type { ChatSession } from '../src/ui/session.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { removeTempDirs, tempDir, TINY, userError, userErrorAsync } from './helpers/hostile.js';
 import { commit, done, FakeSession, settle } from './ui-fakes.js';
 
 test.after(removeTempDirs);
 
-const settings: ChatSettings = { temperature: 0.8, topP: 1, topK: 0, maxBytes: 64, seed: 1, stop: [], draft: false, accept: { kind: 'exact' } };
+const settings: GenerationSettings = settingsWith({ temperature: 0.8, topP: 1, topK: 0, maxBytes: 64, seed: 1, stop: [], draft: false, accept: { kind: 'exact' } });
 const identity = { name: 'tiny-test', dModel: 8, nLayer: 2, dInner: 16, dState: 4, dConv: 4, vocabSize: 256 };
 const goodHeader = () => ({
 	format: 'mambabyte-chat', version: 1, saved: 'x', model: { ...identity }, contextBytes: 30,
@@ -171,7 +172,7 @@ function encodeSnap(s: Snap, headerText = JSON.stringify(s.header)): Uint8Array 
 	return out;
 }
 
-async function continuation(s: ChatSession, st: ChatSettings): Promise<string> {
+async function continuation(s: ChatSession, st: GenerationSettings): Promise<string> {
 	let out = '';
 	for await (const e of s.generate(st, new AbortController().signal)) if (e.type === 'commit') out += Buffer.from(e.bytes).toString('latin1');
 	return out;

@@ -17,7 +17,7 @@ import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { Mamba } from '../src/model/mamba.js';
 import { rng } from '../src/model/random.js';
 import { columns } from '../kernels/layout.js';
-import type { QMatrix, QType } from '../src/model/qmatrix.js';
+import type { QMatrix, QType } from '../src/tensor/qmatrix.js';
 import { quantizeMatrix } from '../src/cli/bench-quant.js';
 import { dequantizeRow, ggufTensor, randomQMatrix } from './helpers/ggml.js';
 

@@ -355,7 +355,7 @@ test('fixture tiny-drafter (random subword Mamba + tokenizer.json): exact greedy
 		console.log('  (skipped: test/fixtures/tiny-drafter is not there yet)');
 		return;
 	}
-	const { openModel } = await import('../src/model/open.js');
+	const { openModel } = await import('../src/app/open.js');
 	const d = await openModel(tinyDrafterDir, referenceKernels);
 	const drafter = new Drafter(d.model, Drafter.tokenizerOf(d.model));
 	const model = cycleModel(referenceKernels, 1);
@@ -375,11 +375,10 @@ test('fixture tiny-drafter (random subword Mamba + tokenizer.json): exact greedy
 });
 
 test('shipped pair: exact greedy speculative output == plain greedy output', async () => {
-	if (!existsSync(path.join(shippedModel, 'config.json')) || !existsSync(path.join(shippedDraft, 'config.json'))) {
-		console.log('  (skipped: checkpoints/byte-model and checkpoints/subword-drafter are not there yet)');
-		return;
-	}
-	const { openModel } = await import('../src/model/open.js');
+	// The shipped pair is part of the repository (model.gguf + tokenizer.json): its absence is a failure, not a skip.
+	const { isCheckpointDir } = await import('../src/app/sources.js');
+	assert.ok(isCheckpointDir(shippedModel) && isCheckpointDir(shippedDraft), 'checkpoints/byte-model and checkpoints/subword-drafter');
+	const { openModel } = await import('../src/app/open.js');
 	const kernels = nativeAvailable() ? NativeKernels.create({ threads: 1 }) : cpu; // the fastest that is here
 	const byte = await openModel(shippedModel, kernels);
 	const d = await openModel(shippedDraft, kernels);

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { ChatApp } from '../src/ui/chat.js';
 import { LiveTurn } from '../src/ui/live-turn.js';
 import { Prompt } from '../src/ui/prompt.js';
-import type { ChatSettings } from '../src/ui/session.js';
+import { settingsWith, type GenerationSettings } from '../src/app/options.js';
 import { StatusLine, type StatusProps } from '../src/ui/status-line.js';
 import { ItemLine } from '../src/ui/transcript.js';
 import { commit, deferred, done, draft, FakeSession, genStats, reject, settle } from './ui-fakes.js';
@@ -94,9 +94,9 @@ test('transcript lines and prompt', () => {
 	assert.match(renderToString(<Prompt value="abc" cursor={1} busy={false} />), '\x1b[7mb\x1b[27m');
 });
 
-const settings: ChatSettings = { temperature: 0.8, topP: 1, topK: 0, maxBytes: 64, seed: 1, stop: [], draft: false, accept: { kind: 'exact' } };
+const settings: GenerationSettings = settingsWith({ temperature: 0.8, topP: 1, topK: 0, maxBytes: 64, seed: 1, stop: [], draft: false, accept: { kind: 'exact' } });
 
-function mount(session: FakeSession, s: ChatSettings = settings) {
+function mount(session: FakeSession, s: GenerationSettings = settings) {
 	let exited = 0;
 	const r = render(<ChatApp session={session} settings={s} intervalMs={0} onExit={() => exited++} />);
 	const type = async (text: string) => {

@@ -9,14 +9,15 @@ import { generationOptions } from '../src/cli/options.js';
 import type { GenerationEvent } from '../src/engine/events.js';
 import { initialSettings } from '../src/ui/chat.js';
 import { openChatSession } from '../src/ui/engine-session.js';
-import type { ChatSession, ChatSettings } from '../src/ui/session.js';
+import type { GenerationSettings } from '../src/app/options.js';
+import type { ChatSession } from '../src/ui/session.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/tiny-hf');
 const DRAFTER = path.join(ROOT, 'test/fixtures/tiny-drafter');
 const have = existsSync(path.join(MODEL, 'config.json')) && existsSync(path.join(DRAFTER, 'tokenizer.json'));
 
-async function run(s: ChatSession, settings: ChatSettings): Promise<{ bytes: number[]; events: GenerationEvent[] }> {
+async function run(s: ChatSession, settings: GenerationSettings): Promise<{ bytes: number[]; events: GenerationEvent[] }> {
 	const events: GenerationEvent[] = [];
 	const bytes: number[] = [];
 	for await (const e of s.generate(settings, new AbortController().signal)) {

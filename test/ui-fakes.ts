@@ -1,7 +1,8 @@
 // Scripted stand-ins for the engine, for the UI tests: a ChatSession that replays GenerationEvents, optionally
 // pausing before chosen events so a test can look at the screen mid-stream. No timing is involved.
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from '../src/engine/events.js';
-import type { ChatSession, ChatSettings, ModelIdentity } from '../src/ui/session.js';
+import type { GenerationSettings } from '../src/app/options.js';
+import type { ChatSession, ModelIdentity } from '../src/ui/session.js';
 
 const enc = new TextEncoder();
 export const commit = (text: string | Uint8Array, source: 'draft' | 'model' = 'model'): GenerationEvent =>
@@ -38,7 +39,7 @@ export class FakeSession implements ChatSession {
 	stateBytes = 98304;
 	contextBytes = 0;
 	appended: string[] = [];
-	settingsSeen: ChatSettings[] = [];
+	settingsSeen: GenerationSettings[] = [];
 	resets = 0;
 	imported: Uint8Array | null = null;
 	turns = 0;
@@ -48,7 +49,7 @@ export class FakeSession implements ChatSession {
 	private waiters: { n: number; resolve: () => void }[] = [];
 
 	constructor(
-		private readonly script: (turn: number, s: ChatSettings) => GenerationEvent[],
+		private readonly script: (turn: number, s: GenerationSettings) => GenerationEvent[],
 		readonly drafter: string | null = null,
 	) {}
 
@@ -57,7 +58,7 @@ export class FakeSession implements ChatSession {
 		this.contextBytes += bytes.length;
 	}
 
-	async *generate(settings: ChatSettings, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
+	async *generate(settings: GenerationSettings, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
 		this.settingsSeen.push(settings);
 		const events = this.script(this.turns++, settings);
 		try {

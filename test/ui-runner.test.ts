@@ -3,11 +3,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GenerationEvent } from '../src/engine/events.js';
 import { runTurn, type TurnUpdate } from '../src/ui/runner.js';
-import type { ChatSettings } from '../src/ui/session.js';
+import { settingsWith, type GenerationSettings } from '../src/app/options.js';
 import { spansText } from '../src/ui/turn.js';
 import { commit, done, FakeSession, genStats } from './ui-fakes.js';
 
-const settings: ChatSettings = { temperature: 0, topP: 1, topK: 0, maxBytes: 100, seed: 1, stop: [], draft: false, accept: { kind: 'exact' } };
+const settings: GenerationSettings = settingsWith({ temperature: 0, topP: 1, topK: 0, maxBytes: 100, seed: 1, stop: [], draft: false, accept: { kind: 'exact' } });
 const enc = new TextEncoder();
 const text = (updates: TurnUpdate[]) => updates.flatMap((u) => u.lines.map(spansText)).join('\n');
 

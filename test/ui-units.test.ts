@@ -7,7 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseLine } from '../src/ui/commands.js';
 import { initialSettings } from '../src/ui/chat.js';
-import { DEFAULT_DRAFT, type GenerationOptions } from '../src/cli/options.js';
+import { DEFAULT_DRAFT } from '../src/app/sources.js';
+import { generationOptions } from '../src/cli/options.js';
 import { fixed, formatBytes, formatDuration, formatPercent, formatRate } from '../src/ui/format.js';
 import { editLine, emptyEditor, type EditorState, type KeyLike } from '../src/ui/line-editor.js';
 import { decodeSave, encodeSave, mismatch, readSave, writeSave, type ChatSave } from '../src/ui/save.js';
@@ -259,12 +260,22 @@ test('NO_COLOR turns colour off unless FORCE_COLOR is given', () => {
 });
 
 test('chat starts with the drafter on wherever one is loaded (the engine drafts only as much as pays)', () => {
-	const opts = { draft: DEFAULT_DRAFT, accept: { kind: 'exact' }, temperature: 0.8, topP: 1, topK: 0, maxBytes: 256, seed: 1, stop: [] } as unknown as GenerationOptions;
+	const opts = { ...generationOptions({ seed: '1' }), drafter: DEFAULT_DRAFT };
 	assert.is(initialSettings(opts, 'subword-drafter').draft, true);
 	assert.is(initialSettings({ ...opts, accept: { kind: 'top', k: 3 } }, 'subword-drafter').draft, true);
-	assert.is(initialSettings({ ...opts, draft: '/some/drafter' }, 'd').draft, true);
-	assert.is(initialSettings({ ...opts, draft: null }, null).draft, false);
+	assert.is(initialSettings({ ...opts, drafter: '/some/drafter' }, 'd').draft, true);
+	assert.is(initialSettings({ ...opts, drafter: null }, null).draft, false);
 	assert.is(initialSettings(opts, null).draft, false, 'no drafter could be loaded');
+});
+
+test('the chat starts from every generation flag, not only the ones it can change with /commands', () => {
+	const opts = generationOptions({ seed: '7', minP: '0.05', repeatPenalty: '1.3', repeatLastN: '32', utf8: false, draftSubwords: '5', stop: ['END'] });
+	const s = initialSettings(opts, 'subword-drafter');
+	assert.equal(
+		[s.minP, s.repeatPenalty, s.repeatLastN, s.utf8, s.draftSubwords, s.stop, s.seed],
+		[0.05, 1.3, 32, false, 5, ['END'], 7],
+	);
+	assert.not.ok('model' in s || 'json' in s || 'drafter' in s, 'only generation settings, not the sources or output flags');
 });
 
 test.run();

@@ -4,7 +4,7 @@
 // persistent pool of worker threads (one per CPU by default; MAMBABYTE_THREADS=n to change it), so each method
 // returns an already-settled promise. The addon picks its AVX2+FMA build when the CPU has both, else a portable
 // build (MAMBABYTE_NATIVE_ISA=generic forces the portable one).
-// `linear` also takes a QMatrix (ggml blocks, src/model/qmatrix.ts) and computes on the blocks as stored
+// `linear` also takes a QMatrix (ggml blocks, src/tensor/qmatrix.ts) and computes on the blocks as stored
 // (native/src/quant.h: x is quantized to int8 blocks, as llama.cpp does; the AVX-512 VNNI build is picked when
 // the CPU has it, MAMBABYTE_NATIVE_ISA=avx512|avx2|generic forces one). NativeModel runs a whole decode step
 // (every layer, the final norm and the head) as one native call (native/src/step.h).
@@ -17,7 +17,7 @@ import { epilogueOf, type Epilogue } from '../../kernels/projection.js';
 import type { NormArgs, NormDims } from '../../kernels/norms.js';
 import type { ConvArgs, ConvDims } from '../../kernels/conv.js';
 import type { ScanArgs, ScanDims } from '../../kernels/scan.js';
-import { isQMatrix, rowBytes, type QMatrix, type QType } from '../model/qmatrix.js';
+import { isQMatrix, rowBytes, type QMatrix, type QType } from '../tensor/qmatrix.js';
 import type { Kernels } from './types.js';
 
 /** The block-type codes of native/src/quant.h. */

@@ -4,13 +4,13 @@
 // llama.cpp's convert_hf_to_gguf.py + llama-quantize produce it.
 import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';
-import { isQMatrix, type QMatrix, type QType } from '../model/qmatrix.js';
-import { dequantize, firstNonFiniteQ } from '../model/quant/dequant.js';
-import { quantize, type QuantizeType } from '../model/quant/quantize.js';
+import { isQMatrix, type QMatrix, type QType } from '../tensor/qmatrix.js';
+import { dequantize, firstNonFiniteQ } from '../tensor/dequant.js';
+import { quantize, type QuantizeType } from '../tensor/quantize.js';
 import type { Checkpoint, LayerWeights, MambaConfig, MambaWeights, Weight } from '../model/types.js';
 import { layerA } from '../model/weights.js';
 import { checkMemory, LIMITS } from './config.js';
-import { firstNonFinite } from './dtypes.js';
+import { firstNonFinite } from '../tensor/dtypes.js';
 import { GGML_TYPE_ID, GT, openGguf, typeName, type GgufFile, type GgufKV, type GgufTensor } from './gguf.js';
 import { fmtShape, show } from './io.js';
 import { writeGguf, type GgufTensorToWrite, type GgufKVToWrite } from './gguf-write.js';

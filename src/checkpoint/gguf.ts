@@ -4,7 +4,7 @@
 // against the file size before anything is allocated for it. Tensor data is read one tensor at a time.
 import * as fs from 'node:fs';
 import { UserError } from '../errors.js';
-import { QTYPE_LAYOUT, type QType } from '../model/qmatrix.js';
+import { QTYPE_LAYOUT, type QType } from '../tensor/qmatrix.js';
 import { openForRead, readAt, show } from './io.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32

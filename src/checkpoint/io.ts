@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { UserError } from '../errors.js';
 import { fileError } from '../util/read-bounded.js';
-import { bf16ToF32, f16ToF32, isFloatDType, type FloatDType, ITEM_SIZE } from './dtypes.js';
+import { bf16ToF32, f16ToF32, isFloatDType, type FloatDType, ITEM_SIZE } from '../tensor/dtypes.js';
 
 /** One tensor as a weights file declares it (before any data is read). */
 export interface TensorEntry {

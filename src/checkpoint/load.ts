@@ -8,7 +8,7 @@ import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';
 import type { Checkpoint, LayerWeights, MambaConfig, MambaWeights, Weight } from '../model/types.js';
 import { checkMemory, countParameters, LIMITS, readConfig } from './config.js';
-import { firstNonFinite, isFloatDType, type FloatDType } from './dtypes.js';
+import { firstNonFinite, isFloatDType, type FloatDType } from '../tensor/dtypes.js';
 import { loadGguf } from './gguf-model.js';
 import { fmtShape, type TensorSource } from './io.js';
 import { openSafetensors } from './safetensors.js';

@@ -2,7 +2,7 @@
 // tensor is read; tensors are then read one at a time with positioned reads (never the whole file).
 import * as fs from 'node:fs';
 import { UserError } from '../errors.js';
-import { encodeFloats, type FloatDType } from './dtypes.js';
+import { encodeFloats, type FloatDType } from '../tensor/dtypes.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { fmtShape, itemSize, openForRead, product, readAt, readFloatsAt, show, type TensorEntry, type TensorSource } from './io.js';
 

@@ -4,7 +4,7 @@
 // lazily, tensor by tensor, honouring the storage offset.
 import * as os from 'node:os';
 import { UserError } from '../errors.js';
-import { bf16ToF32, f16ToF32, isFloatDType } from './dtypes.js';
+import { bf16ToF32, f16ToF32, isFloatDType } from '../tensor/dtypes.js';
 import { fmtShape, itemSize, product, show, type TensorEntry, type TensorSource } from './io.js';
 import { PDict, PGlobal, PObject, PTuple, unpickle, type PickleHooks, type PValue } from './pickle.js';
 import { MAX_INFLATE_RATIO, ZipReader, type ZipEntry } from './zip.js';

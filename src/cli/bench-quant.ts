@@ -1,7 +1,7 @@
 // Plain reference quantizers for `bench --shape DxL --dtype …` (random weights in a quantized type) and for tests:
-// ggml's block layouts (src/model/qmatrix.ts), simple round-to-nearest scales (not llama-quantize's searched ones;
+// ggml's block layouts (src/tensor/qmatrix.ts), simple round-to-nearest scales (not llama-quantize's searched ones;
 // speed does not depend on the values).
-import { rowBytes, type QMatrix } from '../model/qmatrix.js';
+import { rowBytes, type QMatrix } from '../tensor/qmatrix.js';
 
 export const BENCH_DTYPES = ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k'] as const;
 export type BenchDtype = (typeof BENCH_DTYPES)[number];

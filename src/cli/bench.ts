@@ -9,16 +9,16 @@ import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';
 import type { Kernels } from '../backend/types.js';
-import { loadModel, countParameters } from '../checkpoint/index.js';
-import { buildModel } from '../model/open.js';
+import { countParameters } from '../checkpoint/index.js';
+import { buildModel, drafterFor, openCheckpoint } from '../app/open.js';
+import { checkLocal, DEFAULT_MODEL, isCheckpointDir } from '../app/sources.js';
 import { generate, type GenerateOptions } from '../engine/generate.js';
-import { Drafter } from '../engine/drafter.js';
 import type { AcceptRule } from '../engine/accept.js';
 import { Profile } from '../engine/profile.js';
 import type { GenerationStats } from '../engine/events.js';
 import { randomCheckpoint, shapeConfig } from '../model/random.js';
 import type { Checkpoint, LanguageModel, Weight } from '../model/types.js';
-import { DEFAULT_DRAFT, DEFAULT_MODEL, isCheckpointDir, modelDir, type RawFlags } from './options.js';
+import { drafterOf, type RawFlags } from './options.js';
 import { NativeKernels } from '../backend/native.js';
 import { BENCH_DTYPES, quantizeProjections, stepWeightBytes, type BenchDtype } from './bench-quant.js';
 
@@ -115,7 +115,7 @@ export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 	const dtype = String(flags.dtype ?? 'f32') as BenchDtype;
 	if (!BENCH_DTYPES.includes(dtype)) throw new UsageError(`--dtype ${dtype}: expected one of ${BENCH_DTYPES.join(', ')}`);
 	if (dtype !== 'f32' && flags.shape === undefined) throw new UsageError(`--dtype ${dtype} needs --shape (it quantizes random weights)`);
-	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : loadModel(modelDir(flags.model, '--model', DEFAULT_MODEL));
+	const ckpt = flags.shape !== undefined ? parseShape(String(flags.shape)) : openCheckpoint(modelPath(flags));
 	if (flags.shape !== undefined) ckpt.name = `random ${flags.shape} ${dtype}`;
 	const choice = String(flags.backend ?? (dtype === 'f32' ? 'auto' : 'native'));
 	const { kernels, notes } = await benchBackends(choice);
@@ -138,12 +138,15 @@ export async function runBench(flags: RawFlags, rest: string[]): Promise<void> {
 	if (flags.shape === undefined) await benchDrafting(flags, kernels[0]);
 }
 
+/** --model (already a local path: main.ts resolves a hub name) or the shipped byte model. */
+const modelPath = (flags: RawFlags) => checkLocal(flags.model === undefined ? DEFAULT_MODEL : String(flags.model), '--model');
+
 /** The speculative rows of `mambabyte bench` (and with --profile where each mode's time goes). */
 async function benchDrafting(flags: RawFlags, kernels: Kernels): Promise<void> {
-	const draftDir = flags.draft === undefined ? DEFAULT_DRAFT : flags.draft === false ? null : String(flags.draft);
+	const draftDir = drafterOf(flags);
 	if (!draftDir || !isCheckpointDir(draftDir)) return;
-	const model = await buildModel(loadModel(modelDir(flags.model, '--model', DEFAULT_MODEL)), kernels);
-	const draft = await buildModel(loadModel(modelDir(draftDir, '--draft', DEFAULT_DRAFT)), kernels);
+	const model = await buildModel(openCheckpoint(modelPath(flags)), kernels);
+	const draft = await buildModel(openCheckpoint(checkLocal(draftDir, '--draft')), kernels);
 	const rows = await benchSpeculative(model, draft, Number(flags.maxBytes ?? 256), { profile: Boolean(flags.profile) });
 	if (flags.json) {
 		for (const { profile, ...r } of rows) {
@@ -203,7 +206,7 @@ export const SPEC_MODES: SpecMode[] = [
 export async function benchSpeculative(
 	model: LanguageModel, d: LanguageModel, maxBytes: number, o: { rounds?: number; profile?: boolean; modes?: SpecMode[] } = {},
 ): Promise<SpecRow[]> {
-	const drafter = new Drafter(d, Drafter.tokenizerOf(d));
+	const drafter = drafterFor(d);
 	const modes = o.modes ?? SPEC_MODES;
 	const rounds = o.rounds ?? 3;
 	const acc = modes.map(() => ({ bps: [] as number[], bytes: 0, tested: 0, accepted: 0, passes: 0, profile: new Profile() }));

@@ -8,15 +8,14 @@
 import { concatBytes } from '../util/bytes.js';
 import { READ_CAPS, readStreamBounded } from '../util/read-bounded.js';
 import { stdoutFailed } from './stdout.js';
-import type { GenerationOptions } from './options.js';
-import { UserError } from '../errors.js';
-import { openModel } from '../model/open.js';
+import { openModels } from '../app/open.js';
+import { acceptName, engineOptions, type GenerationOptions } from '../app/options.js';
 import type { LanguageModel } from '../model/types.js';
 import { generate, Session } from '../engine/generate.js';
 import type { GenerateOptions } from '../engine/options.js';
-import { Drafter } from '../engine/drafter.js';
+import type { Drafter } from '../engine/drafter.js';
 import { decodeUtf8 } from '../engine/utf8.js';
-import type { GenerationStats } from '../engine/events.js';
+import type { GenerationEvent, GenerationStats } from '../engine/events.js';
 
 /** All of stdin, refused as soon as it passes the cap (stdin may be /dev/zero or an endless pipe). */
 function readStdin(): Promise<Uint8Array> {
@@ -36,13 +35,6 @@ function writeOut(bytes: Uint8Array): Promise<void> {
 	});
 }
 
-function checkByteModel(model: LanguageModel, dir: string): void {
-	if (model.checkpoint.tokenizerPath) {
-		throw new UserError(`--model ${dir}: this is a subword model (it has tokenizer.json); expected a byte model (use it as --draft)`);
-	}
-	if (model.config.vocabSize < 256) throw new UserError(`--model ${dir}: vocabulary of ${model.config.vocabSize}, a byte model needs 256`);
-}
-
 export function speculativeJson(stats: GenerationStats) {
 	const s = stats.speculative;
 	return s
@@ -55,20 +47,14 @@ export function speculativeJson(stats: GenerationStats) {
 
 export async function runComplete(prompt: string | Uint8Array | null, opts: GenerationOptions): Promise<void> {
 	const promptBytes = prompt === null ? await readStdin() : typeof prompt === 'string' ? new TextEncoder().encode(prompt) : prompt;
-	const opened = await openModel(opts.model, opts.backend);
+	const opened = await openModels(opts);
 	if (opts.verbose) for (const note of opened.notes) process.stderr.write(`mambabyte: ${note}\n`);
-	checkByteModel(opened.model, opts.model);
-	let drafter: Drafter | null = null;
-	const draftDir = opts.draft;
-	if (draftDir) {
-		const d = await openModel(draftDir, opened.kernels);
-		drafter = new Drafter(d.model, Drafter.tokenizerOf(d.model));
-	}
+	const drafter = opened.drafter;
 	if (opts.verbose) {
 		const c = opened.model.config;
 		process.stderr.write(
 			`mambabyte: model ${opened.model.checkpoint.name} (d ${c.dModel}, ${c.nLayer} layers) on ${opened.kernels.name}` +
-			(drafter ? `, drafter ${drafter.name} (${drafter.tokenizer.size} tokens, m=${opts.draftSubwords}, accept ${opts.accept.kind === 'top' ? `top:${opts.accept.k}` : 'exact'})` : ', no drafter') +
+			(drafter ? `, drafter ${drafter.name} (${drafter.tokenizer.size} tokens, m=${opts.draftSubwords}, accept ${acceptName(opts.accept)})` : ', no drafter') +
 			`, seed ${opts.seed}\n`,
 		);
 	}
@@ -80,9 +66,10 @@ export async function runComplete(prompt: string | Uint8Array | null, opts: Gene
 	let finalStats: GenerationStats | null = null;
 	let aborted = false;
 	try {
+		const options = engineOptions(opts, controller.signal);
 		const events = promptBytes.length >= PROGRESS_FROM && process.stderr.isTTY
-			? generateWithProgress(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter)
-			: generate(opened.model, promptBytes, { ...opts, signal: controller.signal }, drafter);
+			? generateWithProgress(opened.model, promptBytes, options, drafter)
+			: generate(opened.model, promptBytes, options, drafter);
 		for await (const ev of events) {
 			if (ev.type === 'commit') {
 				if (opts.json) out.push(ev.bytes);
@@ -131,7 +118,7 @@ const PIECE = 4096;
 export async function* generateWithProgress(
 	model: LanguageModel, prompt: Uint8Array, opts: GenerateOptions, drafter: Drafter | null,
 	write: (text: string) => void = (text) => process.stderr.write(text),
-): AsyncGenerator<import('../engine/events.js').GenerationEvent> {
+): AsyncGenerator<GenerationEvent> {
 	const session = new Session(model, drafter);
 	const t0 = performance.now();
 	try {

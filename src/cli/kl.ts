@@ -1,7 +1,7 @@
 // `mambabyte perplexity FILE... --model Q --kl-divergence BASE`: KL(base ‖ Q) per byte and top-1 agreement.
 import { readFileSync, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
-import { openModel } from '../model/open.js';
+import { openModel } from '../app/open.js';
 import { formatKl, klDivergence } from '../engine/kl.js';
 import type { PerplexityOptions } from './options.js';
 

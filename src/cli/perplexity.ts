@@ -7,14 +7,11 @@
 // A file that does not look like text gets a one-line note on stderr (it is scored all the same).
 import { createReadStream, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
-import { openModel } from '../model/open.js';
-import { scoreStream } from '../engine/perplexity.js';
+import { openModel } from '../app/open.js';
+import { scoreSource } from '../app/score.js';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import type { PerplexityOptions } from './options.js';
 import { readerGone } from './reader-gone.js';
-
-/** Bucket size for --curve when the checkpoint does not record its training context length. */
-export const DEFAULT_BUCKET = 2048;
 
 interface Source {
 	name: string;
@@ -79,16 +76,18 @@ async function* watchBinary(source: AsyncIterable<Uint8Array>, hint: (share: num
 	if (!checked) check();
 }
 
-export async function runPerplexity(files: string[], o: PerplexityOptions): Promise<void> {
+/** The live view of scoring on a terminal (ui/perplexity.tsx; main.ts passes it in, so cli/ does not import ui/). */
+export type PerplexityView = (events: AsyncIterable<PerplexityEvent>, o: { curve: boolean }) => Promise<unknown>;
+
+export async function runPerplexity(files: string[], o: PerplexityOptions, view?: PerplexityView): Promise<void> {
 	const sources = files.map(sourceOf); // every path checked before the model loads
 	if (files.filter((f) => f === '-').length > 1) throw new UserError("'-' (stdin) can be given only once");
 	const { model, kernels, notes } = await openModel(o.model, o.backend);
 	if (o.verbose) for (const n of [...notes, `backend ${kernels.name} chosen`]) process.stderr.write(`mambabyte: ${n}\n`);
-	const bucket = o.bucket ?? model.config.contextLength ?? DEFAULT_BUCKET;
 	const empty: PerplexityResult[] = [];
 	const hints: string[] = [];
 	// A live view on stderr when it is a terminal; stdout gets the lines unless it is that terminal too.
-	const live = Boolean(process.stderr.isTTY) && !o.json;
+	const live = view !== undefined && Boolean(process.stderr.isTTY) && !o.json;
 	const lines = !live || !process.stdout.isTTY;
 	const line = (r: PerplexityResult) => (o.json ? JSON.stringify(r) : formatResult(r) + curveLines(r)) + '\n';
 	let current: { file: string; done: number; bitsPerByte: number } | null = null;
@@ -113,9 +112,7 @@ export async function runPerplexity(files: string[], o: PerplexityOptions): Prom
 				process.stdout.write(started);
 			}
 			const source = watchBinary(src.open(), (share) => hints.push(`${src.name}: looks binary (${(100 * share).toFixed(0)}% of the first 64 KB is not text); scored as bytes all the same`));
-			const scoring = scoreStream(model, src.name, src.size, source, {
-				curve: o.curve, bucket, window: o.window, backend: kernels.name, model: model.checkpoint.name,
-			});
+			const scoring = scoreSource(model, src.name, src.size, source, o);
 			for await (const e of scoring) {
 				if (e.type === 'progress') {
 					current = { file: src.name, done: e.done, bitsPerByte: e.bitsPerByte };
@@ -134,9 +131,8 @@ export async function runPerplexity(files: string[], o: PerplexityOptions): Prom
 		}
 	}
 	try {
-		if (live) {
-			const { renderPerplexity } = await import('../ui/perplexity.js');
-			await renderPerplexity(events(), { curve: o.curve });
+		if (live && view) {
+			await view(events(), { curve: o.curve });
 		} else {
 			for await (const _ of events());
 		}

@@ -42,7 +42,7 @@
 // A round stops drafting early once the drafter's own probability of its proposal drops below
 // draftConfidence (0.05): long unlikely drafts make the verify pass longer for bytes that are mostly rejected.
 import type { LanguageModel, ModelState } from '../model/types.js';
-import { isQMatrix, type QMatrix } from '../model/qmatrix.js';
+import { isQMatrix, type QMatrix } from '../tensor/qmatrix.js';
 import type { GenerationEvent, GenerationStats, SpeculativeStats } from './events.js';
 import type { SessionSnapshot } from './snapshot.js';
 import type { GenerateOptions } from './options.js';

@@ -1,5 +1,5 @@
-// The options of one generation, shared by the engine, the CLI (cli/options.ts builds them from flags) and the
-// chat (ui/engine-session.ts builds them from its settings).
+// The options of one generation as the engine takes them. The front ends (CLI, chat, library) share the app's
+// GenerationSettings, built from these (app/options.ts engineOptions turns one into the other).
 import type { AcceptRule } from './accept.js';
 import type { Profile } from './profile.js';
 import type { SamplingOptions } from './sampling.js';

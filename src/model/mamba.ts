@@ -12,8 +12,8 @@ import { RecordingKernels } from './replay.js';
 import type { Checkpoint, MambaConfig, Verification, Weight } from './types.js';
 import { verifyPass } from './verification.js';
 import { denseWeight, embeddingRow, layerA } from './weights.js';
-import type { QMatrix } from './qmatrix.js';
-import { isQMatrix } from './qmatrix.js';
+import type { QMatrix } from '../tensor/qmatrix.js';
+import { isQMatrix } from '../tensor/qmatrix.js';
 
 interface Layer {
 	norm: Float32Array; // (d)

@@ -1,9 +1,9 @@
 // The recurrent state of a Mamba LM: per layer the conv state (E, k−1) and the SSM state h (E, N).
 // Its size is fixed by the architecture — it does not grow with context length — so it can be cloned,
 // snapshotted and restored cheaply (speculative decoding rolls back to a snapshot after a rejected draft).
-import type { MambaConfig, ModelState } from './types.js';
+import type { HostState, MambaConfig } from './types.js';
 
-export class MambaState implements ModelState {
+export class MambaState implements HostState {
 	constructor(
 		readonly conv: Float32Array[], // per layer (E, k−1): the last k−1 raw conv inputs, oldest first
 		readonly ssm: Float32Array[], // per layer (E, N)

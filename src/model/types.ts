@@ -1,7 +1,7 @@
 // The shapes every part agrees on (DESIGN.md §2). Weights are row-major Float32Array, shapes in comments; the six
 // matrices may instead be stored blocks (QMatrix, from a GGUF file), which backends without quantized kernels
 // turn into float32 once with denseWeight (weights.ts).
-import type { QMatrix, QType } from './qmatrix.js';
+import type { QMatrix, QType } from '../tensor/qmatrix.js';
 
 /** A weight matrix: float32 values, or its stored (possibly quantized) blocks. */
 export type Weight = Float32Array | QMatrix;
@@ -66,12 +66,18 @@ export interface ModelState {
 	/** Restore from a snapshot of the same model (in place). */
 	copyFrom(other: ModelState): void;
 	/** A host copy, for saving a session. */
-	toHost(): Promise<import('./state.js').MambaState>;
+	toHost(): Promise<HostState>;
 	/**
 	 * Give the state's memory back: a DeviceState's buffers now, a host state's arrays to the garbage collector. The
 	 * state must not be used afterwards. Whoever created or cloned a state frees it (a Session frees its own).
 	 */
 	free(): void;
+}
+
+/** A state held in host arrays (MambaState, state.ts): what a snapshot file stores. */
+export interface HostState extends ModelState {
+	readonly conv: Float32Array[]; // per layer (E, k−1)
+	readonly ssm: Float32Array[]; // per layer (E, N)
 }
 
 /** A verify pass (LanguageModel.verify): the logits of every fed position, then keep() exactly once. */

@@ -1,8 +1,8 @@
 // Weight matrices as the model holds them: float32, or stored blocks (QMatrix) straight from a GGUF file.
 // Backends that compute only on float32 call denseWeight once per matrix (cached, so a tied embedding and head
 // share one copy); a backend with quantized kernels replaces the denseWeight call with a direct use of the blocks.
-import { isQMatrix, rowBytes, type QMatrix } from './qmatrix.js';
-import { dequantize, dequantizeRow } from './quant/dequant.js';
+import { isQMatrix, rowBytes, type QMatrix } from '../tensor/qmatrix.js';
+import { dequantize, dequantizeRow } from '../tensor/dequant.js';
 import type { LayerWeights, MambaWeights, Weight } from './types.js';
 
 const dense = new WeakMap<QMatrix, Float32Array>();

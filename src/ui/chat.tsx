@@ -3,11 +3,15 @@
 // continues it. Enter on an empty line lets the model go on writing.
 //
 // Screen, top to bottom: the transcript (<Static>: printed once, never redrawn), the live turn (the unfinished
-// line and drafted bytes awaiting verification), the status line, the prompt. Events from the engine are batched
-// into at most ~30 updates a second (runner.ts), so the redrawn part is a few rows however fast bytes arrive.
+// line and drafted bytes awaiting verification), the status line, lines queued for after the turn, the prompt.
+// Events from the engine are batched into at most ~30 updates a second (runner.ts), so the redrawn part is a few
+// rows however fast bytes arrive.
+//
+// A width change is the one time the transcript is printed again (resize.ts says why): a new key remounts <Static>,
+// which then emits every item at the new width, below a cleared screen.
 import { Box, render, useApp, useInput, useStdout, type Key } from 'ink';
 import { useEffect, useRef, useState } from 'react';
-import type { GenerationOptions } from '../cli/options.js';
+import { settingsOf, type GenerationOptions, type GenerationSettings } from '../app/options.js';
 import type { GenerationStats } from '../engine/events.js';
 import { UsageError, UserError } from '../errors.js';
 import { parseLine, type Command } from './commands.js';
@@ -16,9 +20,11 @@ import { item, note, type Item, type SavedItem } from './items.js';
 import { editLine, emptyEditor, type EditorState } from './line-editor.js';
 import { LiveTurn } from './live-turn.js';
 import { Prompt } from './prompt.js';
+import { useWidthRedraw } from './resize.js';
 import { runTurn } from './runner.js';
 import { mismatch, readSave, writeSave } from './save.js';
-import type { ChatSession, ChatSettings } from './session.js';
+import { savedSettings } from './save-schema.js';
+import type { ChatSession } from './session.js';
 import { StatusLine, type StatusProps } from './status-line.js';
 import { applyColorEnv } from './theme.js';
 import { addTotals, helpLines, noTotals, statsLines } from './totals.js';
@@ -29,25 +35,29 @@ type Phase = StatusProps['phase'];
 
 export interface ChatAppProps {
 	session: ChatSession;
-	settings: ChatSettings;
+	settings: GenerationSettings;
 	/** Batching interval for live updates in ms (0 = every event, for tests). */
 	intervalMs?: number;
 	/** Line length after which a line without newlines is wrapped into the transcript (default: 3 rows' worth). */
 	wrapAt?: number;
+	/** Quiet time after the last resize event before the screen is redrawn (a dragged window sends many; 0 = at once). */
+	resizeDelayMs?: number;
 	/** Called when the user leaves (before Ink unmounts). */
 	onExit?: () => void;
 }
 
-export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, onExit }: ChatAppProps) {
+export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, resizeDelayMs = 50, onExit }: ChatAppProps) {
 	const app = useApp();
 	const { stdout } = useStdout();
 	// Leaving: one last frame without the prompt (the status line stays as a summary), then unmount.
 	const [leaving, setLeaving] = useState(false);
+	const leavingRef = useRef(false);
 	useEffect(() => {
 		if (leaving) app.exit();
 	}, [leaving]);
 	const exit = () => {
 		onExit?.();
+		leavingRef.current = true;
 		setLeaving(true);
 	};
 	const [items, setItems] = useState<Item[]>(() => [
@@ -65,18 +75,32 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 	const busy = useRef<AbortController | null>(null); // set while a turn (or a load) runs
 	const totals = useRef(noTotals());
 	const itemsRef = useRef(items);
+	const [queued, setQueuedState] = useState<string[]>([]); // lines sent while busy, sent in order after it
+	const queuedRef = useRef(queued);
+	const layout = useWidthRedraw(stdout, resizeDelayMs); // a new value per width change: the transcript is printed again
 
 	const setEditor = (s: EditorState) => {
 		editorRef.current = s;
 		setEditorState(s);
 	};
-	const setSettings = (s: ChatSettings) => {
+	const setSettings = (s: GenerationSettings) => {
 		settingsRef.current = s;
 		setSettingsState(s);
 	};
 	const print = (...more: Item[]) => {
 		itemsRef.current = [...itemsRef.current, ...more];
 		setItems(itemsRef.current);
+	};
+	const setQueued = (q: string[]) => {
+		queuedRef.current = q;
+		setQueuedState(q);
+	};
+	/** When a turn or command ends: send the first line queued during it. */
+	const sendQueued = () => {
+		const [next, ...rest] = queuedRef.current;
+		if (next === undefined) return;
+		setQueued(rest);
+		submit(next);
 	};
 	const info = (...lines: string[]) => print(...lines.map((l) => note(l)));
 	const fail = (message: string) => print(note(message, 'error'));
@@ -92,8 +116,9 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			const res = await runTurn(session, new TextEncoder().encode(text), settingsRef.current, {
 				signal: ctl.signal,
 				intervalMs,
-				// the live line stays at most ~3 rows of this terminal: longer text moves up into the transcript
-				wrapAt: wrapAt ?? Math.max(60, 3 * ((stdout.columns || 80) - 2)),
+				// the live line stays at most ~3 rows of this terminal (as wide as it is now): longer text moves up into
+				// the transcript
+				wrapAt: () => wrapAt ?? Math.max(60, 3 * ((stdout.columns || 80) - 2)),
 				onUpdate: ({ lines, view }) => {
 					if (lines.length > 0) print(...lines.map((spans) => item({ kind: 'model' as const, spans })));
 					setLive(view);
@@ -116,6 +141,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			busy.current = null;
 			setLive(null);
 			setContextBytes(session.contextBytes);
+			if (!leavingRef.current) sendQueued();
 		}
 	}
 
@@ -153,8 +179,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			case 'save': {
 				const transcript = itemsRef.current.flatMap((i): SavedItem[] =>
 					i.kind === 'user' ? [{ kind: 'user', text: i.text }] : i.kind === 'model' ? [{ kind: 'model', spans: i.spans }] : []);
-				const { seed: _seed, stop: _stop, ...kept } = s;
-				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: kept, transcript, state: await session.exportState() });
+				const n = writeSave(c.file, { model: session.model, contextBytes: session.contextBytes, settings: savedSettings(s), transcript, state: await session.exportState() });
 				return info(`saved ${c.file} (${formatBytes(n)}: state and ${transcript.length} transcript lines)`);
 			}
 			case 'load': {
@@ -188,6 +213,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			.catch((e: unknown) => fail(e instanceof UserError ? e.message : `error: ${e instanceof Error ? e.message : String(e)}`))
 			.finally(() => {
 				if (busy.current === ctl) busy.current = null;
+				if (!leavingRef.current) sendQueued();
 			});
 	}
 
@@ -208,8 +234,14 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 			onKey('', { ...key, return: true });
 			return;
 		}
-		if (key.return && busy.current) return; // keep the line until the model is done
 		const r = editLine(editorRef.current, input, key);
+		if (r.submit !== undefined && busy.current) {
+			// Sent while the model writes: queued, and sent when the turn ends (an empty line has nothing to queue).
+			if (r.submit === '') return;
+			setEditor(r.state);
+			setQueued([...queuedRef.current, r.submit]);
+			return;
+		}
 		setEditor(r.state);
 		if (r.submit !== undefined) submit(r.submit);
 	}
@@ -217,7 +249,7 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 
 	return (
 		<>
-			<Transcript items={items} />
+			<Transcript key={layout} items={items} />
 			<Box flexDirection="column">
 				{live ? <LiveTurn view={live} /> : null}
 				<StatusLine
@@ -234,27 +266,18 @@ export function ChatApp({ session, settings: initial, intervalMs = 33, wrapAt, o
 					temperature={settings.temperature}
 					topP={settings.topP}
 				/>
-				{leaving ? null : <Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} />}
+				{leaving ? null : <Prompt value={editor.value} cursor={editor.cursor} busy={phase === 'reading' || phase === 'generating'} queued={queued} />}
 			</Box>
 		</>
 	);
 }
 
 /**
- * The chat's starting settings. The drafter starts on whenever one is loaded: the engine drafts only as much as
- * measurably pays on this backend and model pair (engine/adaptive.ts), down to not at all.
+ * The chat's starting settings: the flags' (every knob applies per turn). The drafter starts on whenever one is
+ * loaded: the engine drafts only as much as measurably pays on this backend and model pair (engine/adaptive.ts).
  */
-export function initialSettings(opts: GenerationOptions, drafter: string | null): ChatSettings {
-	return {
-		temperature: opts.temperature,
-		topP: opts.topP,
-		topK: opts.topK,
-		maxBytes: opts.maxBytes,
-		seed: opts.seed,
-		stop: opts.stop,
-		draft: opts.draft !== null && drafter !== null,
-		accept: opts.accept,
-	};
+export function initialSettings(opts: GenerationOptions, drafter: string | null): GenerationSettings {
+	return { ...settingsOf(opts), draft: opts.draft && opts.drafter !== null && drafter !== null };
 }
 
 export async function runChat(opts: GenerationOptions): Promise<void> {

@@ -1,5 +1,5 @@
 // What a line typed at the chat prompt means: text for the model, or a /command. Pure parsing; chat.tsx acts.
-import { parseAccept, type Accept } from '../cli/options.js';
+import { parseAccept, type AcceptRule } from '../app/options.js';
 
 export type Command =
 	| { kind: 'text'; text: string }
@@ -8,7 +8,7 @@ export type Command =
 	| { kind: 'temp'; value: number }
 	| { kind: 'topp'; value: number }
 	| { kind: 'draft'; on: boolean }
-	| { kind: 'accept'; accept: Accept }
+	| { kind: 'accept'; accept: AcceptRule }
 	| { kind: 'save'; file: string }
 	| { kind: 'load'; file: string }
 	| { kind: 'stats' }

@@ -1,14 +1,32 @@
-// The input line: "› " and the text being typed, with a block cursor. While the model writes, a hint instead.
-import { Text } from 'ink';
+// The input line: "› " and the text being typed, with a block cursor. While the model writes, a hint instead. Above
+// it, the lines sent while the model was writing, which go out one by one when it is done.
+import { Box, Text } from 'ink';
 import { colorOn, theme } from './theme.js';
 
 export interface PromptProps {
 	value: string;
 	cursor: number;
 	busy: boolean;
+	queued?: readonly string[];
 }
 
-export function Prompt({ value, cursor, busy }: PromptProps) {
+export function Prompt({ queued = [], ...p }: PromptProps) {
+	if (queued.length === 0) return <InputLine {...p} />;
+	return (
+		<Box flexDirection="column">
+			{queued.map((line, i) => (
+				// one row each, however long: the live part must stay a few rows
+				<Text key={i} color={theme.label} wrap="truncate-end">
+					{'  queued › '}
+					{line}
+				</Text>
+			))}
+			<InputLine {...p} />
+		</Box>
+	);
+}
+
+function InputLine({ value, cursor, busy }: Omit<PromptProps, 'queued'>) {
 	if (busy) {
 		return (
 			<Text color={theme.label}>

@@ -3,7 +3,8 @@
 // last events always arrive through a trailing flush). Between events it yields to the event loop now and then,
 // so keys (Ctrl-C) and timers are handled even when the engine computes on this thread.
 import type { GenerationStats } from '../engine/events.js';
-import type { ChatSession, ChatSettings } from './session.js';
+import type { GenerationSettings } from '../app/options.js';
+import type { ChatSession } from './session.js';
 import { TurnBuffer, type Span, type TurnView } from './turn.js';
 
 export interface TurnUpdate {
@@ -21,13 +22,13 @@ export interface RunTurnOptions {
 	signal: AbortSignal;
 	onUpdate: (u: TurnUpdate) => void;
 	intervalMs?: number; // 0 = every event (tests)
-	wrapAt?: number;
+	wrapAt?: number | (() => number);
 	now?: () => number;
 }
 
 const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-export async function runTurn(session: ChatSession, text: Uint8Array, settings: ChatSettings, o: RunTurnOptions): Promise<TurnResult> {
+export async function runTurn(session: ChatSession, text: Uint8Array, settings: GenerationSettings, o: RunTurnOptions): Promise<TurnResult> {
 	const interval = o.intervalMs ?? 33;
 	const now = o.now ?? (() => performance.now());
 	const buf = new TurnBuffer(o.wrapAt);

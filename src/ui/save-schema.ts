@@ -4,13 +4,17 @@
 // filter as live model output, so a save cannot drive the terminal (OSC titles, CSI colours).
 // Every failure is one line naming the field and what was expected; field values are never quoted.
 import { UserError } from '../errors.js';
-import type { Accept } from '../cli/options.js';
+import type { AcceptRule, GenerationSettings } from '../app/options.js';
 import type { SavedItem } from './items.js';
-import type { ChatSettings, ModelIdentity } from './session.js';
+import type { ModelIdentity } from './session.js';
 import { printable } from './text.js';
 import type { Source, Span } from './turn.js';
 
-export type SavedSettings = Omit<ChatSettings, 'seed' | 'stop'>;
+/** The settings a save keeps (the seed and stop strings belong to the run, not to the conversation). */
+export type SavedSettings = Pick<GenerationSettings, 'temperature' | 'topP' | 'topK' | 'maxBytes' | 'draft' | 'accept'>;
+
+export const savedSettings = ({ temperature, topP, topK, maxBytes, draft, accept }: GenerationSettings): SavedSettings =>
+	({ temperature, topP, topK, maxBytes, draft, accept });
 
 export interface SaveHeader {
 	model: ModelIdentity;
@@ -76,7 +80,7 @@ function checkSettings(
 	const d = own(s, 'draft');
 	const draft = typeof d === 'boolean' ? d : bad('settings.draft', 'true or false');
 	const a = own(s, 'accept');
-	let accept: Accept;
+	let accept: AcceptRule;
 	if (isObj(a) && own(a, 'kind') === 'exact') accept = { kind: 'exact' };
 	else if (isObj(a) && own(a, 'kind') === 'top') accept = { kind: 'top', k: int(own(a, 'k'), 'settings.accept.k', 1, SAVE_LIMITS.acceptK) };
 	else return bad('settings.accept', '{"kind":"exact"} or {"kind":"top","k":K}');

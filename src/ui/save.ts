@@ -18,16 +18,16 @@
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { READ_CAPS, readBoundedFile } from '../util/read-bounded.js';
-import { checkSaveHeader } from './save-schema.js';
+import { checkSaveHeader, type SavedSettings } from './save-schema.js';
 import type { SavedItem } from './items.js';
-import type { ChatSettings, ModelIdentity } from './session.js';
+import type { ModelIdentity } from './session.js';
 
 export const MAGIC = 'MBCHAT1\n';
 
 export interface ChatSave {
 	model: ModelIdentity;
 	contextBytes: number;
-	settings: Omit<ChatSettings, 'seed' | 'stop'>;
+	settings: SavedSettings;
 	transcript: SavedItem[];
 	state: Uint8Array; // the engine's snapshot, opaque here
 }

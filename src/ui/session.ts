@@ -1,20 +1,9 @@
 // What the chat UI needs from a conversation: feed text into the recurrent state, generate from it as a stream of
-// GenerationEvents, reset, and export/import the state for /save and /load. The engine's Session is adapted to
+// GenerationEvents, reset, and export/import the state for /save and /load. The app's Conversation is adapted to
 // this in engine-session.ts; tests use a scripted fake. The UI never computes model figures itself.
-import type { Accept } from '../cli/options.js';
+// Per-turn settings (/temp, /topp, /draft, /accept) are the app's GenerationSettings, as the flags set them.
+import type { GenerationSettings } from '../app/options.js';
 import type { GenerationEvent } from '../engine/events.js';
-
-/** Per-turn generation settings the user can change with /temp, /topp, /draft, /accept. */
-export interface ChatSettings {
-	temperature: number; // 0 = greedy
-	topP: number; // 1 = off
-	topK: number; // 0 = off
-	maxBytes: number; // per turn
-	seed: number;
-	stop: string[];
-	draft: boolean; // speculative decoding on (only when a drafter is loaded)
-	accept: Accept;
-}
 
 /** Identity of the model a state belongs to: a state only loads into the same architecture and model. */
 export interface ModelIdentity {
@@ -39,7 +28,7 @@ export interface ChatSession {
 	/** Feed new text into the state; only the new bytes are read, never the earlier turns. Abortable. */
 	append(bytes: Uint8Array, signal?: AbortSignal): Promise<void>;
 	/** Continue the text. Stops at settings.maxBytes, a stop string, or when `signal` aborts ('done' with 'aborted'). */
-	generate(settings: ChatSettings, signal: AbortSignal): AsyncIterable<GenerationEvent>;
+	generate(settings: GenerationSettings, signal: AbortSignal): AsyncIterable<GenerationEvent>;
 	/** Forget everything: zero state, context 0. */
 	reset(): void;
 	/** The whole conversation state as bytes (the engine's own snapshot format), for /save. */

@@ -1,7 +1,7 @@
 // Two rows under the live text: the turn's figures (speed, acceptance, bytes) and the session's setting (model,
 // backend, drafter, context consumed and the fixed state size). Every number comes from the engine's stats.
 import { Box, Text } from 'ink';
-import type { Accept } from '../cli/options.js';
+import { acceptName, type AcceptRule } from '../app/options.js';
 import type { GenerationStats } from '../engine/events.js';
 import { fixed, formatBytes, formatPercent, formatRate } from './format.js';
 import { theme } from './theme.js';
@@ -14,14 +14,12 @@ export interface StatusProps {
 	model: string;
 	drafter: string | null;
 	draftOn: boolean;
-	accept: Accept;
+	accept: AcceptRule;
 	contextBytes: number;
 	stateBytes: number;
 	temperature: number;
 	topP: number;
 }
-
-const acceptName = (a: Accept) => (a.kind === 'exact' ? 'exact' : `top:${a.k}`);
 
 export function Figures(p: Pick<StatusProps, 'phase' | 'stats' | 'generated' | 'draftOn'>) {
 	const { stats } = p;

@@ -55,6 +55,7 @@ export function helpLines(): string[] {
 	const w = Math.max(...HELP.map(([c]) => c.length));
 	return [
 		'What you type is appended to the text and the model continues it; Enter on an empty line lets it go on.',
+		'A line sent while the model writes is queued and goes out when it is done (Ctrl-C stops it sooner).',
 		...HELP.map(([c, d]) => `  ${c.padEnd(w)}  ${d}`),
 		'Colours: model-sampled text plain, accepted draft cyan, unverified draft dim.',
 	];

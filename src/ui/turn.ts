@@ -42,8 +42,15 @@ export class TurnBuffer {
 	doneReason: 'max-bytes' | 'stop' | 'aborted' | null = null;
 	generated = 0;
 
-	/** @param wrapAt cut a line without newlines at a space once it is longer than this (keeps the live part short). */
-	constructor(private readonly wrapAt = 320) {}
+	/**
+	 * @param wrapAt cut a line without newlines at a space once it is longer than this (keeps the live part short);
+	 * a function is asked each time, so the limit follows a terminal that changes width during the turn.
+	 */
+	constructor(private readonly wrapAt: number | (() => number) = 320) {}
+
+	private get limit(): number {
+		return typeof this.wrapAt === 'number' ? this.wrapAt : this.wrapAt();
+	}
 
 	apply(e: GenerationEvent): void {
 		switch (e.type) {
@@ -87,10 +94,11 @@ export class TurnBuffer {
 
 	/** A line with no newline for a long while: move all of it up to the last space (at most wrapAt) to <Static>. */
 	private wrapLongLine(): void {
-		while (spansText(this.line).length > this.wrapAt) {
+		const limit = this.limit;
+		while (spansText(this.line).length > limit) {
 			const text = spansText(this.line);
-			let cut = text.lastIndexOf(' ', this.wrapAt);
-			cut = cut <= 0 ? this.wrapAt : cut + 1;
+			let cut = text.lastIndexOf(' ', limit);
+			cut = cut <= 0 ? limit : cut + 1;
 			if (/[\ud800-\udbff]/.test(text[cut - 1])) cut--; // never split a surrogate pair
 			const [head, rest] = splitSpans(this.line, cut);
 			this.ready.push(head);

@@ -7,7 +7,7 @@ import * as nodePath from 'node:path';
 import * as zlib from 'node:zlib';
 import * as assert from 'uvu/assert';
 import { UserError } from '../../src/errors.js';
-import { decodeFloats, encodeFloats, type FloatDType } from '../../src/checkpoint/dtypes.js';
+import { decodeFloats, encodeFloats, type FloatDType } from '../../src/tensor/dtypes.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors.js';
 import { crc32 } from '../../src/checkpoint/zip.js';
 

@@ -1,7 +1,7 @@
 // Test helpers for the quantized kernels: ggml's dequantize_row_* formulas in plain TypeScript (float64), random
 // blocks of every type, and just enough of a GGUF reader to pull one tensor's stored bytes out of a fixture.
 import { readFileSync } from 'node:fs';
-import { QTYPE_LAYOUT, rowBytes, type QMatrix, type QType } from '../../src/model/qmatrix.js';
+import { QTYPE_LAYOUT, rowBytes, type QMatrix, type QType } from '../../src/tensor/qmatrix.js';
 import { fromHalf, toHalf } from '../../src/cli/bench-quant.js';
 
 const half = (b: Uint8Array, at: number) => fromHalf(b[at] | (b[at + 1] << 8));

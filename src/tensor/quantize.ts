@@ -3,8 +3,8 @@
 // operation is wrapped in Math.fround (for + − × ÷ and sqrt, rounding a float64 result to float32 gives exactly the
 // float32 result). Two roundings differ: roundf (half away from zero) for q8_0, and ggml's nearest_int (the
 // 1.5·2^23 trick: round half to even) for the K-quants.
-import { floatToHalf } from '../../checkpoint/dtypes.js';
-import { QTYPE_LAYOUT, rowBytes, type QMatrix, type QType } from '../qmatrix.js';
+import { floatToHalf } from './dtypes.js';
+import { QTYPE_LAYOUT, rowBytes, type QMatrix, type QType } from './qmatrix.js';
 import { half, scaleMinK4 } from './dequant.js';
 
 const f = Math.fround;

@@ -1,8 +1,8 @@
 // Reference dequantizers for every stored type: plain loops over ggml's block layouts (ggml-quants.c
 // dequantize_row_*), computed in float32 in ggml's order (Math.fround after each operation) so the values are the
 // ones llama.cpp itself gets. Not fast: backends that cannot compute on blocks call these once, at upload.
-import { f16ToF32 } from '../../checkpoint/dtypes.js';
-import { QTYPE_LAYOUT, rowBytes, type QMatrix, type QType } from '../qmatrix.js';
+import { f16ToF32 } from './dtypes.js';
+import { QTYPE_LAYOUT, rowBytes, type QMatrix, type QType } from './qmatrix.js';
 
 const f = Math.fround;
 const h16 = new Uint16Array(1);

@@ -1,6 +1,6 @@
 // Element types of stored tensors and their conversions to and from float32.
-// Files are little-endian (safetensors always, torch archives on every machine we support); load.ts refuses a
-// big-endian host, so the typed-array views below can read file bytes directly.
+// Files are little-endian (safetensors always, torch archives on every machine we support); checkpoint/load.ts
+// refuses a big-endian host, so the typed-array views below can read file bytes directly.
 
 /** The dtypes a checkpoint tensor may be loaded from. */
 export type FloatDType = 'F32' | 'F16' | 'BF16';

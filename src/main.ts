@@ -1,6 +1,7 @@
-// The `mambabyte` command (DESIGN.md §9). Parses and validates flags (flags.ts), then hands over to one command
-// module. Errors a user can act on are one line on stderr with exit code 1 (runtime) or 2 (usage); nothing else
-// prints a stack trace unless --verbose.
+// The `mambabyte` program (DESIGN.md §9): argv to one command. Parses and validates flags (cli/flags.ts), then hands
+// over to a command of cli/ (plain output, pipes) or to the terminal UI of ui/ (the chat, the live perplexity view):
+// the one file that knows both, so cli/ and ui/ stay independent of each other. Errors a user can act on are one
+// line on stderr with exit code 1 (runtime) or 2 (usage); nothing else prints a stack trace unless --verbose.
 //
 // Which command runs: the first word when it is a command's name; a first word within a typo's distance of one
 // (flags.ts mistypedCommand: 'perplexty', 'hepl') is a usage error with a hint; any other first word starts a
@@ -8,16 +9,22 @@
 // from stdin.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { UserError, UsageError } from '../errors.js';
-import { checkApplies, COMMANDS, mistypedCommand, parseArgv, type Command, type Parsed } from './flags.js';
-import { helpText } from './help.js';
-import { commonOptions, generationOptions, PACKAGE_ROOT, perplexityOptions, resolveModels, type RawFlags } from './options.js';
+import { UserError, UsageError } from './errors.js';
+import { checkLocal, PACKAGE_ROOT, resolveSources, type ResolveOptions } from './app/sources.js';
+import { checkApplies, COMMANDS, mistypedCommand, parseArgv, type Command, type Parsed } from './cli/flags.js';
+import { helpText } from './cli/help.js';
+import { commonOptions, generationOptions, perplexityOptions, type RawFlags } from './cli/options.js';
+import { isStdoutWriteError, stdoutFailed } from './cli/stdout.js';
 
 function version(): string {
 	return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
-import { isStdoutWriteError, stdoutFailed } from './stdout.js';
-import { modelDir } from './options.js';
+
+/** Hub downloads show a progress bar on a terminal; --verbose says what was fetched. */
+const resolving = (flags: RawFlags): ResolveOptions => ({
+	progress: Boolean(process.stderr.isTTY),
+	log: flags.verbose ? (m: string) => process.stderr.write(`mambabyte: ${m}\n`) : undefined,
+});
 
 const isCommand = (w: string | undefined): w is Command => w !== undefined && (COMMANDS as readonly string[]).includes(w);
 
@@ -80,35 +87,34 @@ async function main(argv: string[]): Promise<void> {
 		case 'perplexity': {
 			if (rest.length === 0) throw new UsageError('perplexity: expected at least one FILE (or - for stdin)');
 			if (flags.klDivergence !== undefined) {
-				const { runKlDivergence } = await import('./kl.js');
-				return runKlDivergence(rest, perplexityOptions(flags), modelDir(flags.klDivergence, '--kl-divergence', ''));
+				const { runKlDivergence } = await import('./cli/kl.js');
+				return runKlDivergence(rest, perplexityOptions(flags), checkLocal(String(flags.klDivergence), '--kl-divergence'));
 			}
-			const opts = await resolveModels(perplexityOptions(flags));
-			const { runPerplexity } = await import('./perplexity.js');
-			return runPerplexity(rest, opts);
+			const opts = await resolveSources(perplexityOptions(flags), resolving(flags));
+			const { runPerplexity } = await import('./cli/perplexity.js');
+			return runPerplexity(rest, opts, async (events, o) => (await import('./ui/perplexity.js')).renderPerplexity(events, o));
 		}
 		case 'complete': {
 			const prompt = promptOf(flags, rest);
-			const opts = await resolveModels(generationOptions(flags));
-			const { runComplete } = await import('./complete.js');
+			const opts = await resolveSources(generationOptions(flags), resolving(flags));
+			const { runComplete } = await import('./cli/complete.js');
 			return runComplete(prompt, opts);
 		}
 		case 'chat': {
 			if (rest.length > 0) throw new UsageError(`chat: unexpected argument ${rest[0]}`);
-			const opts = await resolveModels(generationOptions(flags));
-			const { runChat } = await import('../ui/chat.js');
+			const opts = await resolveSources(generationOptions(flags), resolving(flags));
+			const { runChat } = await import('./ui/chat.js');
 			return runChat(opts);
 		}
 		case 'bench': {
-			const { runBench } = await import('./bench.js');
-			const common = commonOptions(flags);
-			if (flags.model !== undefined) flags.model = (await resolveModels(common)).model;
-			else await resolveModels(common); // --threads
+			const { runBench } = await import('./cli/bench.js');
+			const resolved = await resolveSources(commonOptions(flags), resolving(flags)); // also applies --threads
+			if (flags.model !== undefined) flags.model = resolved.model;
 			return runBench(flags, rest);
 		}
 		case 'convert': {
 			if (rest.length !== 2) throw new UsageError('convert: expected IN and OUT (convert IN OUT [--dtype f16|bf16|f32|q8_0|q4_0|q4_k|q6_k])');
-			const { runConvert } = await import('./convert.js');
+			const { runConvert } = await import('./cli/convert.js');
 			return runConvert(rest[0], rest[1], String(flags.dtype ?? 'f16'));
 		}
 	}
