@@ -2,12 +2,12 @@
 // not depend on the machine's speed or load): the bench prompts x 256 bytes x seeds, greedy exact, greedy top:3 and
 // exact at temperature 0.8. Deterministic for a given model pair and backend.
 //   node dist/bench/acceptance.js [--model DIR] [--draft DIR ...] [--subwords K] [--seeds N] [--backend B]
-import { openModel } from '../src/model/open.js';
+import { openModel } from '../src/app/open.js';
 import { generate } from '../src/engine/generate.js';
 import { Drafter } from '../src/engine/drafter.js';
 import type { AcceptRule } from '../src/engine/accept.js';
 import { PROMPTS } from '../src/cli/bench.js';
-import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/cli/options.js';
+import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/app/sources.js';
 import type { BackendChoice } from '../src/backend/types.js';
 
 const args = process.argv.slice(2);
