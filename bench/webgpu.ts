@@ -15,12 +15,15 @@ import type { GpuJsKernels } from '../src/backend/gpujs.js';
 import { SUBMIT_EVERY, WebGpuRunner } from '../src/backend/resident/webgpu.js';
 import type { Command } from '../src/backend/resident/runner.js';
 import { benchModel, benchSpeculative } from '../src/cli/bench.js';
-import { loadCheckpoint } from '../src/checkpoint/index.js';
+import { loadCheckpoint, loadModel } from '../src/checkpoint/index.js';
 import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
 import { Mamba } from '../src/model/mamba.js';
 import { ResidentMamba } from '../src/model/resident.js';
-import type { Checkpoint } from '../src/model/types.js';
+import type { Checkpoint, Weight } from '../src/model/types.js';
 import type { Kernels } from '../src/backend/types.js';
+import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
+import { buildModel } from '../src/app/open.js';
+import type { LanguageModel } from '../src/model/types.js';
 import { DEFAULT_DRAFT, DEFAULT_MODEL } from '../src/app/sources.js';
 
 const log = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
@@ -92,9 +95,9 @@ async function profile(name: string, m: ResidentMamba, runner: WebGpuRunner, Ts 
 }
 
 /** Decode with and without recording the next step ahead, interleaved, on the shipped pair and the 353M shape. */
-async function ab(resident: (c: Checkpoint) => Promise<ResidentMamba>, kernels: Kernels) {
-	const byte = await resident(loadCheckpoint(DEFAULT_MODEL));
-	const draft = await resident(loadCheckpoint(DEFAULT_DRAFT));
+async function ab(resident: (c: Checkpoint<Weight>) => Promise<ResidentMamba>, kernels: Kernels) {
+	const byte = await resident(loadModel(DEFAULT_MODEL));
+	const draft = await resident(loadModel(DEFAULT_DRAFT));
 	const big = randomCheckpoint(shapeConfig(1024, 53), 1);
 	big.name = 'random 1024x53 f32';
 	const m353 = await resident(big);
@@ -116,7 +119,7 @@ async function main() {
 	const { kernels } = await selectBackend('webgpu');
 	const runner = new WebGpuRunner((kernels as GpuJsKernels).gpu);
 	log({ stage: 'webgpu ready', seconds: now() - t0 });
-	const resident = (c: Checkpoint) => ResidentMamba.create(c, runner, kernels);
+	const resident = (c: Checkpoint<Weight>) => ResidentMamba.create(c, runner, kernels);
 	if (process.argv.includes('--ab')) return ab(resident, kernels);
 
 	await stage('parity fixtures', async () => {
@@ -128,22 +131,28 @@ async function main() {
 		}
 	});
 	await stage('parity byte-model', async () => {
-		const c = loadCheckpoint(DEFAULT_MODEL);
+		const c = loadModel(DEFAULT_MODEL);
 		const bytes = text.subarray(0, 100);
 		const ref = new Mamba(c, referenceKernels);
 		await parity('byte-model vs reference kernels', await resident(c), bytes, await ref.forward(bytes, ref.newState()));
 	});
 
-	const shipped: [string, Checkpoint][] = [['byte-model', loadCheckpoint(DEFAULT_MODEL)], ['subword-drafter', loadCheckpoint(DEFAULT_DRAFT)]];
+	const shipped: [string, Checkpoint<Weight>][] = [['byte-model', loadModel(DEFAULT_MODEL)], ['subword-drafter', loadModel(DEFAULT_DRAFT)]];
 	for (const [name, c] of shipped) {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
 	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner));
 	await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
-		const draft = await resident(shipped[1][1]);
-		for (const r of await benchSpeculative(model, draft, 256)) log({ backend: 'webgpu', model: 'byte-model + subword-drafter', ...r });
+		// the drafter resident on the GPU too, and on the CPU (native) beside it: a drafter step is mostly the
+		// GPU's fixed cost per pass, which a 2.8M model cannot amortise
+		const drafters: [string, LanguageModel][] = [['webgpu', await resident(shipped[1][1])]];
+		if (nativeAvailable()) drafters.push(['native', await buildModel(shipped[1][1], NativeKernels.create())]);
+		for (const [where, draft] of drafters) {
+			for (const r of await benchSpeculative(model, draft, 256)) log({ backend: 'webgpu', drafter_backend: where, model: 'byte-model + subword-drafter', ...r });
+		}
 	});
+	if (process.argv.includes('--speculative')) return;
 
 	for (const [d, L] of [[1024, 53], [1792, 48]]) {
 		let ckpt: Checkpoint | null = null;
