@@ -1,7 +1,7 @@
 // Sampling (greedy, temperature, top-k, top-p, seeds), stop strings, and UTF-8 (validator, mask, display decoder).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { drawFrom, logitRank, rankBytes, Sampler, StopMatcher } from '../src/engine/sampling.js';
+import { drawFrom, gumbelArgmax, logitRank, positionNoise, rankBytes, Sampler, StopMatcher } from '../src/engine/sampling.js';
 import { decodeUtf8, isValidUtf8, splitUtf8, Utf8Validator } from '../src/engine/utf8.js';
 
 const opts = (o: Partial<{ temperature: number; topK: number; topP: number; seed: number }> = {}) =>
@@ -18,7 +18,7 @@ test('greedy: argmax, ties go to the lowest byte, no randomness', () => {
 	const z = logitsOf({ 200: 5, 65: 5, 66: 4 });
 	const d = s.distribution(z, 0, 256, null);
 	assert.is(d.argmax, 65);
-	assert.is(s.sample(d), 65);
+	assert.is(s.sample(d, 0), 65);
 	assert.is(d.p[65], 1);
 	assert.is(d.p.reduce((a, b) => a + b, 0), 1);
 });
@@ -75,13 +75,46 @@ test('seeds: the same seed gives the same draws, another seed other draws', () =
 	const z = logitsOf({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1 }, -Infinity);
 	const draw = (seed: number) => {
 		const s = new Sampler(opts({ seed }));
-		return Array.from({ length: 40 }, () => s.sample(s.distribution(z, 0, 256, null)));
+		return Array.from({ length: 40 }, (_, i) => s.sample(s.distribution(z, 0, 256, null), i));
 	};
 	assert.equal(draw(7), draw(7));
 	assert.not.equal(draw(7), draw(8));
 	const counts = new Map<number, number>();
 	for (const b of draw(3).concat(draw(4), draw(5))) counts.set(b, (counts.get(b) ?? 0) + 1);
 	assert.is(counts.size, 5, 'all five equally likely bytes appear');
+});
+
+test('a position\'s draw depends only on (seed, position, distribution): not on what was drawn before', () => {
+	const z = logitsOf({ 1: 1, 2: 0.5, 3: 0 }, -Infinity);
+	const a = new Sampler(opts({ seed: 9 })), b = new Sampler(opts({ seed: 9 }));
+	const d = a.distribution(z, 0, 256, null);
+	for (let i = 0; i < 50; i++) a.sample(d, i); // a has drawn 50 positions, b none
+	for (const pos of [50, 51, 1000, 2 ** 40]) assert.is(a.sample(d, pos), b.sample(d, pos));
+	assert.equal(Array.from(positionNoise(9, 5)), Array.from(positionNoise(9, 5)));
+	assert.not.equal(Array.from(positionNoise(9, 5)), Array.from(positionNoise(9, 6)));
+	assert.not.equal(Array.from(positionNoise(9, 5)), Array.from(positionNoise(10, 5)));
+});
+
+test('Gumbel-max draws over positions follow p (and a wrong rule, argmax p + G, does not)', () => {
+	const p = new Float64Array(256);
+	[0.5, 0.25, 0.15, 0.07, 0.03].forEach((v, i) => (p[40 + i] = v));
+	const N = 20000;
+	const counts = new Float64Array(256), wrong = new Float64Array(256);
+	for (let pos = 0; pos < N; pos++) {
+		const g = positionNoise(3, pos);
+		counts[gumbelArgmax(p, g)]++;
+		let best = 40;
+		for (let b = 40; b < 45; b++) if (p[b] + g[b] > p[best] + g[best]) best = b;
+		wrong[best]++;
+	}
+	let worst = 0, worstWrong = 0;
+	for (let b = 40; b < 45; b++) {
+		const sd = Math.sqrt((p[b] * (1 - p[b])) / N);
+		worst = Math.max(worst, Math.abs(counts[b] / N - p[b]) / sd);
+		worstWrong = Math.max(worstWrong, Math.abs(wrong[b] / N - p[b]) / sd);
+	}
+	assert.ok(worst < 5, `Gumbel-max frequencies vs p: ${worst.toFixed(2)} standard deviations`);
+	assert.ok(worstWrong > 10, `the wrong rule must be detectable: ${worstWrong.toFixed(2)}`);
 });
 
 test('logitRank ranks among allowed bytes', () => {

@@ -1,15 +1,16 @@
-// The acceptance rules checked exactly, by enumeration over small vocabularies: for a drafted byte x ~ q, accepted
-// with acceptProbability and otherwise replaced by a draw from the residual, the output byte's distribution must be
-// the byte model's p to 1e-12. A wrong rule (√p instead of p, √(p/q) instead of p/q) must fail the same check: a
-// sampling test of N = 3,000 could not tell √p from p. Then the drafter's recorded q: each sampled draft byte must
-// be distributed as the q it reports (the rule is only exact if it is).
+// The acceptance rules checked exactly. exact: at each text position the output is the byte plain decoding emits there
+// (the argmax, or the Gumbel-max draw with the position's noise, which follows p: sampling.test.ts), so a drafted byte
+// is kept iff it is that byte and the replacement is that byte — whatever was drafted, the text equals plain
+// decoding's. A sampled draft draws with the same noise from the drafter's q, which makes the two agree with the
+// Gumbel coupling's probability (>= (1 − TV) / (1 + TV); 1 when q = p). Then the drafter's recorded q: each sampled
+// draft byte must be distributed as the q it reports.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { referenceKernels } from '../src/backend/reference.js';
 import { rng } from '../src/model/random.js';
-import { acceptByte, acceptProbability, replacementByte, residual, type AcceptRule } from '../src/engine/accept.js';
+import { acceptByte, replacementByte, type AcceptRule } from '../src/engine/accept.js';
 import { DraftContext } from '../src/engine/drafter.js';
-import type { ByteDistribution, Sampler } from '../src/engine/sampling.js';
+import { gumbelArgmax, positionNoise, Sampler } from '../src/engine/sampling.js';
 import { enc, randomDrafter } from './engine-fixtures.js';
 
 const EXACT: AcceptRule = { kind: 'exact' };
@@ -27,99 +28,62 @@ function randomDist(r: () => number, n: number, holes: boolean): Float64Array {
 	return p;
 }
 
-function dist(p: Float64Array): ByteDistribution {
-	let argmax = 0;
-	for (let b = 1; b < 256; b++) if (p[b] > p[argmax]) argmax = b;
-	const logits = new Float32Array(256).map((_, b) => (p[b] > 0 ? Math.log(p[b]) : -Infinity));
-	return { logits, allowed: Uint8Array.from(p, (v) => (v > 0 ? 1 : 0)), p, argmax };
-}
-
-type Accept = (d: ByteDistribution, x: number, q: Float64Array | null) => number;
-type Residual = (d: ByteDistribution, x: number, q: Float64Array | null) => Float64Array;
-
-/** P(output = b) when the draft byte is x ~ q (q null: the draft is `fixed`), enumerated exactly. */
-function outputDistribution(d: ByteDistribution, q: Float64Array | null, fixed: number, accept: Accept, resid: Residual): Float64Array {
-	const out = new Float64Array(256);
-	for (let x = 0; x < 256; x++) {
-		const qx = q ? q[x] : x === fixed ? 1 : 0;
-		if (qx === 0) continue;
-		const a = accept(d, x, q);
-		out[x] += qx * a;
-		if (a >= 1) continue;
-		const r = resid(d, x, q);
-		let total = 0;
-		for (let b = 0; b < 256; b++) total += r[b];
-		for (let b = 0; b < 256; b++) out[b] += (qx * (1 - a) * r[b]) / total;
-	}
-	return out;
-}
-
 const maxDiff = (a: Float64Array, b: Float64Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
-const rule: Accept = (d, x, q) => acceptProbability(EXACT, false, d, x, q);
-const rest: Residual = (d, x, q) => residual(EXACT, false, d, x, q);
+function logits(r: () => number, n: number): Float32Array {
+	const z = new Float32Array(256).fill(-Infinity);
+	for (let b = 0; b < n; b++) z[b] = 3 * r();
+	return z;
+}
 
-test('speculative sampling (accept min(1, p/q), residual max(0, p − q)) gives p exactly', () => {
+test('exact: a drafted byte is kept iff it is the byte plain decoding emits at that position, which replaces it', () => {
 	const r = rng(7);
-	let cases = 0;
-	for (let i = 0; i < 400; i++) {
-		const n = 2 + (i % 6);
-		const p = randomDist(r, n, i % 3 === 0);
-		const q = i % 7 === 0 ? p.slice() : randomDist(r, n + (i % 2), i % 4 === 0); // q may cover bytes p excludes
-		const d = dist(p);
-		const out = outputDistribution(d, q, -1, rule, rest);
-		assert.ok(maxDiff(out, p) < 1e-12, `case ${i}: max |out − p| = ${maxDiff(out, p)}`);
-		cases++;
-	}
-	assert.is(cases, 400);
-});
-
-test('a deterministic draft (q a point mass: accept with p(b), residual p without b) gives p exactly', () => {
-	const r = rng(8);
-	for (let i = 0; i < 200; i++) {
-		const p = randomDist(r, 2 + (i % 5), i % 2 === 0);
-		const d = dist(p);
-		for (const fixed of [0, 1, 3]) {
-			const out = outputDistribution(d, null, fixed, rule, rest);
-			assert.ok(maxDiff(out, p) < 1e-12, `case ${i}, draft ${fixed}: ${maxDiff(out, p)}`);
+	for (const temperature of [0, 0.8]) {
+		const s = new Sampler({ temperature, topK: 0, topP: 1, seed: 4 });
+		let kept = 0;
+		for (let i = 0; i < 400; i++) {
+			const d = s.distribution(logits(r, 2 + (i % 6)), 0, 256, null);
+			const pos = 1000 + i, plain = s.sample(d, pos);
+			for (let b = 0; b < 8; b++) {
+				const ok = acceptByte(EXACT, s, d, b, pos);
+				assert.is(ok, b === plain, `position ${pos}, drafted ${b}`);
+				if (ok) kept++;
+				else assert.is(replacementByte(s, d, pos), plain);
+			}
 		}
+		assert.ok(kept > 0);
 	}
 });
 
-test('wrong rules fail the same check: accept with √p, with √(p/q), or replace from p itself', () => {
-	const r = rng(9);
-	const p = randomDist(r, 4, false);
-	const q = randomDist(r, 4, false);
-	const d = dist(p);
-	const sqrtP: Accept = (dd, x) => Math.sqrt(dd.p[x]);
-	assert.ok(maxDiff(outputDistribution(d, null, 1, sqrtP, rest), p) > 1e-3, '√p with a deterministic draft');
-	const sqrtRatio: Accept = (dd, x, qq) => Math.min(1, Math.sqrt(dd.p[x] / qq![x]));
-	assert.ok(maxDiff(outputDistribution(d, q, -1, sqrtRatio, rest), p) > 1e-3, '√(p/q)');
-	const fromP: Residual = (dd) => dd.p;
-	assert.ok(maxDiff(outputDistribution(d, q, -1, rule, fromP), p) > 1e-3, 'replacement drawn from p, not the residual');
+test('the Gumbel coupling: a draft drawn from q with the verifier\'s noise agrees at least (1 − TV)/(1 + TV) of the time', () => {
+	const r = rng(8);
+	for (let i = 0; i < 12; i++) {
+		const p = randomDist(r, 3 + (i % 5), i % 3 === 0);
+		const q = i % 4 === 0 ? p.slice() : randomDist(r, 3 + (i % 5), false);
+		let tv = 0;
+		for (let b = 0; b < 256; b++) tv += Math.abs(p[b] - q[b]) / 2;
+		const N = 4000;
+		let agree = 0;
+		for (let pos = 0; pos < N; pos++) {
+			const g = positionNoise(i, pos);
+			if (gumbelArgmax(p, g) === gumbelArgmax(q, g)) agree++;
+		}
+		const bound = (1 - tv) / (1 + tv), sd = Math.sqrt(0.25 / N);
+		if (maxDiff(p, q) === 0) assert.is(agree, N, 'q = p: always');
+		else assert.ok(agree / N > bound - 4 * sd, `case ${i}: agreement ${agree / N} vs bound ${bound}`);
+	}
 });
 
-test('acceptByte and replacementByte follow acceptProbability and residual with the sampler\'s numbers', () => {
-	const p = new Float64Array(256);
-	p[1] = 0.2;
-	p[2] = 0.8;
-	const q = new Float64Array(256);
-	q[1] = 0.5;
-	q[2] = 0.5;
-	const d = dist(p);
-	const at = (u: number) => ({ greedy: false, uniform: () => u, sample: () => 2 }) as unknown as Sampler;
-	// accept 1 with 0.2 / 0.5 = 0.4
-	assert.ok(acceptByte(EXACT, at(0.39), d, 1, q));
-	assert.not.ok(acceptByte(EXACT, at(0.41), d, 1, q));
-	assert.ok(acceptByte(EXACT, at(0.99), d, 2, q), 'p ≥ q: always');
-	// residual after rejecting 1: max(0, p − q) = {2: 0.3}
-	assert.is(replacementByte(EXACT, at(0.01), d, 1, q), 2);
-	assert.equal(Array.from(residual(EXACT, false, d, 1, q).subarray(0, 3)), [0, 0, 0.30000000000000004]);
-	// greedy and top:K do not draw
-	assert.is(acceptProbability(EXACT, true, d, 2, q), 1);
-	assert.is(acceptProbability(EXACT, true, d, 1, q), 0);
-	assert.is(acceptProbability({ kind: 'top', k: 1 }, false, d, 1, q), 0);
-	assert.is(acceptProbability({ kind: 'top', k: 2 }, false, d, 1, q), 1);
+test('top:K keeps a drafted byte while it is among the K highest logits; the replacement is plain decoding\'s byte', () => {
+	const s = new Sampler({ temperature: 0.8, topK: 0, topP: 1, seed: 2 });
+	const z = new Float32Array(256).fill(-Infinity);
+	z[1] = 2;
+	z[2] = 1;
+	z[3] = 0;
+	const d = s.distribution(z, 0, 256, null);
+	assert.ok(acceptByte({ kind: 'top', k: 2 }, s, d, 2, 0));
+	assert.not.ok(acceptByte({ kind: 'top', k: 2 }, s, d, 3, 0));
+	assert.is(replacementByte(s, d, 7), s.sample(d, 7));
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -146,7 +110,7 @@ for (const [name, setup] of setups) {
 		let firstQ: Float64Array | null = null;
 		for (let n = 0; n < N; n++) {
 			ctx.restore(snap);
-			const d = await ctx.draft({ subwords: 6, maxBytes: 2, minConfidence: 0, temperature: 1.3, uniform: r });
+			const d = await ctx.draft({ subwords: 6, maxBytes: 2, minConfidence: 0, temperature: 1.3, uniform: r, noise: (i) => positionNoise(n, i) });
 			assert.ok(d.q !== null && d.q.length === d.proposal.length);
 			if (n === 0) firstQ = d.q![0];
 			for (let i = 0; i < d.proposal.length; i++) {
@@ -211,7 +175,7 @@ test('a one-subword draft that heals a tail still proposes bytes: re-deriving th
 	let sampledEmpty = 0;
 	for (let n = 0; n < 200; n++) {
 		ctx.restore(snap);
-		const d = await ctx.draft({ subwords: 1, maxBytes: 16, minConfidence: 0, temperature: 1, uniform: r });
+		const d = await ctx.draft({ subwords: 1, maxBytes: 16, minConfidence: 0, temperature: 1, uniform: r, noise: (i) => positionNoise(n, i) });
 		if (d.proposal.length === 0) sampledEmpty++;
 	}
 	ctx.restore(snap);

@@ -374,6 +374,31 @@ test('fixture tiny-drafter (random subword Mamba + tokenizer.json): exact greedy
 	assert.ok(same(drafter.tokenizer.detokenize(drafter.tokenizer.tokenize(bytes).map((x) => x.id)), bytes), 'random bytes round-trip');
 });
 
+test('exact sampling: speculative output == plain output with the same seed, whatever the drafter and draft lengths', async () => {
+	const model = byteModel(cpu, 11);
+	const SAMPLED: GenerateOptions = { maxBytes: 40, temperature: 0.9, topK: 0, topP: 0.95, seed: 5, stop: [], utf8: true };
+	const texts = new Set<string>();
+	for (const p of PROMPTS) {
+		const prompt = enc(p);
+		const context = prompt.length > 0 ? prompt : enc('\n');
+		for (const seed of [1, 2, 3]) {
+			const plain = await run(model, prompt, { ...SAMPLED, seed });
+			const drafters: [string, Drafter, Partial<GenerateOptions>][] = [
+				['random drafter (sampled drafts)', randomDrafter(referenceKernels, 5), {}],
+				['random drafter, m=1, fixed', randomDrafter(referenceKernels, 6), { draftSubwords: 1, schedule: 'fixed' }],
+				['random drafter, m=5, fixed', randomDrafter(referenceKernels, 7), { draftSubwords: 5, schedule: 'fixed', draftConfidence: 0 }],
+				['oracle drafter of the plain text', oracleDrafter(concat([context, plain.bytes]), 4), { schedule: 'fixed' }],
+			];
+			for (const [dname, drafter, o] of drafters) {
+				const spec = await run(model, prompt, { ...SAMPLED, seed, ...o }, drafter);
+				assert.ok(same(spec.bytes, plain.bytes), `${dname}, seed ${seed}, prompt ${JSON.stringify(p)}:\n plain ${show(plain.bytes)}\n spec  ${show(spec.bytes)}`);
+			}
+			texts.add(show(plain.bytes));
+		}
+	}
+	assert.ok(texts.size > PROMPTS.length, `other seeds, other texts: ${texts.size} distinct`);
+});
+
 test('shipped pair: exact greedy speculative output == plain greedy output', async () => {
 	// The shipped pair is part of the repository (model.gguf + tokenizer.json): its absence is a failure, not a skip.
 	const { isCheckpointDir } = await import('../src/app/sources.js');
@@ -388,6 +413,10 @@ test('shipped pair: exact greedy speculative output == plain greedy output', asy
 		const spec = await run(byte.model, enc(p), { ...GREEDY, maxBytes: 48 }, drafter);
 		assert.ok(same(plain.bytes, spec.bytes), `${p}:\n plain ${show(plain.bytes)}\n spec  ${show(spec.bytes)}`);
 		assert.ok(spec.done.stats.speculative!.accepted > 0, 'the shipped drafter gets bytes accepted');
+		const sampled = { ...GREEDY, maxBytes: 48, temperature: 0.8, seed: 3 };
+		const plainT = await run(byte.model, enc(p), sampled);
+		const specT = await run(byte.model, enc(p), sampled, drafter);
+		assert.ok(same(plainT.bytes, specT.bytes), `t 0.8, ${p}:\n plain ${show(plainT.bytes)}\n spec  ${show(specT.bytes)}`);
 	}
 });
 

@@ -1,4 +1,4 @@
-// The subword drafter (DESIGN.md §6): a small subword Mamba and its tokenizer, and its side of one conversation.
+// The subword drafter (docs/speculative.md): a small subword Mamba and its tokenizer, and its side of one conversation.
 //
 // DraftContext: the drafter has consumed the committed text up to a token boundary q; the bytes after q (`unfed`)
 // are the "tail", which drafting re-derives ("token healing"): the first drafted subwords must agree with the tail
@@ -15,6 +15,7 @@ import { ByteBuffer } from './byte-buffer.js';
 import { ByteLevelTokenizer } from './tokenizer.js';
 import { abortError, breathe } from './loop.js';
 import type { Profile } from './profile.js';
+import { gumbelArgmax } from './sampling.js';
 
 /** A subword Mamba and its tokenizer. */
 export class Drafter {
@@ -63,8 +64,8 @@ export interface Draft {
 	proposal: Uint8Array; // the bytes they add after the committed text
 	/**
 	 * When the draft was sampled (DraftOptions.temperature > 0): for each proposal byte, the distribution over the 256
-	 * bytes it was drawn from given everything drafted before it (speculative sampling needs it: accept.ts). null
-	 * for a greedy draft, which is a function of the text.
+	 * bytes it was drawn from given everything drafted before it (tests check the draws follow it). null for a
+	 * greedy draft, which is a function of the text.
 	 */
 	q: Float64Array[] | null;
 }
@@ -76,8 +77,13 @@ export interface DraftOptions {
 	minConfidence: number;
 	/** 0: greedy drafting (the argmax subword). > 0: sample bytes from the drafter's byte distribution at this temperature. */
 	temperature: number;
-	/** The uniform numbers a sampled draft uses (the session's seeded stream). */
+	/** Uniform numbers for a sampled draft's choices that draw no byte (the session's seeded stream). */
 	uniform?: () => number;
+	/**
+	 * Gumbel noise for proposal byte i's text position (Sampler.noise): a sampled draft draws each byte as the
+	 * verifier will (accept.ts), so that the two agree as often as the Gumbel coupling allows.
+	 */
+	noise?: (i: number) => Float64Array;
 }
 
 interface Snap {
@@ -245,8 +251,8 @@ export class DraftContext {
 	 * Sampled: bytes drawn one at a time from the drafter's distribution over the next byte. At a token boundary with
 	 * token distribution π (softmax of the logits at the temperature), the next byte's distribution given the bytes s
 	 * already drawn inside the current token is q(b) ∝ Σ π(t) over tokens t that start with s·b. Two choices are made
-	 * without drawing a byte, and are part of the draft's own randomness (speculative sampling allows any, as long as
-	 * each drawn byte's distribution given them is q): whether the token ends at s (probability π(s) over the mass of
+	 * without drawing a byte, from the `uniform` stream (they only decide what is proposed, never an output byte):
+	 * whether the token ends at s (probability π(s) over the mass of
 	 * tokens that start with s), after which the drafter steps on it; and, while a tail is still to be covered, which
 	 * consistent token covers its start.
 	 */
@@ -325,7 +331,7 @@ export class DraftContext {
 					const t = tok.tokenBytes[order[i]]!;
 					if (t.length > depth) q[t[depth]] += pi[i] / cont;
 				}
-				const b = drawByte(q, u());
+				const b = o.noise ? gumbelArgmax(q, o.noise(proposal.length)) : drawByte(q, u());
 				proposal.push(b);
 				qs.push(q);
 				confidence *= q[b];

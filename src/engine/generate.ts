@@ -24,13 +24,14 @@
 // Every committed byte is final: the bytes of all commits, in order, are the output.
 // The session is consistent at every yield, so a consumer may stop iterating at any point and generate again.
 //
-// Speculative rounds (DESIGN.md §6): the drafter (drafter.ts) drafts from the committed text, the byte model scores
+// Speculative rounds (docs/speculative.md): the drafter (drafter.ts) drafts from the committed text, the byte model scores
 // pending + drafted bytes in ONE verify pass from its state (LanguageModel.verify), the accept rule (accept.ts) keeps
 // a prefix, the model keeps the state of the kept bytes (its own rollback), then the byte at the bifurcation point is
-// drawn (the replacement from the residual in exact mode); when every drafted byte was kept a bonus byte is drawn
-// from the last position for free. A committed byte the state has not consumed yet is "pending": it is fed with the
-// next forward (the next verify pass or byte step), so a round costs one verifier forward. Sampling with the exact
-// rule drafts by sampling the drafter's byte distribution q and accepts with min(1, p/q) (speculative sampling).
+// the one plain decoding emits there; when every drafted byte was kept a bonus byte is drawn from the last position
+// for free. A committed byte the state has not consumed yet is "pending": it is fed with the next forward (the next
+// verify pass or byte step), so a round costs one verifier forward. Every sampled byte is the Gumbel-max draw with
+// its text position's noise (sampling.ts), so the exact rule gives plain decoding's text for the same seed, greedy or
+// sampled; a sampled draft draws with the same noise from the drafter's byte distribution (accept.ts).
 //
 // How much to draft (schedule 'adaptive', the default; adaptive.ts): each round the schedule picks the number of
 // subwords, or a stretch of plain bytes, by the measured bytes per second of each choice on this backend, model pair,
@@ -190,6 +191,11 @@ export class Session {
 		this.draft?.free();
 	}
 
+	/** Bytes of text before the next byte: what the model consumed plus what it has still to consume. */
+	private get textPosition(): number {
+		return this.state.position + this.pending.length;
+	}
+
 	/** Continue the context. See the file header for options and events. */
 	async *generate(opts: GenerateOptions): AsyncGenerator<GenerationEvent> {
 		yield* this.run(opts, null);
@@ -208,7 +214,7 @@ export class Session {
 		const interval = opts.statsIntervalMs ?? 250;
 		const resume = opts.resume ?? 'draft';
 		const minConfidence = opts.draftConfidence ?? DRAFT_CONFIDENCE;
-		// a sampled draft (speculative sampling) under the exact rule; greedy drafts otherwise
+		// a sampled draft (the Gumbel coupling: accept.ts) under the exact rule; greedy drafts otherwise
 		const draftTemperature = rule.kind === 'exact' && !sampler.greedy ? opts.temperature : 0;
 		const schedule = speculative && (opts.schedule ?? 'adaptive') === 'adaptive'
 			? DraftSchedule.for(`${this.model.kernels.name}|${modelKey(this.model)}|${this.drafter!.name}|${rule.kind === 'top' ? `top${rule.k}` : 'exact'}|t${opts.temperature}`, M)
@@ -279,7 +285,7 @@ export class Session {
 					const budget = opts.maxBytes - generated;
 					const d = await this.draft!.draft({
 						subwords: m, maxBytes: budget, minConfidence, temperature: draftTemperature,
-						uniform: () => sampler.uniform(),
+						uniform: () => sampler.uniform(), noise: (i) => sampler.noise(this.textPosition + i),
 					});
 					if (d.proposal.length === 0) {
 						// nothing consistent with the text: one plain byte changes the tail; a second miss in a row
@@ -309,7 +315,7 @@ export class Session {
 				} else {
 					const logits = await this.flush(signal);
 					const d = sampler.distribution(logits, 0, V, mask);
-					const b = sampler.sample(d);
+					const b = sampler.sample(d, this.textPosition);
 					this.pending.push(b);
 					this.logits = null;
 					stopped = commit(b);
@@ -366,6 +372,7 @@ export class Session {
 		tokens.set(this.pending.view());
 		tokens.set(proposal, p);
 		const startLogits = this.logits;
+		const at = this.textPosition; // the text position of proposal[0] (after the pending bytes)
 		const prof = this.prof;
 		let t = performance.now();
 		const pass = await this.model.verify(tokens, this.state);
@@ -383,11 +390,10 @@ export class Session {
 		let extra: number | null = null;
 		for (let i = 0; i < proposal.length && k < budget && !stopped; i++) {
 			const d = dist(i);
-			const q = draft.q ? draft.q[i] : null;
 			spec.tested++;
-			if (!acceptByte(rule, sampler, d, proposal[i], q)) {
+			if (!acceptByte(rule, sampler, d, proposal[i], at + i)) {
 				rejected = true;
-				extra = replacementByte(rule, sampler, d, proposal[i], q);
+				extra = replacementByte(sampler, d, at + i);
 				break;
 			}
 			spec.accepted++;
@@ -395,7 +401,7 @@ export class Session {
 			stopped = commit(proposal[i]);
 		}
 		if (!stopped && !rejected && k === proposal.length && k < budget) {
-			extra = sampler.sample(dist(proposal.length)); // bonus byte from the last position
+			extra = sampler.sample(dist(proposal.length), at + proposal.length); // bonus byte from the last position
 		}
 		if (prof) t = prof.add('accept', t);
 		// Bring the state to exactly the committed bytes: tokens[0 .. p + k).

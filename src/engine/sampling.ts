@@ -106,9 +106,14 @@ export class Sampler {
 		this.greedy = opts.temperature === 0;
 	}
 
-	/** Uniform [0, 1) from the seeded stream. */
+	/** Uniform [0, 1) from the seeded stream: for choices that do not decide an output byte (a draft's shape). */
 	uniform(): number {
 		return this.random();
+	}
+
+	/** The Gumbel noise of text position `position` under this seed (positionNoise). */
+	noise(position: number): Float64Array {
+		return positionNoise(this.opts.seed, position);
 	}
 
 	/** The distribution of the next byte from one row of logits (row `row` of a (T, V) array). */
@@ -168,11 +173,53 @@ export class Sampler {
 		return { logits: z, allowed, p, argmax };
 	}
 
-	/** Draw a byte from the distribution (the argmax when greedy: no random number is used). */
-	sample(d: ByteDistribution): number {
+	/**
+	 * The byte at text position `position`: the argmax when greedy, else the Gumbel-max draw argmax_b ln p(b) + G(b)
+	 * with the position's noise, which is distributed exactly as p. Because the noise belongs to the position (not to
+	 * a stream consumed as the generation goes), the same seed gives the same text however it was decoded: plain or
+	 * speculative, whatever the draft lengths (accept.ts).
+	 */
+	sample(d: ByteDistribution, position: number): number {
 		if (this.greedy) return d.argmax;
-		return drawFrom(d.p, this.random());
+		return gumbelArgmax(d.p, this.noise(position));
 	}
+}
+
+/**
+ * Standard Gumbel noise G(b) = −ln(−ln u(b)) for the 256 bytes of one text position, u from a hash of (seed,
+ * position, b): a pure function, so any two decoders of the same text see the same noise at each position.
+ */
+export function positionNoise(seed: number, position: number): Float64Array {
+	const g = new Float64Array(256);
+	const s0 = hash32(seed >>> 0, Math.floor(seed / 4294967296) >>> 0);
+	const s1 = hash32(s0, position >>> 0);
+	const s2 = hash32(s1, Math.floor(position / 4294967296) >>> 0);
+	for (let b = 0; b < 256; b++) g[b] = -Math.log(-Math.log((hash32(s2, b) + 0.5) / 4294967296));
+	return g;
+}
+
+/** A 32-bit mix of two words (murmur3's finaliser over a ^ b·φ). */
+function hash32(a: number, b: number): number {
+	let h = (a ^ Math.imul(b + 0x9e3779b9, 0x85ebca6b)) >>> 0;
+	h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+	h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+	return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** argmax_b ln p(b) + g(b) over the bytes with p(b) > 0 (lowest byte on ties): a draw from p given Gumbel noise g. */
+export function gumbelArgmax(p: Float64Array, g: Float64Array): number {
+	let best = -1;
+	let v = -Infinity;
+	for (let b = 0; b < p.length; b++) {
+		if (!(p[b] > 0)) continue;
+		const x = Math.log(p[b]) + g[b];
+		if (best < 0 || x > v) {
+			best = b;
+			v = x;
+		}
+	}
+	if (best < 0) throw new Error('cannot draw from an empty distribution');
+	return best;
 }
 
 /** Inverse-CDF draw over bytes in ascending order; u in [0, 1). Never returns a zero-probability byte. */
