@@ -1,4 +1,4 @@
-// The `mambabyte` program (DESIGN.md §9): argv to one command. Parses and validates flags (cli/flags.ts), then hands
+// The `mambabyte` program (README, "Command line"): argv to one command. Parses and validates flags (cli/flags.ts), then hands
 // over to a command of cli/ (plain output, pipes) or to the terminal UI of ui/ (the chat, the live perplexity view):
 // the one file that knows both, so cli/ and ui/ stay independent of each other. Errors a user can act on are one
 // line on stderr with exit code 1 (runtime) or 2 (usage); nothing else prints a stack trace unless --verbose.

@@ -17,7 +17,8 @@ import { generate, Session, type GenerateOptions } from '../src/engine/generate.
 import { Sampler } from '../src/engine/sampling.js';
 import { Utf8Validator } from '../src/engine/utf8.js';
 import { ByteLevelTokenizer, bytesToTokenString, tokenStringToBytes } from '../src/engine/tokenizer.js';
-import { Drafter, pickToken } from '../src/engine/drafter.js';
+import { Drafter } from '../src/engine/drafter.js';
+import { pickToken } from '../src/engine/draft-vocab.js';
 import type { AcceptRule } from '../src/engine/accept.js';
 import { RecordingKernels } from '../src/model/replay.js';
 import { byteModel, concat, CORPUS, cycleModel, enc, oracleDrafter, randomDrafter, tinyTokenizer, trainByteBpe } from './engine-fixtures.js';

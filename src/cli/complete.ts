@@ -1,4 +1,4 @@
-// `mambabyte complete [PROMPT]` (DESIGN.md §9): continue PROMPT, or all of stdin, and write ONLY the continuation's
+// `mambabyte complete [PROMPT]` (README, "Command line"): continue PROMPT, or all of stdin, and write ONLY the continuation's
 // bytes to stdout, exactly as the model committed them (drafted bytes never reach stdout before the verifier
 // accepts them). `--json` prints one object instead. Ctrl-C stops generation cleanly (what was generated stays
 // written) and exits 130; a closed stdout (`| head -c 10`) ends quietly (main.ts exits 0 on EPIPE).

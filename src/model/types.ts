@@ -1,4 +1,4 @@
-// The shapes every part agrees on (DESIGN.md §2). Weights are row-major Float32Array, shapes in comments; the six
+// The shapes every part agrees on (docs/model.md). Weights are row-major Float32Array, shapes in comments; the six
 // matrices may instead be stored blocks (QMatrix, from a GGUF file), which backends without quantized kernels
 // turn into float32 once with denseWeight (weights.ts).
 import type { QMatrix, QType } from '../tensor/qmatrix.js';
