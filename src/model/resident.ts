@@ -29,7 +29,6 @@ export class ResidentMamba implements LanguageModel {
 	readonly config: MambaConfig;
 	private readonly plans = new Map<number, Pass[]>();
 	private readonly verifyPlans = new Map<number, Pass[]>(); // per T ≤ recordCapacity
-	private records: Records | null = null; // made at the first recorded verify pass
 	private live: LivePass | null = null; // the verify pass whose records keep(j) may still read
 	// Threads per split-K partial pass, for chunks and for decode (bench/webgpu.ts sweeps them; README, Speed).
 	private split = 1 << 20;
@@ -44,6 +43,7 @@ export class ResidentMamba implements LanguageModel {
 	private constructor(
 		readonly checkpoint: Checkpoint<Weight>, readonly runner: Runner, readonly kernels: Kernels, readonly chunk: number,
 		private readonly dev: Uploaded,
+		private readonly records: Records | null, // null when this shape records nothing (recordCapacity 0)
 	) {
 		const c = (this.config = checkpoint.config);
 		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0 && c.dState % 4 === 0;
@@ -67,7 +67,10 @@ export class ResidentMamba implements LanguageModel {
 		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
 		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
-		return new ResidentMamba(checkpoint, runner, kernels, chunk, await upload(checkpoint, runner, chunk));
+		const dev = await upload(checkpoint, runner, chunk);
+		const capacity = recordCapacity(checkpoint.config, chunk);
+		const records = capacity > 0 ? await Records.create(runner, checkpoint.config, dev, capacity) : null;
+		return new ResidentMamba(checkpoint, runner, kernels, chunk, dev, records);
 	}
 
 	/** Threads per split-K partial pass, [chunks, decode] (tuning knobs for bench/webgpu.ts); drops the plans. */
@@ -143,7 +146,7 @@ export class ResidentMamba implements LanguageModel {
 				release: () => before.free(),
 			});
 		}
-		const rec = (this.records ??= await Records.create(this.runner, this.config, this.dev, this.recordCapacity));
+		const rec = this.records!;
 		const start = state.position;
 		const live: LivePass = { start, before: null };
 		return verifyPass(T, {
@@ -172,7 +175,7 @@ export class ResidentMamba implements LanguageModel {
 
 	/** The most tokens a verify pass records for a rollback without a refeed (resident/records.ts). */
 	get recordCapacity(): number {
-		return recordCapacity(this.config, this.chunk);
+		return this.records?.capacity ?? 0;
 	}
 
 	/** Restore `before` into state and feed `tokens`: the rollback of a pass that kept no records. */

@@ -75,7 +75,10 @@ export class Records {
 		};
 	}
 
-	/** Compile the rollback kernels and allocate the records (at the first verify pass: plain decoding needs neither). */
+	/**
+	 * Compile the rollback kernels and allocate the records, with the model: they are the model's own buffers, like
+	 * its work buffers, and a verify pass must not allocate.
+	 */
 	static async create(r: Runner, c: MambaConfig, dev: Uploaded, capacity: number): Promise<Records> {
 		const { dInner: E, dState: N, dConv: K } = c;
 		const cols = dbcColumns(c.dtRank, N);
