@@ -137,6 +137,22 @@ async function main() {
 		await parity('byte-model vs reference kernels', await resident(c), bytes, await ref.forward(bytes, ref.newState()));
 	});
 
+	await stage('parity verify/keep', async () => {
+		// a verify pass kept to j (the device replay of the recurrence), then one step: against the reference fed j
+		const c = loadModel(DEFAULT_MODEL);
+		const m = await resident(c), ref = new Mamba(c, referenceKernels);
+		const s = m.newState(), rs = ref.newState();
+		await m.forward(text.subarray(0, 10), s);
+		await ref.forward(text.subarray(0, 10), rs);
+		let worst = 0;
+		for (const [T, j] of [[6, 2], [8, 0], [5, 5], [12, 7], [32, 19]]) {
+			const v = await m.verify(text.subarray(20, 20 + T), s);
+			await v.keep(j);
+			await ref.forward(text.subarray(20, 20 + j), rs);
+			worst = Math.max(worst, maxDiff(await m.step(text[60], s), await ref.step(text[60], rs)));
+		}
+		log({ parity: 'byte-model verify + keep(j), then a step, vs reference kernels', max_abs_diff: worst });
+	});
 	const shipped: [string, Checkpoint<Weight>][] = [['byte-model', loadModel(DEFAULT_MODEL)], ['subword-drafter', loadModel(DEFAULT_DRAFT)]];
 	for (const [name, c] of shipped) {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));

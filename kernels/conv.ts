@@ -3,10 +3,11 @@
 // x is the x half of in_proj's output (kernels/layout.ts splitXz). Positions before the chunk come from the carried
 // conv state (E, k−1): state[c, 0..k−2] holds x[−(k−1)..−1, c], oldest first — the last k−1 columns of
 // transformers' conv_states. Forgetting to carry it is the classic rollback bug, so it is explicit here.
-// Three forms, each checked against convReference (and nextConvState):
+// The forms, each checked against convReference (and nextConvState):
 //   convReference, nextConvState  plain loops (the host forward keeps the state with nextConvState on every backend)
 //   convSilu                      gpu.js kernel for the host forward, one thread per (t, c)
 //   convAndState                  gpu.js kernel on the blocked layout (the GPU-resident forward), output and state
+//   convStateKeep                 the GPU-resident forward's rollback after a verify pass: the state after j inputs
 import type { KernelThis } from './types.js';
 import { at, type Columns } from './layout.js';
 
@@ -135,4 +136,43 @@ export function convAndState(this: KernelThis<HostConvConstants>, xz: number[], 
 		a3 += wi * (t3 >= 0 ? xz[(b3 * 2 * E + e) * 4 + t3 - b3 * 4] : state[s + t3]);
 	}
 	return [a0 / (1 + Math.exp(-a0)), a1 / (1 + Math.exp(-a1)), a2 / (1 + Math.exp(-a2)), a3 / (1 + Math.exp(-a3))];
+}
+
+// ---- rolling a verify pass back on the device (src/model/resident/records.ts) ----------------------------------
+// A verify pass records every layer's xz (TB, 2E, 4) in per-layer slices of one buffer and leaves every layer's conv
+// state before the pass in its work buffer (L, cStride). keep(J) needs each layer's conv state after the first J
+// inputs: the last k−1 of [state | u(0) … u(J−1)], for all layers in one pass. Its reference is nextConvState.
+
+interface KeepConvConstants {
+	E: number; // d_inner
+	K: number; // the kernel width k
+	cStride: number; // floats between two layers' conv states (a multiple of 4)
+	zStride: number; // floats between two layers' records of xz
+}
+
+/** Threads over L·cStride/4, 4 values each: every layer's conv state after J inputs, in the state's layout. */
+export function convStateKeep(this: KernelThis<KeepConvConstants>, xz: number[], state: number[], J: number) {
+	const E = this.constants.E;
+	const K1 = this.constants.K - 1;
+	const i0 = this.thread.x * 4;
+	const l = Math.floor(i0 / this.constants.cStride); // a stride is a multiple of 4: the 4 values share a layer
+	let v0 = 0;
+	let v1 = 0;
+	let v2 = 0;
+	let v3 = 0;
+	for (let q = 0; q < 4; q++) {
+		const i = i0 + q - l * this.constants.cStride;
+		let v = 0;
+		if (i < E * K1) {
+			const e = Math.floor(i / K1);
+			const t = J - K1 + (i - e * K1); // the input's position; negative: still in the state before the pass
+			const tb = Math.floor(t / 4);
+			v = t >= 0 ? xz[l * this.constants.zStride + (tb * 2 * E + e) * 4 + t - tb * 4] : state[i0 + q + K1 - (i - e * K1) + t];
+		}
+		if (q === 0) v0 = v;
+		if (q === 1) v1 = v;
+		if (q === 2) v2 = v;
+		if (q === 3) v3 = v;
+	}
+	return [v0, v1, v2, v3];
 }

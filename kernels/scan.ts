@@ -3,12 +3,13 @@
 //   dBx[c, n] = Δ[t, c]·B[t, n]·x[t, c]                     the discretised B, times the input
 //   h[c, n]   ← dA[c, n]·h[c, n] + dBx[c, n]
 //   y[t, c]   = (Σ_n h[c, n]·C[t, n] + D[c]·x[t, c])·silu(z[t, c])
-// A = −exp(A_log) is computed once at load. Three forms, each checked against scanReference:
+// A = −exp(A_log) is computed once at load. The forms, each checked against scanReference:
 //   scanReference                    plain loops, one statement per equation (the host forward's reference backend)
 //   scanState, scanOutput            gpu.js kernels for the host forward: one step is two kernels, because a gpu.js
 //                                    thread writes one output — over the E·N state cells, then over the E channels
 //   scanStarts, scanOutputBlocked,   gpu.js kernels on the blocked layout (kernels/layout.ts) for the GPU-resident
 //   scanStep                         forward; see their comments
+//   scanKeep                         the GPU-resident forward's rollback after a verify pass: h after j recorded steps
 import type { KernelThis } from './types.js';
 import { at, rowOf, type Columns } from './layout.js';
 import { silu } from './conv.js';
@@ -220,4 +221,68 @@ export function scanStep(
 	const z = xz[(E + e) * 4];
 	const g = y * (z / (1 + Math.exp(-z)));
 	return [g, g, g, g];
+}
+
+// ---- rolling a verify pass back on the device (src/model/resident/records.ts) ----------------------------------
+// A verify pass of the GPU-resident forward records, per layer, Δ, x and dbc of every position in per-layer slices
+// of three buffers, and leaves every layer's h before the pass in its work buffer h0 (L, hStride). keep(J) needs h
+// after the first J positions of every layer: one pass over all layers replays the recurrence for J steps from h0,
+// exactly as scanStarts does (same order, same operations). Its reference is scanReference over those J steps.
+
+interface KeepScanConstants {
+	E: number; // d_inner
+	N: number; // d_state
+	RC: number; // columns of dbc
+	Bc: number; // B's first column in dbc
+	hStride: number; // floats between two layers' h in h0 and in the output (a multiple of 4)
+	xStride: number; // … between two layers' records of x
+	dStride: number; // … of Δ
+	bStride: number; // … of dbc
+	pStride: number; // … of the scan parameters p = [A (E, N) | D (E) | b_dt (E)]
+	TMAX: number; // the most positions a verify pass records, a loop bound
+}
+
+/**
+ * Threads over L·hStride/4, 4 state cells each: h of every layer after the first J recorded positions, in h0's
+ * layout (L, hStride); the cells past E·N in each layer's stride are 0. delta and x are blocked (TB, E, 4) and
+ * dbc (TB, RC, 4) per layer.
+ */
+export function scanKeep(
+	this: KernelThis<KeepScanConstants>, delta: number[], x: number[], dbc: number[], p: number[], h0: number[], J: number,
+) {
+	const E = this.constants.E;
+	const N = this.constants.N;
+	const RC = this.constants.RC;
+	const i0 = this.thread.x * 4;
+	const l = Math.floor(i0 / this.constants.hStride); // a stride is a multiple of 4: the 4 cells share a layer
+	const xo = l * this.constants.xStride;
+	const dO = l * this.constants.dStride;
+	const bo = l * this.constants.bStride + this.constants.Bc * 4;
+	let v0 = 0;
+	let v1 = 0;
+	let v2 = 0;
+	let v3 = 0;
+	for (let q = 0; q < 4; q++) {
+		const cell = i0 + q - l * this.constants.hStride;
+		let h = 0;
+		if (cell < E * N) {
+			const e = Math.floor(cell / N);
+			const n = cell - e * N;
+			const a = p[l * this.constants.pStride + cell];
+			h = h0[i0 + q];
+			for (let t = 0; t < this.constants.TMAX; t++) {
+				if (t >= J) break;
+				const tb = Math.floor(t / 4);
+				const j = t - tb * 4;
+				const xi = (tb * E + e) * 4 + j;
+				const dt = delta[dO + xi];
+				h = Math.exp(dt * a) * h + dt * dbc[bo + (tb * RC + n) * 4 + j] * x[xo + xi];
+			}
+		}
+		if (q === 0) v0 = h;
+		if (q === 1) v1 = h;
+		if (q === 2) v2 = h;
+		if (q === 3) v3 = h;
+	}
+	return [v0, v1, v2, v3];
 }

@@ -5,7 +5,8 @@
 // 14 passes per layer for a chunk, 9 for a fused decode step, because a pass has a fixed cost however little it
 // computes; README, Speed), and the only readback is the logits. Chunks longer than `chunk` run one after another;
 // a remainder above 16 tokens is split into powers of two so only a few plans (one per T) are ever built. While
-// decoding, the next step is recorded while the GPU runs this one.
+// decoding, the next step is recorded while the GPU runs this one. A verify pass runs a plan that also records the
+// recurrence's inputs, so that keep(j) is a replay of two passes rather than a second forward (resident/records.ts).
 import { logProbReference } from '../../kernels/softmax.js';
 import { fromBlocked } from '../../kernels/layout.js';
 import type { Kernels } from '../backend/types.js';
@@ -16,10 +17,19 @@ import { convStride, DeviceState, ssmStride } from './resident/device-state.js';
 import { chunkPlan, decodePlan } from './resident/plans.js';
 import { SPLIT_MAX } from './resident/split.js';
 import { upload, type Uploaded } from './resident/upload.js';
+import { recordCapacity, Records } from './resident/records.js';
+
+/** A recorded verify pass not kept yet; `before` is set once its records can no longer be trusted (preserveLive). */
+interface LivePass {
+	start: number; // the state's position before the pass
+	before: DeviceState | null;
+}
 
 export class ResidentMamba implements LanguageModel {
 	readonly config: MambaConfig;
 	private readonly plans = new Map<number, Pass[]>();
+	private readonly verifyPlans = new Map<number, Pass[]>(); // per T ≤ recordCapacity
+	private live: LivePass | null = null; // the verify pass whose records keep(j) may still read
 	// Threads per split-K partial pass, for chunks and for decode (bench/webgpu.ts sweeps them; README, Speed).
 	private split = 1 << 20;
 	private vecSplit = 1 << 18;
@@ -33,6 +43,7 @@ export class ResidentMamba implements LanguageModel {
 	private constructor(
 		readonly checkpoint: Checkpoint<Weight>, readonly runner: Runner, readonly kernels: Kernels, readonly chunk: number,
 		private readonly dev: Uploaded,
+		private readonly records: Records | null, // null when this shape records nothing (recordCapacity 0)
 	) {
 		const c = (this.config = checkpoint.config);
 		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0 && c.dState % 4 === 0;
@@ -56,7 +67,10 @@ export class ResidentMamba implements LanguageModel {
 		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
 		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
-		return new ResidentMamba(checkpoint, runner, kernels, chunk, await upload(checkpoint, runner, chunk));
+		const dev = await upload(checkpoint, runner, chunk);
+		const capacity = recordCapacity(checkpoint.config, chunk);
+		const records = capacity > 0 ? await Records.create(runner, checkpoint.config, dev, capacity) : null;
+		return new ResidentMamba(checkpoint, runner, kernels, chunk, dev, records);
 	}
 
 	/** Threads per split-K partial pass, [chunks, decode] (tuning knobs for bench/webgpu.ts); drops the plans. */
@@ -67,6 +81,7 @@ export class ResidentMamba implements LanguageModel {
 		for (const n of [chunks, decode]) if (!(n >= 1 && n <= SPLIT_MAX)) throw new RangeError(`split threads ${n} outside 1..${SPLIT_MAX}`);
 		[this.split, this.vecSplit] = [chunks, decode];
 		this.plans.clear();
+		this.verifyPlans.clear();
 	}
 
 	/** Whether decode runs the fused plan (the default, when the shapes allow) or the chunk plan with T = 1. */
@@ -113,21 +128,76 @@ export class ResidentMamba implements LanguageModel {
 	}
 
 	/**
-	 * Logits (T, V) of tokens fed from state, then keep(j) rolls back to the first j: the state before the pass is
-	 * kept as a copy on the device, restored, and the j kept tokens fed again (a device pass costs about the same
-	 * for any small T, so a refeed is cheaper than reading per-position states back).
+	 * Logits (T, V) of tokens fed from state, then keep(j) rolls back to the first j. A pass of at most
+	 * `recordCapacity` tokens runs the verify plan, which keeps every layer's recurrence inputs on the device
+	 * (resident/records.ts): keep(j) replays them from the state before the pass, two passes and two copies with no
+	 * projection, and keep(T) costs nothing. A longer pass keeps a device copy of the state, and keep(j) restores it
+	 * and feeds the j kept tokens again.
 	 */
 	async verify(tokens: ArrayLike<number>, state: ModelState): Promise<Verification> {
 		if (!(state instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
-		const before = state.clone();
-		return verifyPass(tokens.length, {
-			feed: () => this.forward(tokens, state),
-			rollback: async (j) => {
-				state.copyFrom(before);
-				if (j > 0) await this.forward(Array.prototype.slice.call(tokens, 0, j) as number[], state);
+		const toks = Array.prototype.slice.call(tokens) as number[];
+		const T = toks.length;
+		if (!(T >= 1 && T <= this.recordCapacity)) {
+			const before = state.clone();
+			return verifyPass(T, {
+				feed: () => this.forward(toks, state),
+				rollback: (j) => this.refeed(before, toks.slice(0, j), state),
+				release: () => before.free(),
+			});
+		}
+		const rec = this.records!;
+		const start = state.position;
+		const live: LivePass = { start, before: null };
+		return verifyPass(T, {
+			feed: async () => {
+				const logits = await this.forwardChunk(toks, state, rec);
+				this.live = live;
+				return logits;
 			},
-			release: () => before.free(),
+			rollback: async (j) => {
+				if (live.before) return this.refeed(live.before, toks.slice(0, j), state);
+				if (state.freed) throw new Error('internal: a freed device state was used');
+				const k = rec.keep(j);
+				await this.runner.run([
+					...k.passes.map((pass) => ({ pass })),
+					{ copy: { from: k.ssm, to: whole(state.ssm) } },
+					{ copy: { from: k.conv, to: whole(state.conv) } },
+				]);
+				state.position = start + j;
+			},
+			release: () => {
+				if (this.live === live) this.live = null;
+				live.before?.free();
+			},
 		});
+	}
+
+	/** The most tokens a verify pass records for a rollback without a refeed (resident/records.ts). */
+	get recordCapacity(): number {
+		return this.records?.capacity ?? 0;
+	}
+
+	/** Restore `before` into state and feed `tokens`: the rollback of a pass that kept no records. */
+	private async refeed(before: DeviceState, tokens: number[], state: DeviceState): Promise<void> {
+		state.copyFrom(before);
+		if (tokens.length > 0) await this.forward(tokens, state);
+	}
+
+	/**
+	 * Before anything else runs on this model's work and record buffers: if a verify pass is not kept yet, copy
+	 * the state before it out of the work buffers, so that its keep(j) refeeds instead of reading records that
+	 * are about to be overwritten (the engine keeps a pass before its next forward; this is the safety net).
+	 */
+	private preserveLive(): void {
+		const live = this.live;
+		if (!live) return;
+		this.live = null;
+		const c = this.config, b = this.dev.bufs;
+		const before = new DeviceState(this.runner, c, this.runner.alloc(b.workSsm.length), this.runner.alloc(b.workConv.length), live.start);
+		this.runner.copy(whole(b.workSsm), whole(before.ssm));
+		this.runner.copy(whole(b.workConv), whole(before.conv));
+		live.before = before;
 	}
 
 	/** ln p(targets[t]) under each row of logits (T, V): on the host, where the logits already are. */
@@ -135,7 +205,8 @@ export class ResidentMamba implements LanguageModel {
 		return logProbReference(logits, targets.length, this.config.vocabSize, targets);
 	}
 
-	private async forwardChunk(tokens: number[], s: ModelState): Promise<Float32Array> {
+	/** One chunk on state s; with `rec`, the verify plan of T tokens, which records for keep(j). */
+	private async forwardChunk(tokens: number[], s: ModelState, rec: Records | null = null): Promise<Float32Array> {
 		if (!(s instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
 		const V = this.config.vocabSize;
 		const T = tokens.length;
@@ -143,20 +214,22 @@ export class ResidentMamba implements LanguageModel {
 		for (const tok of tokens) {
 			if (!(tok >= 0 && tok < V)) throw new RangeError(`token ${tok} outside the vocabulary 0..${V - 1}`);
 		}
+		this.preserveLive();
 		const b = this.dev.bufs;
 		const ids = new Float32Array(TB * 4);
 		ids.set(tokens);
 		this.runner.upload(range(b.tokens, 0, TB * 4), ids); // queued before the submission below
 		const read = range(b.logits, 0, TB * V * 4);
 		let done: Promise<Float32Array | null>;
-		const plan = this.plan(T);
-		if (T === 1 && this.next?.state === s && this.next.plan === plan) done = this.runner.submit(this.next.prepared);
-		else done = this.runner.run(this.commands(T, s), read);
+		const plan = rec ? this.verifyPlan(T, rec) : this.plan(T);
+		const step = T === 1 && !rec;
+		if (step && this.next?.state === s && this.next.plan === plan) done = this.runner.submit(this.next.prepared);
+		else done = this.runner.run(this.commands(T, s, rec), read);
 		this.next = null;
 		// Steps on one state in a row (decoding): record the next step while the GPU works on this one, so the
 		// host's recording time hides behind the GPU's.
-		if (T === 1 && this.lastStep === s && this.pipelineSteps) this.next = { state: s, plan, prepared: this.runner.prepare(this.commands(1, s), read) };
-		this.lastStep = T === 1 ? s : null;
+		if (step && this.lastStep === s && this.pipelineSteps) this.next = { state: s, plan, prepared: this.runner.prepare(this.commands(1, s), read) };
+		this.lastStep = step ? s : null;
 		const blocked = (await done)!;
 		s.position += T;
 		return fromBlocked(blocked, T, V);
@@ -166,20 +239,32 @@ export class ResidentMamba implements LanguageModel {
 	 * A chunk's commands on state s. The plan reads the state from fixed work buffers (its bindings never change):
 	 * copy in, run, then copy each layer's new h and conv state out.
 	 */
-	private commands(T: number, s: DeviceState): Command[] {
+	private commands(T: number, s: DeviceState, rec: Records | null = null): Command[] {
 		if (s.freed) throw new Error('internal: a freed device state was used');
 		const c = this.config;
 		const { dInner: E, dState: N, dConv: K } = c;
 		const TB = Math.ceil(T / 4);
-		const hAt = T === 1 && this.fusedDecode ? E * 4 : TB * E * N; // where the new h is in each layer's H
+		const hAt = T === 1 && this.fusedDecode && !rec ? E * 4 : TB * E * N; // where the new h is in each layer's H
 		return [
 			{ copy: { from: whole(s.ssm), to: whole(this.dev.bufs.workSsm) } },
 			{ copy: { from: whole(s.conv), to: whole(this.dev.bufs.workConv) } },
-			...this.plan(T).map((pass) => ({ pass })),
+			...(rec ? this.verifyPlan(T, rec) : this.plan(T)).map((pass) => ({ pass })),
 			...this.dev.layers.flatMap((layer, l): Command[] => [
 				{ copy: { from: range(layer.H, hAt, E * N), to: range(s.ssm, l * ssmStride(c), E * N) } },
-				{ copy: { from: range(layer.convOut, TB * E * 4, E * (K - 1)), to: range(s.conv, l * convStride(c), E * (K - 1)) } },
+				{
+					copy: {
+						from: rec ? rec.nextConv(l, TB) : range(layer.convOut, TB * E * 4, E * (K - 1)),
+						to: range(s.conv, l * convStride(c), E * (K - 1)),
+					},
+				},
 			]),
 		];
+	}
+
+	/** The passes of a verify pass of T tokens (a chunk plan writing the records), built once per T. */
+	private verifyPlan(T: number, rec: Records): readonly Pass[] {
+		let passes = this.verifyPlans.get(T);
+		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec)));
+		return passes;
 	}
 }

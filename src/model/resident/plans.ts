@@ -1,6 +1,7 @@
 // Recording the GPU-resident forward as passes (src/model/resident.ts), once per chunk length: every buffer,
 // offset and scalar is bound here, so running a plan is only submitting it. The plans read and write the
-// recurrent state in fixed work buffers (workSsm, workConv); ResidentMamba copies a DeviceState in and out.
+// recurrent state in fixed work buffers (workSsm, workConv); ResidentMamba copies a DeviceState in and out. No plan
+// writes the work buffers, so after a pass they still hold the state before it (a verify pass's keep relies on it).
 // Per layer, under the PyTorch line it implements:
 //                                              chunk (T > 1)                       decode (T = 1)
 //   u = self.norm(x)                           normSlices, normCombine, normApply  folded into in_proj (below)
@@ -16,6 +17,7 @@ import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
 import { normSliceCount, slices, vecSlices } from './split.js';
 import type { Mat, Uploaded } from './upload.js';
+import type { Records } from './records.js';
 
 /** Layer l's h (E, N) in the work buffer the plans read and write. */
 const workSsm = (c: MambaConfig, b: Uploaded['bufs'], l: number): View => range(b.workSsm, l * ssmStride(c), c.dInner * c.dState);
@@ -24,8 +26,11 @@ const workSsm = (c: MambaConfig, b: Uploaded['bufs'], l: number): View => range(
 const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
 	range(b.workConv, l * convStride(c), c.dInner * (c.dConv - 1));
 
-/** The passes of a chunk of T tokens, split-K partial passes at most `split` threads. */
-export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number): Pass[] {
+/**
+ * The passes of a chunk of T tokens, split-K partial passes at most `split` threads. With `rec` (a verify pass),
+ * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j).
+ */
+export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records): Pass[] {
 	const p = dev.programs;
 	const b = dev.bufs;
 	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
@@ -50,17 +55,20 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 	passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, TB * 4), emb: whole(b.embedding) }, act(b.xA, d), TB * d));
 	let x = b.xA, next = b.xB;
 	dev.layers.forEach((L, l) => {
-		const xs = range(L.convOut, 0, TB * E * 4);
+		const to = rec?.layer(l, TB) ?? {
+			xz: act(b.xz, 2 * E), conv: range(L.convOut, 0, TB * E * 4 + E * (K - 1)), dbc: act(b.dbc, RC), delta: act(b.delta, E),
+		};
+		const xs = range(to.conv.buf, to.conv.offset, TB * E * 4);
 		const H = range(L.H, 0, (TB + 1) * E * N);
 		norm(act(x, d));
-		matmul(L.inProj, act(b.u, d), act(b.xz, 2 * E), zeros, L.inProj.c2);
-		const conv = { xz: act(b.xz, 2 * E), state: workConv(c, b, l), w: L.convWeight, b: L.convBias, T };
-		passes.push(r.pass(p.conv, conv, range(L.convOut, 0, TB * E * 4 + E * (K - 1)), TB * E + (E * (K - 1)) / 4));
-		matmul(L.xProj, xs, act(b.dbc, RC), zeros, zeros);
-		matmul(L.dtProj, act(b.dbc, RC), act(b.delta, E), zeros, L.dtBias);
-		const scan = { delta: act(b.delta, E), x: xs, dbc: act(b.dbc, RC), p: L.scanParams };
+		matmul(L.inProj, act(b.u, d), to.xz, zeros, L.inProj.c2);
+		const conv = { xz: to.xz, state: workConv(c, b, l), w: L.convWeight, b: L.convBias, T };
+		passes.push(r.pass(p.conv, conv, to.conv, TB * E + (E * (K - 1)) / 4));
+		matmul(L.xProj, xs, to.dbc, zeros, zeros);
+		matmul(L.dtProj, to.dbc, to.delta, zeros, L.dtBias);
+		const scan = { delta: to.delta, x: xs, dbc: to.dbc, p: L.scanParams };
 		passes.push(r.pass(p.starts, { ...scan, h0: workSsm(c, b, l), T }, H, (TB + 1) * E * N));
-		passes.push(r.pass(p.scanOut, { ...scan, H, xz: act(b.xz, 2 * E) }, act(b.y, E), TB * E));
+		passes.push(r.pass(p.scanOut, { ...scan, H, xz: to.xz }, act(b.y, E), TB * E));
 		matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);
 		[x, next] = [next, x];
 	});

@@ -9,11 +9,11 @@ import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norm
 import { convAndState } from '../../../kernels/conv.js';
 import { scanOutputBlocked, scanStarts, scanStep } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
-import { whole, type DeviceBuffer, type Program, type Runner, type View } from '../../backend/resident/runner.js';
-import type { Checkpoint, Weight } from '../types.js';
+import { range, whole, type DeviceBuffer, type Program, type Runner, type View } from '../../backend/resident/runner.js';
+import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
-import { normSliceCount, slices, SPLIT_MAX, vecSlices } from './split.js';
+import { aligned, normSliceCount, slices, SPLIT_MAX, vecSlices } from './split.js';
 
 /** A projection on the device: its weights and the programs of its chunk and decode passes. */
 export interface Mat {
@@ -35,7 +35,7 @@ interface Layer {
 	xProj: Mat;
 	dtProj: Mat; // reads the first R columns of dbc
 	dtBias: View;
-	scanParams: View; // [A (E, N) | D (E) | b_dt (E)] for the scan kernels
+	scanParams: View; // [A (E, N) | D (E) | b_dt (E)] for the scan kernels: layer l's slice of bufs.params
 	outProj: Mat;
 	convOut: DeviceBuffer; // [x' (TB, E, 4) | next conv state (E, k−1)]
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
@@ -44,7 +44,7 @@ interface Layer {
 type ProgramName = 'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step';
 type BufferName =
 	| 'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones'
-	| 'embedding' | 'workSsm' | 'workConv';
+	| 'embedding' | 'workSsm' | 'workConv' | 'params';
 
 /** Everything the plans bind: programs, per-layer weights, the head, and the activation and work buffers. */
 export interface Uploaded {
@@ -53,6 +53,9 @@ export interface Uploaded {
 	head: Mat;
 	bufs: Record<BufferName, DeviceBuffer>;
 }
+
+/** Floats between two layers' scan parameters [A (E, N) | D (E) | b_dt (E)] in bufs.params. */
+export const paramsStride = (c: MambaConfig): number => aligned(c.dInner * c.dState + 2 * c.dInner);
 
 /** Wᵀ (K, N) of a row-major W (N, K), each column k scaled by colScale[k] when given (a folded norm weight). */
 function transpose(w: Float32Array, N: number, K: number, colScale?: Float32Array): Float32Array {
@@ -132,9 +135,13 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
 		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 	};
+	// every layer's scan parameters in one buffer, so that a rollback (records.ts) reads all layers in one pass
+	const params = r.alloc(c.nLayer * paramsStride(c));
 	const layers: Layer[] = [];
 	for (const l of w.layers) {
 		const aNeg = layerA(l); // A = −exp(A_log), once (or as a GGUF file stores it)
+		const scanParams = range(params, layers.length * paramsStride(c), E * N + 2 * E);
+		r.upload(scanParams, Float32Array.from([...aNeg, ...l.D, ...l.dtBias]));
 		const layerW: Layer = {
 			inProj: await mat(denseWeight(l.inProj), 2 * E, d, d, Epi.None, [l.norm, l.normBias]),
 			convWeight: put(l.convWeight),
@@ -142,7 +149,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			xProj: await mat(denseWeight(l.xProj), RC, E, E, Epi.None),
 			dtProj: await mat(denseWeight(l.dtProj), E, R, RC, Epi.Softplus),
 			dtBias: put(l.dtBias),
-			scanParams: put(Float32Array.from([...aNeg, ...l.D, ...l.dtBias])),
+			scanParams,
 			outProj: await mat(denseWeight(l.outProj), d, E, E, Epi.Residual),
 			convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 			H: r.alloc((TBm + 1) * E * N),
@@ -157,7 +164,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
 		P: r.alloc(pMax), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
 		ones: put(new Float32Array(d).fill(1)).buf, embedding: put(denseWeight(w.embedding)).buf,
-		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)),
+		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
 	};
 	return { programs, layers, head, bufs };
 }
