@@ -90,3 +90,11 @@ export function inputFields(limit: number | null, noise: readonly NoiseSpec[], s
 		...(noise.length > 0 ? { noise: noise.map((n) => ({ type: n.type, p: n.p })), noise_seed: seed, ...(inputBytes !== null ? { input_bytes: inputBytes } : {}) } : {}),
 	};
 }
+
+/** What was scored when it is not simply the file (`first 65536 bytes, noise drop:0.05 seed 0`), else ''. */
+export function inputNote(r: Pick<PerplexityResult, 'limit' | 'noise' | 'noise_seed'>): string {
+	const parts: string[] = [];
+	if (r.limit !== undefined) parts.push(`first ${r.limit} bytes`);
+	if (r.noise && r.noise.length > 0) parts.push(`noise ${r.noise.map((n) => `${n.type}:${n.p}`).join(' ')} seed ${r.noise_seed}`);
+	return parts.join(', ');
+}

@@ -10,7 +10,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { openModel } from '../app/open.js';
-import { firstBytes, inputFields, scoreSource } from '../app/score.js';
+import { firstBytes, inputFields, inputNote, scoreSource } from '../app/score.js';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import type { PerplexityOptions } from './options.js';
 import { readerGone } from './reader-gone.js';
@@ -38,15 +38,9 @@ function sourceOf(file: string): Source {
 
 export const formatResult = (r: PerplexityResult): string =>
 	`${r.file}  ${r.bits_per_byte.toFixed(4)} bits/byte  word perplexity ${r.word_perplexity.toFixed(2)}  ` +
-	`${r.bytes} bytes  ${r.bytes_per_second.toFixed(1)} bytes/s${inputNote(r)}`;
+	`${r.bytes} bytes  ${r.bytes_per_second.toFixed(1)} bytes/s${noteOf(r)}`;
 
-/** What was scored when it is not simply the file: `  (first 65536 bytes, noise drop:0.05 seed 0)`. */
-export function inputNote(r: Pick<PerplexityResult, 'limit' | 'noise' | 'noise_seed'>): string {
-	const parts: string[] = [];
-	if (r.limit !== undefined) parts.push(`first ${r.limit} bytes`);
-	if (r.noise && r.noise.length > 0) parts.push(`noise ${r.noise.map((n) => `${n.type}:${n.p}`).join(' ')} seed ${r.noise_seed}`);
-	return parts.length > 0 ? `  (${parts.join(', ')})` : '';
-}
+const noteOf = (r: Parameters<typeof inputNote>[0]) => (inputNote(r) ? `  (${inputNote(r)})` : '');
 
 /** The share of non-text bytes in `head`: control bytes other than whitespace/ESC, and bytes of invalid UTF-8. */
 export function nonTextShare(head: Uint8Array): number {
@@ -108,7 +102,7 @@ export async function runPerplexity(files: string[], o: PerplexityOptions, view?
 				file: current.file, bytes: current.done, scored: current.done - 1, bits_per_byte: current.bitsPerByte, partial: true,
 				backend: kernels.name, model: model.checkpoint.name, ...inputFields(o.limit, o.noise, o.noiseSeed, null),
 			};
-			const text = o.json ? JSON.stringify(partial) : `${current.file}  ${current.bitsPerByte.toFixed(4)} bits/byte  (interrupted: the first ${current.done} bytes)${inputNote(partial)}`;
+			const text = o.json ? JSON.stringify(partial) : `${current.file}  ${current.bitsPerByte.toFixed(4)} bits/byte  (interrupted: the first ${current.done} bytes)${noteOf(partial)}`;
 			process.stdout.write(text.startsWith(started) ? text.slice(started.length) + '\n' : '\n' + text + '\n');
 		} else if (started) process.stdout.write('\n');
 		process.exit(130);
