@@ -102,7 +102,8 @@ export const OVERVIEW = `
 ${COMMON}
 ${GENERATION}
 
-  Perplexity: --curve --bucket N --window W --limit BYTES --noise TYPE:P    Bench: --shape DxL    Convert: --dtype f16|bf16|f32|q8_0|q4_0|q4_k|q6_k
+  Perplexity: --curve --bucket N --window W --limit BYTES --noise TYPE:P [--seed S]
+  Bench: --shape DxL    Convert: --dtype f16|bf16|f32|q8_0|q4_0|q4_k|q6_k
   (mambabyte help COMMAND for each command's options)
 
   Exit codes: 0 success, 1 runtime failure (bad or missing file, folder, checkpoint, download),
