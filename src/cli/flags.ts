@@ -40,7 +40,7 @@ export const FLAGS: Record<string, FlagSpec> = {
 	'min-p': { key: 'minP', value: true, commands: GEN },
 	'repeat-penalty': { key: 'repeatPenalty', value: true, commands: GEN },
 	'repeat-last-n': { key: 'repeatLastN', value: true, commands: GEN },
-	seed: { key: 'seed', value: true, commands: GEN },
+	seed: { key: 'seed', value: true, commands: [...GEN, 'perplexity'] }, // perplexity: of --noise
 	stop: { key: 'stop', value: true, multiple: true, commands: GEN },
 	draft: { key: 'draft', value: true, negatable: true, commands: GEN },
 	'draft-subwords': { key: 'draftSubwords', value: true, commands: GEN },
@@ -51,6 +51,8 @@ export const FLAGS: Record<string, FlagSpec> = {
 	curve: { key: 'curve', value: false, commands: ['perplexity'] },
 	bucket: { key: 'bucket', value: true, commands: ['perplexity'] },
 	window: { key: 'window', value: true, commands: ['perplexity'] },
+	limit: { key: 'limit', value: true, commands: ['perplexity'] },
+	noise: { key: 'noise', value: true, multiple: true, commands: ['perplexity'] },
 	'kl-divergence': { key: 'klDivergence', value: true, commands: ['perplexity'] },
 	profile: { key: 'profile', value: false, commands: ['bench'] },
 	shape: { key: 'shape', value: true, commands: ['bench'] },

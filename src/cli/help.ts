@@ -59,6 +59,11 @@ ${GENERATION}
     --bucket N               bucket size in bytes (default: the model's training context length)
     --window W               sliding window: each byte sees at most W - 1 bytes of context (W >= 2)
     --kl-divergence BASE     KL(BASE || --model) per byte, its percentiles and top-1 agreement (what a quantization costs)
+    --limit BYTES            score only the first BYTES bytes of each file (BYTES >= 2)
+    --noise TYPE:P           score the text with synthetic noise, TYPE drop|repeat|antspeak|uppercase|random-case|swap
+                             at probability P in [0, 1] (the MambaByte paper's robustness test); repeatable, applied
+                             in the order given
+    --seed S                 the noise's seed (default 0: the same command, the same noised text)
   Ctrl-C prints the result of the part scored so far, then exits 130.
 ${COMMON}
 `,
@@ -97,7 +102,8 @@ export const OVERVIEW = `
 ${COMMON}
 ${GENERATION}
 
-  Perplexity: --curve --bucket N --window W    Bench: --shape DxL    Convert: --dtype f16|bf16|f32|q8_0|q4_0|q4_k|q6_k
+  Perplexity: --curve --bucket N --window W --limit BYTES --noise TYPE:P [--seed S]
+  Bench: --shape DxL    Convert: --dtype f16|bf16|f32|q8_0|q4_0|q4_k|q6_k
   (mambabyte help COMMAND for each command's options)
 
   Exit codes: 0 success, 1 runtime failure (bad or missing file, folder, checkpoint, download),

@@ -1,6 +1,6 @@
 // `mambabyte perplexity FILE... --model Q --kl-divergence BASE`: KL(base ‖ Q) per byte and top-1 agreement.
 import { readFileSync, statSync } from 'node:fs';
-import { UserError } from '../errors.js';
+import { UserError, UsageError } from '../errors.js';
 import { openModel } from '../app/open.js';
 import { formatKl, klDivergence } from '../engine/kl.js';
 import type { PerplexityOptions } from './options.js';
@@ -10,6 +10,7 @@ const MAX_FILE = 256 * 1024 * 1024;
 
 export async function runKlDivergence(files: string[], o: PerplexityOptions, baseModel: string): Promise<void> {
 	if (o.window !== null || o.curve) throw new UserError('--kl-divergence scores one full pass: --window and --curve do not apply');
+	if (o.limit !== null || o.noise.length > 0) throw new UsageError('--kl-divergence compares the models on the files as they are: --limit and --noise do not apply');
 	for (const f of files) {
 		if (f === '-') throw new UserError("--kl-divergence reads files, not stdin ('-')");
 		let size: number;

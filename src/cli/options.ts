@@ -7,6 +7,7 @@ import { parseBackend } from '../backend/select.js';
 import { DEFAULT_SETTINGS, parseAccept, randomSeed, type GenerationOptions, type ModelSources, type Reporting } from '../app/options.js';
 import type { ScoringSettings } from '../app/score.js';
 import { DEFAULT_MODEL, defaultDrafter } from '../app/sources.js';
+import { DEFAULT_NOISE_SEED, parseNoise } from '../engine/noise.js';
 
 export type { GenerationOptions } from '../app/options.js';
 
@@ -69,11 +70,18 @@ export function generationOptions(flags: RawFlags): GenerationOptions {
 }
 
 export function perplexityOptions(flags: RawFlags): PerplexityOptions {
+	const noise = ((flags.noise as string[] | undefined) ?? []).map(parseNoise);
+	// The seed only draws the noise: without --noise it would change nothing, so it is a mistake like -n is.
+	if (flags.seed !== undefined && noise.length === 0) throw new UsageError('perplexity: --seed applies only with --noise (it seeds the noise)');
 	return {
 		...commonOptions(flags),
 		curve: Boolean(flags.curve),
 		bucket: number(flags, 'bucket', '--bucket', (v) => isInt(v) && v >= 1, 'a whole number of bytes >= 1') ?? null,
 		// W = 1 would score every byte with no context at all (and the stride ⌈W/2⌉ leaves nothing to score).
 		window: number(flags, 'window', '--window', (v) => isInt(v) && v >= 2, 'a whole number of bytes >= 2 (each byte sees up to W - 1 bytes before it)') ?? null,
+		// 2: one byte alone has nothing to score (it is only context).
+		limit: number(flags, 'limit', '--limit', (v) => isInt(v) && v >= 2 && v <= Number.MAX_SAFE_INTEGER, 'a whole number of bytes >= 2 (the first byte is only context)') ?? null,
+		noise,
+		noiseSeed: number(flags, 'seed', '--seed', (v) => isInt(v) && v >= 0 && v < 2 ** 32, 'a whole number from 0 to 2^32-1') ?? DEFAULT_NOISE_SEED,
 	};
 }

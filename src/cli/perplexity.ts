@@ -5,10 +5,12 @@
 // (reader-gone.ts, Linux pipes), else at the next write (main.ts exits on EPIPE) — which is why the start of each
 // file's line (its name, known before scoring) is written when the file starts. Ctrl-C prints the part of the current file scored so far, then exits 130.
 // A file that does not look like text gets a one-line note on stderr (it is scored all the same).
+// --limit N scores the first N bytes of each input (the rest is not read); --noise TYPE:P scores a noised copy of
+// the bytes read (app/score.ts, engine/noise.ts); the line and the JSON object say which.
 import { createReadStream, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { openModel } from '../app/open.js';
-import { scoreSource } from '../app/score.js';
+import { firstBytes, inputFields, inputNote, scoreSource } from '../app/score.js';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import type { PerplexityOptions } from './options.js';
 import { readerGone } from './reader-gone.js';
@@ -36,7 +38,9 @@ function sourceOf(file: string): Source {
 
 export const formatResult = (r: PerplexityResult): string =>
 	`${r.file}  ${r.bits_per_byte.toFixed(4)} bits/byte  word perplexity ${r.word_perplexity.toFixed(2)}  ` +
-	`${r.bytes} bytes  ${r.bytes_per_second.toFixed(1)} bytes/s`;
+	`${r.bytes} bytes  ${r.bytes_per_second.toFixed(1)} bytes/s${noteOf(r)}`;
+
+const noteOf = (r: Parameters<typeof inputNote>[0]) => (inputNote(r) ? `  (${inputNote(r)})` : '');
 
 /** The share of non-text bytes in `head`: control bytes other than whitespace/ESC, and bytes of invalid UTF-8. */
 export function nonTextShare(head: Uint8Array): number {
@@ -94,8 +98,11 @@ export async function runPerplexity(files: string[], o: PerplexityOptions, view?
 	let started = ''; // the part of the current file's line already written
 	const onSigint = () => {
 		if (current && current.done > 1) {
-			const partial = { file: current.file, bytes: current.done, scored: current.done - 1, bits_per_byte: current.bitsPerByte, partial: true, backend: kernels.name, model: model.checkpoint.name };
-			const text = o.json ? JSON.stringify(partial) : `${current.file}  ${current.bitsPerByte.toFixed(4)} bits/byte  (interrupted: the first ${current.done} bytes)`;
+			const partial = {
+				file: current.file, bytes: current.done, scored: current.done - 1, bits_per_byte: current.bitsPerByte, partial: true,
+				backend: kernels.name, model: model.checkpoint.name, ...inputFields(o.limit, o.noise, o.noiseSeed, null),
+			};
+			const text = o.json ? JSON.stringify(partial) : `${current.file}  ${current.bitsPerByte.toFixed(4)} bits/byte  (interrupted: the first ${current.done} bytes)${noteOf(partial)}`;
 			process.stdout.write(text.startsWith(started) ? text.slice(started.length) + '\n' : '\n' + text + '\n');
 		} else if (started) process.stdout.write('\n');
 		process.exit(130);
@@ -106,12 +113,15 @@ export async function runPerplexity(files: string[], o: PerplexityOptions, view?
 	async function* events(): AsyncGenerator<PerplexityEvent> {
 		for (const src of sources) {
 			current = { file: src.name, done: 0, bitsPerByte: NaN };
-			// The start of the line, when the file surely has something to score (a closed pipe shows here).
-			if (lines && src.size !== null && src.size > 1) {
+			// The start of the line, when the file surely has something to score (a closed pipe shows here); noise
+			// may leave nothing (drop), so with noise the line is written whole at the end, as for stdin.
+			const size = src.size === null || o.limit === null ? src.size : Math.min(src.size, o.limit);
+			if (lines && size !== null && size > 1 && o.noise.length === 0) {
 				started = o.json ? `{"file":${JSON.stringify(src.name)},` : `${src.name}  `;
 				process.stdout.write(started);
 			}
-			const source = watchBinary(src.open(), (share) => hints.push(`${src.name}: looks binary (${(100 * share).toFixed(0)}% of the first 64 KB is not text); scored as bytes all the same`));
+			// --limit before the binary check, so the note speaks of the bytes scored; scoreSource cuts at the same place.
+			const source = watchBinary(firstBytes(src.open(), o.limit), (share) => hints.push(`${src.name}: looks binary (${(100 * share).toFixed(0)}% of the first 64 KB is not text); scored as bytes all the same`));
 			const scoring = scoreSource(model, src.name, src.size, source, o);
 			for await (const e of scoring) {
 				if (e.type === 'progress') {
@@ -141,7 +151,8 @@ export async function runPerplexity(files: string[], o: PerplexityOptions, view?
 	}
 	for (const h of hints) process.stderr.write(`mambabyte: ${h}\n`);
 	for (const r of empty) {
-		process.stderr.write(`mambabyte: ${r.file}: ${r.bytes} byte${r.bytes === 1 ? '' : 's'}, nothing to score (the first byte is only context)\n`);
+		const after = r.noise ? ` after noise (${r.input_bytes} read)` : '';
+		process.stderr.write(`mambabyte: ${r.file}: ${r.bytes} byte${r.bytes === 1 ? '' : 's'}${after}, nothing to score (the first byte is only context)\n`);
 	}
 	if (empty.length > 0) process.exitCode = 1;
 }

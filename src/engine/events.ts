@@ -40,6 +40,10 @@ export interface PerplexityResult {
 	backend: string;
 	model: string;
 	curve?: { start: number; end: number; bits_per_byte: number }[];
+	limit?: number; // --limit: at most this many bytes of the input were read
+	noise?: { type: string; p: number }[]; // --noise: applied in this order to the bytes read, before scoring
+	noise_seed?: number;
+	input_bytes?: number; // with noise: bytes read from the input (`bytes` counts the noised text scored)
 }
 
 export type PerplexityEvent =

@@ -3,6 +3,7 @@
 // and a sparkline of bits per byte against position (does the model hold up past its training length?).
 // It renders PerplexityEvents and nothing else; the CLI calls it only when stderr is a TTY and --json is not given.
 import { Box, render, Static, Text } from 'ink';
+import { inputNote } from '../app/score.js';
 import type { PerplexityEvent, PerplexityResult } from '../engine/events.js';
 import { bar, barChart, sparkline } from './chart.js';
 import { fixed, formatBytes, formatDuration, formatPpl, formatRate } from './format.js';
@@ -63,7 +64,7 @@ export function DoneLine({ r }: { r: PerplexityResult }) {
 	return (
 		<Text>
 			<Text color={theme.rate}>✓</Text> {r.file}  <Text bold>{fixed(r.bits_per_byte, 4)}</Text> bits/byte · word ppl {formatPpl(r.word_perplexity)} ·{' '}
-			{formatBytes(r.bytes)} in {formatDuration(r.seconds)} ({formatRate(r.bytes_per_second)})
+			{formatBytes(r.bytes)} in {formatDuration(r.seconds)} ({formatRate(r.bytes_per_second)}){inputNote(r) ? ` · ${inputNote(r)}` : ''}
 		</Text>
 	);
 }
@@ -121,6 +122,7 @@ export function PerplexityView({ state, curve, final }: { state: PerplexityState
 			{final && state.results.length > 0 ? (
 				<Box flexDirection="column" marginTop={1}>
 					<ResultTable results={state.results} />
+					{inputNote(state.results[0]) ? <Text color={theme.label}>scored: {inputNote(state.results[0])}</Text> : null}
 					{curve ? state.results.map((r, i) => <CurveChart key={i} r={r} />) : null}
 				</Box>
 			) : null}
