@@ -41,10 +41,6 @@ INLINE void reduce16(const __m512 *acc, const int RR, const int TT, float *out) 
 /** [v, v] (the 8 floats in both halves): 16 lanes from an 8-lane vector, for permutexvar. */
 INLINE __m512 wide8(__m256 v) { return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(v))); }
 
-// How far ahead of a tile the next weights are prefetched, in tiles: the rows of a tile are 4 streams, which the
-// hardware prefetchers alone follow too late (measured: T = 1 and 4 run about 1.5x slower without it).
-#define PREFETCH_TILES 4
-
 /** q8_0: blocks b and b + 1 (two = 0: b alone) of the tile. */
 INLINE void q8_0_pair(TILE_ARGS, const int RR, const int TT, int b, const int two, __m512 *acc) {
 	__m512i w[4];
@@ -52,8 +48,8 @@ INLINE void q8_0_pair(TILE_ARGS, const int RR, const int TT, int b, const int tw
 	const __m512i perm = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 	for (int r = 0; r < RR; r++) {
 		const uint8_t *p = ROW(r) + 34 * b;
-		_mm_prefetch((const char *)p + PREFETCH_TILES * RR * a->row_bytes, _MM_HINT_T0);
-		_mm_prefetch((const char *)p + PREFETCH_TILES * RR * a->row_bytes + 64, _MM_HINT_T0);
+		prefetch_ahead(a, p, RR);
+		prefetch_ahead(a, p + 64, RR);
 		w[r] = _mm512_xor_si512(ld2(p + 2, two ? p + 36 : NULL), _mm512_set1_epi8((char)0x80));
 		const uint32_t h = (uint32_t)(p[0] | p[1] << 8) | (two ? (uint32_t)(p[34] | p[35] << 8) << 16 : 0);
 		dw[r] = _mm512_permutexvar_ps(perm, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)h))));
@@ -93,8 +89,8 @@ INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
 				__m512 sv[4];
 				for (int r = 0; r < RR; r++) {
 					const uint8_t *p = ROW(r) + 210 * sb;
-					if (gp == 0) _mm_prefetch((const char *)p + PREFETCH_TILES * RR * a->row_bytes + 128 * n2, _MM_HINT_T0);
-					else _mm_prefetch((const char *)p + PREFETCH_TILES * RR * a->row_bytes + 128 * n2 + 64, _MM_HINT_T0);
+					prefetch_ahead(a, p + 128 * n2 + 64 * gp, RR);
+					if (n2 == 1 && gp == 1) prefetch_ahead(a, p + 209, RR); // the last byte's line
 					const __m512i q = _mm512_loadu_si512((const void *)(p + 64 * n2));
 					const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n2)));
 					u[r] = gp == 0 ? _mm512_or_si512(_mm512_and_si512(q, lo), _mm512_and_si512(_mm512_sllv_epi64(h, shl), hb))
@@ -156,7 +152,8 @@ INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
 			const __m512i idx = _mm512_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c);
 			for (int r = 0; r < RR; r++) {
 				const uint8_t *p = ROW(r) + 144 * sb;
-				if (c % 2 == 0) _mm_prefetch((const char *)p + PREFETCH_TILES * RR * a->row_bytes + 32 * c, _MM_HINT_T0);
+				if (c < 3) prefetch_ahead(a, p + 64 * c, RR);
+				if (c == 3) prefetch_ahead(a, p + 143, RR); // the last byte's line
 				const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c)));
 				u[r] = _mm512_and_si512(_mm512_srlv_epi64(q, sh), lo);
 				sv[r] = _mm512_permutexvar_ps(idx, ds[r]);
