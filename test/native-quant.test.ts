@@ -151,6 +151,41 @@ if (kernels) {
 		});
 	}
 
+	// The tiles are up to 4 rows × 4 tokens (plus 512-bit pairs of blocks on AVX-512): T = 1..17 covers every token
+	// tail, 13 rows every row tail, an odd number of 32-value blocks the half-empty last pair; each epilogue, since
+	// the epilogues run on vectors of a tile's outputs.
+	for (const isa of isas) {
+		test(`${isa}: T = 1..17 in one call equal T single-token calls bit for bit (every type, shape and epilogue)`, async () => {
+			k.configure({ isa });
+			try {
+				for (const t of TYPES) {
+					const Ks = t.endsWith('_k') ? [256, 512] : t.startsWith('q') ? [32, 96, 512] : [8, 40, 520];
+					for (const K of Ks) {
+						const N = 13, w = randomQMatrix(t, N, K, r), x = uniform(17 * K);
+						for (const mode of ['none', 'residual', 'softplus'] as const) {
+							const epi = mode === 'residual' ? uniform(17 * N) : uniform(N);
+							const opts = (T0: number, T: number) =>
+								mode === 'residual' ? { residual: epi.subarray(T0 * N, (T0 + T) * N) } : mode === 'softplus' ? { softplusBias: epi } : {};
+							const single: Float32Array[] = [];
+							for (let i = 0; i < 17; i++) single.push(await k.linear(w, x.subarray(i * K, (i + 1) * K), 1, opts(i, 1)));
+							for (let T = 1; T <= 17; T++) {
+								const all = await k.linear(w, x.subarray(0, T * K), T, opts(0, T));
+								for (let i = 0; i < T; i++) {
+									const got = all.subarray(i * N, (i + 1) * N);
+									for (let n = 0; n < N; n++) {
+										if (!Object.is(got[n], single[i][n])) assert.unreachable(`${isa} ${t} K=${K} ${mode} T=${T}: token ${i} row ${n} is ${got[n]}, alone ${single[i][n]}`);
+									}
+								}
+							}
+						}
+					}
+				}
+			} finally {
+				k.configure({ isa: defaultIsa });
+			}
+		});
+	}
+
 	const ggufFiles = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k', 'f16'].map((t) => `${GGUF_DIR}/tiny-${t}.gguf`);
 	test('real llama-quantize blocks (../shared/fixtures/gguf) on every instruction set', async () => {
 		for (const f of ggufFiles) assert.ok(existsSync(f), `missing fixture ${f}`);

@@ -25,7 +25,16 @@
 #define MB_STR2(a) #a
 #define MB_STR(a) MB_STR2(a)
 #define INLINE static inline __attribute__((always_inline))
-#define GROUP 4 // tokens per pass over a row
+// Tile shape: rows × tokens per pass over a weight row. One token is memory-bound (TILE_ROWS_1 rows at a time).
+#ifndef TILE_ROWS
+#define TILE_ROWS 4
+#endif
+#ifndef TILE_TOKENS
+#define TILE_TOKENS 4
+#endif
+#ifndef TILE_ROWS_1
+#define TILE_ROWS_1 4
+#endif
 
 #if defined(__F16C__)
 INLINE float half(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
@@ -144,6 +153,9 @@ static float dot_float_portable(int qtype, const uint8_t *row, const float *x, i
 
 // ---- vector paths ------------------------------------------------------------------------------------------------
 #if defined(__AVX2__)
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define WIDE 1 // q8_0, q4_k and q6_k on 512-bit vectors (quant_wide.c)
+#endif
 
 /** Σ of u8·s8 products in 8 int32 lanes (each lane: 4 adjacent bytes). */
 INLINE __m256i dot_us(__m256i u, __m256i s) {
@@ -154,29 +166,56 @@ INLINE __m256i dot_us(__m256i u, __m256i s) {
 #endif
 }
 
-INLINE float hsum8(__m256 v) {
-	__m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	__m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-	return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
-}
-
 INLINE __m256i ldq(const int8_t *q) { return _mm256_loadu_si256((const __m256i *)q); }
 
-// Tiles: RR weight rows × TT tokens (RR·TT <= 4 accumulator chains: 4 rows for one token, else 1 row for up to 4
-// tokens), out[r·TT + j]. Each (row, token) pair has its own accumulator, fed block by block in order, so a result
-// is the same whichever tile shape computed it. Compile-time RR and TT (always_inline, constant arguments) keep
-// the accumulators in registers.
+/**
+ * The sums of a, b, c and d's 8 lanes as [a, b, c, d], each by the same tree ((0+1)+(2+3)) + ((4+5)+(6+7)): a
+ * tile reduces its accumulators 4 at a time, and an output's sum does not depend on which others it shares them with.
+ */
+INLINE __m128 sum4x8(__m256 a, __m256 b, __m256 c, __m256 d) {
+	const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+	return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// Tiles: RR weight rows × TT tokens (RR, TT <= 4). Each (row, token) pair has its own accumulator, fed block by
+// block in order and reduced by sum4x8, so a result is the same whichever tile shape computed it. A tile writes
+// out[4·j + r] for token t + j and row n + r. Compile-time RR and TT (always_inline, constant arguments) keep the
+// accumulators in registers.
 #define TILE_ARGS const mb_qlinear_args *a, int n, int t, float *out
 #define ROW(r) (a->W + (size_t)(n + (r)) * a->row_bytes)
 #define XB(j, b) (a->xq + (size_t)(t + (j)) * (a->K / 32) + (b))
 
+// How far ahead of a tile the next weights are prefetched, in tiles: the rows of a tile are RR streams, which the
+// hardware prefetchers alone follow too late (measured: T = 1 and 4 run about 1.5x slower without it). One line
+// per call: a tile calls it once per row and block of up to 64 bytes.
+#ifndef PREFETCH_TILES
+#define PREFETCH_TILES 4
+#endif
+INLINE void prefetch_ahead(const mb_qlinear_args *a, const uint8_t *p, int RR) {
+	_mm_prefetch((const char *)p + PREFETCH_TILES * RR * a->row_bytes, _MM_HINT_T0);
+}
+
+/** out[4·j + r] = the lane sum of acc[r·TT + j] (8 lanes). */
+INLINE void reduce8(const __m256 *acc, const int RR, const int TT, float *out) {
+	const __m256 z = _mm256_setzero_ps();
+	for (int j = 0; j < TT; j++)
+		_mm_storeu_ps(out + 4 * j, sum4x8(acc[j], RR > 1 ? acc[TT + j] : z, RR > 2 ? acc[2 * TT + j] : z, RR > 3 ? acc[3 * TT + j] : z));
+}
+
+#if defined(WIDE)
+#include "quant_wide.c"
+#else
+// q8_0 on AVX2: maddubs needs one unsigned operand and sums pairs of products in int16, so the weights' signs are
+// moved onto x (|w|·sign(x, w): at most 2·127·128, no saturation).
 INLINE void tile_q8_0(TILE_ARGS, const int RR, const int TT) {
-	__m256 acc[4] = {0};
+	__m256 acc[16];
+	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
 	for (int b = 0; b < a->K / 32; b++) {
 		__m256i w[4], u[4];
 		float d[4];
 		for (int r = 0; r < RR; r++) {
 			const uint8_t *p = ROW(r) + 34 * b;
+			prefetch_ahead(a, p, RR);
 			w[r] = _mm256_loadu_si256((const __m256i *)(p + 2));
 			u[r] = _mm256_sign_epi8(w[r], w[r]);
 			d[r] = half(p);
@@ -190,39 +229,13 @@ INLINE void tile_q8_0(TILE_ARGS, const int RR, const int TT) {
 			}
 		}
 	}
-	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]);
-}
-
-INLINE void tile_q4_0(TILE_ARGS, const int RR, const int TT) {
-	__m256 acc[4] = {0};
-	float off[4] = {0};
-	const __m256i lo = _mm256_set1_epi8(0xf);
-	for (int b = 0; b < a->K / 32; b++) {
-		__m256i u[4];
-		float d[4];
-		for (int r = 0; r < RR; r++) {
-			const uint8_t *p = ROW(r) + 18 * b;
-			const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
-			u[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), lo);
-			d[r] = half(p);
-		}
-		for (int j = 0; j < TT; j++) {
-			const mb_q8x *xb = XB(j, b);
-			const __m256i xv = ldq(xb->q);
-			const int xs = xb->s[0] + xb->s[1];
-			for (int r = 0; r < RR; r++) {
-				const float dd = d[r] * xb->d;
-				acc[r * TT + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u[r], xv)), _mm256_set1_ps(dd), acc[r * TT + j]);
-				off[r * TT + j] += dd * xs;
-			}
-		}
-	}
-	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]) - 8 * off[i];
+	reduce8(acc, RR, TT, out);
 }
 
 INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
-	__m256 acc[4] = {0};
-	float off[4] = {0};
+	__m256 acc[16];
+	float off[16] = {0};
+	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
 	const __m256i lo = _mm256_set1_epi8(0xf);
 	for (int sb = 0; sb < a->K / 256; sb++) {
 		float ds[4][8], dm[4][8];
@@ -239,6 +252,7 @@ INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
 		for (int c = 0; c < 4; c++) {
 			__m256i u0[4], u1[4];
 			for (int r = 0; r < RR; r++) {
+				prefetch_ahead(a, ROW(r) + 144 * sb + (c < 3 ? 64 * c : 143), RR);
 				const __m256i q = _mm256_loadu_si256((const __m256i *)(ROW(r) + 144 * sb + 16 + 32 * c));
 				u0[r] = _mm256_and_si256(q, lo);
 				u1[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
@@ -256,39 +270,42 @@ INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
 			}
 		}
 	}
-	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]) - off[i];
+	reduce8(acc, RR, TT, out);
+	for (int r = 0; r < RR; r++)
+		for (int j = 0; j < TT; j++) out[4 * j + r] -= off[r * TT + j];
 }
 
-// q6_k: per-16 scales, so the pair sums (maddubs) are multiplied by the scales (madd) instead of by ones.
+// q6_k: per-16 scales, so the pair sums (maddubs) are multiplied by the scales (madd) instead of by ones. One
+// 32-value group at a time, so that the tile's rows need 4 registers, not 16.
 INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
-	__m256 acc[4] = {0};
-	float off[4] = {0};
+	__m256 acc[16];
+	float off[16] = {0};
+	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
 	const __m256i lo = _mm256_set1_epi8(0xf), hb = _mm256_set1_epi8(0x30);
 	for (int sb = 0; sb < a->K / 256; sb++) {
 		for (int n2 = 0; n2 < 2; n2++) {
-			__m256i u[4][4];
-			float d[4];
-			const int8_t *sc[4];
-			for (int r = 0; r < RR; r++) {
-				const uint8_t *p = ROW(r) + 210 * sb;
-				const __m256i qa = _mm256_loadu_si256((const __m256i *)(p + 64 * n2));
-				const __m256i qb = _mm256_loadu_si256((const __m256i *)(p + 64 * n2 + 32));
-				const __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n2));
-				u[r][0] = _mm256_or_si256(_mm256_and_si256(qa, lo), _mm256_and_si256(_mm256_slli_epi16(h, 4), hb));
-				u[r][1] = _mm256_or_si256(_mm256_and_si256(qb, lo), _mm256_and_si256(_mm256_slli_epi16(h, 2), hb));
-				u[r][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), lo), _mm256_and_si256(h, hb));
-				u[r][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), lo), _mm256_and_si256(_mm256_srli_epi16(h, 2), hb));
-				d[r] = half(p + 208);
-				sc[r] = (const int8_t *)(p + 192) + 8 * n2;
-			}
 			for (int g = 0; g < 4; g++) {
+				__m256i u[4];
+				float d[4];
+				const int8_t *sc[4];
+				for (int r = 0; r < RR; r++) {
+					const uint8_t *p = ROW(r) + 210 * sb;
+					if (g < 2 || n2 == 1) prefetch_ahead(a, p + (n2 == 0 ? 64 * g : g < 2 ? 128 + 64 * g : g == 2 ? 192 : 209), RR);
+					const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 64 * n2 + 32 * (g & 1)));
+					const __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n2));
+					const __m256i ql = g < 2 ? _mm256_and_si256(q, lo) : _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
+					const __m256i qh = g == 0 ? _mm256_slli_epi16(h, 4) : g == 1 ? _mm256_slli_epi16(h, 2) : g == 2 ? h : _mm256_srli_epi16(h, 2);
+					u[r] = _mm256_or_si256(ql, _mm256_and_si256(qh, hb));
+					d[r] = half(p + 208);
+					sc[r] = (const int8_t *)(p + 192) + 8 * n2;
+				}
 				for (int j = 0; j < TT; j++) {
 					const mb_q8x *xb = XB(j, 8 * sb + 4 * n2 + g);
 					const __m256i xv = ldq(xb->q);
 					for (int r = 0; r < RR; r++) {
 						const int s0 = sc[r][2 * g], s1 = sc[r][2 * g + 1], i = r * TT + j;
 						const __m256i scv = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
-						const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r][g], xv), scv);
+						const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], xv), scv);
 						const float dd = d[r] * xb->d;
 						acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dd), acc[i]);
 						off[i] += dd * 32 * (s0 * xb->s[0] + s1 * xb->s[1]);
@@ -297,7 +314,41 @@ INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
 			}
 		}
 	}
-	for (int i = 0; i < RR * TT; i++) out[i] = hsum8(acc[i]) - off[i];
+	reduce8(acc, RR, TT, out);
+	for (int r = 0; r < RR; r++)
+		for (int j = 0; j < TT; j++) out[4 * j + r] -= off[r * TT + j];
+}
+#endif
+
+INLINE void tile_q4_0(TILE_ARGS, const int RR, const int TT) {
+	__m256 acc[16];
+	float off[16] = {0};
+	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
+	const __m256i lo = _mm256_set1_epi8(0xf);
+	for (int b = 0; b < a->K / 32; b++) {
+		__m256i u[4];
+		float d[4];
+		for (int r = 0; r < RR; r++) {
+			const uint8_t *p = ROW(r) + 18 * b;
+			prefetch_ahead(a, p, RR);
+			const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
+			u[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), lo);
+			d[r] = half(p);
+		}
+		for (int j = 0; j < TT; j++) {
+			const mb_q8x *xb = XB(j, b);
+			const __m256i xv = ldq(xb->q);
+			const int xs = xb->s[0] + xb->s[1];
+			for (int r = 0; r < RR; r++) {
+				const float dd = d[r] * xb->d;
+				acc[r * TT + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u[r], xv)), _mm256_set1_ps(dd), acc[r * TT + j]);
+				off[r * TT + j] += dd * xs;
+			}
+		}
+	}
+	reduce8(acc, RR, TT, out);
+	for (int r = 0; r < RR; r++)
+		for (int j = 0; j < TT; j++) out[4 * j + r] -= 8 * off[r * TT + j];
 }
 
 /** 8 weights as floats. */
@@ -308,36 +359,36 @@ INLINE __m256 ld_w16(int qtype, const uint8_t *p) {
 }
 
 INLINE void tile_half(TILE_ARGS, const int RR, const int TT, const int qtype) {
-	__m256 acc[4] = {0};
+	__m256 acc[16];
+	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
 	const int K = a->K;
 	int k = 0;
 	for (; k + 8 <= K; k += 8) {
 		__m256 w[4];
-		for (int r = 0; r < RR; r++) w[r] = ld_w16(qtype, ROW(r) + 2 * k);
+		for (int r = 0; r < RR; r++) {
+			if (k % 32 == 0) prefetch_ahead(a, ROW(r) + 2 * k, RR);
+			w[r] = ld_w16(qtype, ROW(r) + 2 * k);
+		}
 		for (int j = 0; j < TT; j++) {
 			const __m256 xv = _mm256_loadu_ps(a->x + (size_t)(t + j) * a->S + k);
 			for (int r = 0; r < RR; r++) acc[r * TT + j] = _mm256_fmadd_ps(w[r], xv, acc[r * TT + j]);
 		}
 	}
-	for (int r = 0; r < RR; r++)
-		for (int j = 0; j < TT; j++) {
-			out[r * TT + j] = hsum8(acc[r * TT + j]);
-			if (k < K) out[r * TT + j] += dot_float_portable(qtype, ROW(r) + 2 * k, a->x + (size_t)(t + j) * a->S + k, K - k);
-		}
+	reduce8(acc, RR, TT, out);
+	if (k < K)
+		for (int r = 0; r < RR; r++)
+			for (int j = 0; j < TT; j++) out[4 * j + r] += dot_float_portable(qtype, ROW(r) + 2 * k, a->x + (size_t)(t + j) * a->S + k, K - k);
 }
 INLINE void tile_f16(TILE_ARGS, const int RR, const int TT) { tile_half(a, n, t, out, RR, TT, MB_Q_F16); }
 INLINE void tile_bf16(TILE_ARGS, const int RR, const int TT) { tile_half(a, n, t, out, RR, TT, MB_Q_BF16); }
 
 typedef void (*tile_fn)(TILE_ARGS);
+#define SHAPE(T, R, C) static void T##_##R##x##C(TILE_ARGS) { tile_##T(a, n, t, out, R, C); }
 #define SHAPES(T) \
-	static void T##_4x1(TILE_ARGS) { tile_##T(a, n, t, out, 4, 1); } \
-	static void T##_3x1(TILE_ARGS) { tile_##T(a, n, t, out, 3, 1); } \
-	static void T##_2x1(TILE_ARGS) { tile_##T(a, n, t, out, 2, 1); } \
-	static void T##_1x1(TILE_ARGS) { tile_##T(a, n, t, out, 1, 1); } \
-	static void T##_1x2(TILE_ARGS) { tile_##T(a, n, t, out, 1, 2); } \
-	static void T##_1x3(TILE_ARGS) { tile_##T(a, n, t, out, 1, 3); } \
-	static void T##_1x4(TILE_ARGS) { tile_##T(a, n, t, out, 1, 4); } \
-	static const tile_fn T##_tiles[2][5] = {{0, T##_1x1, T##_2x1, T##_3x1, T##_4x1}, {0, T##_1x1, T##_1x2, T##_1x3, T##_1x4}};
+	SHAPE(T, 1, 1) SHAPE(T, 1, 2) SHAPE(T, 1, 3) SHAPE(T, 1, 4) SHAPE(T, 2, 1) SHAPE(T, 2, 2) SHAPE(T, 2, 3) SHAPE(T, 2, 4) \
+	SHAPE(T, 3, 1) SHAPE(T, 3, 2) SHAPE(T, 3, 3) SHAPE(T, 3, 4) SHAPE(T, 4, 1) SHAPE(T, 4, 2) SHAPE(T, 4, 3) SHAPE(T, 4, 4) \
+	static const tile_fn T##_tiles[5][5] = {{0}, {0, T##_1x1, T##_1x2, T##_1x3, T##_1x4}, {0, T##_2x1, T##_2x2, T##_2x3, T##_2x4}, \
+		{0, T##_3x1, T##_3x2, T##_3x3, T##_3x4}, {0, T##_4x1, T##_4x2, T##_4x3, T##_4x4}};
 SHAPES(q8_0)
 SHAPES(q4_0)
 SHAPES(q4_k)
@@ -345,7 +396,7 @@ SHAPES(q6_k)
 SHAPES(f16)
 SHAPES(bf16)
 
-/** [rows | tokens][count] tiles of a type with a vector path; NULL otherwise. */
+/** [rows][tokens] tiles of a type with a vector path; NULL otherwise. */
 static const tile_fn (*vector_tiles(int qtype))[5] {
 	switch (qtype) {
 	case MB_Q_Q8_0: return q8_0_tiles;
@@ -357,52 +408,114 @@ static const tile_fn (*vector_tiles(int qtype))[5] {
 	default: return NULL;
 	}
 }
+
+// softplus(v) = ln(1 + e^v), v above 20: v, on 8 lanes (kernels.c's vsoftplus, as intrinsics): e^v by Cephes expf,
+// ln(1 + u) as ln(w)·u/(w − 1) with w = 1 + u rounded, ln by Cephes logf; about 1 ulp.
+INLINE __m256 exp8(__m256 x) {
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3365447504f)), _mm256_set1_ps(88.3762626647949f));
+	const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(12582912.f));
+	const __m256 nf = _mm256_sub_ps(t, _mm256_set1_ps(12582912.f));
+	__m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500E-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+	p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.f));
+	const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(_mm256_set1_ps(12582912.f))), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/** ln x for finite x > 0. */
+INLINE __m256 log8(__m256 x) {
+	const __m256i bits = _mm256_castps_si256(x);
+	const __m256i e = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(126));
+	__m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));
+	const __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+	const __m256 ef = _mm256_cvtepi32_ps(_mm256_add_epi32(e, _mm256_castps_si256(small))); // e − 1 where small
+	m = _mm256_sub_ps(_mm256_blendv_ps(m, _mm256_add_ps(m, m), small), _mm256_set1_ps(1.f));
+	const __m256 z = _mm256_mul_ps(m, m);
+	__m256 p = _mm256_set1_ps(7.0376836292E-2f);
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(-1.1514610310E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(1.1676998740E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(-1.2420140846E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(1.4249322787E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(-1.6668057665E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(2.0000714765E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(-2.4999993993E-1f));
+	p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(3.3333331174E-1f));
+	__m256 y = _mm256_mul_ps(_mm256_mul_ps(p, m), z);
+	y = _mm256_fmadd_ps(ef, _mm256_set1_ps(-2.12194440e-4f), y);
+	y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
+	return _mm256_fmadd_ps(ef, _mm256_set1_ps(0.693359375f), _mm256_add_ps(m, y));
+}
+
+INLINE __m256 softplus8(__m256 v) {
+	const __m256 one = _mm256_set1_ps(1.f);
+	const __m256 u = exp8(_mm256_min_ps(v, _mm256_set1_ps(20.f)));
+	const __m256 w = _mm256_add_ps(one, u), d = _mm256_sub_ps(w, one);
+	const __m256 exact = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
+	const __m256 l = _mm256_blendv_ps(_mm256_mul_ps(log8(w), _mm256_div_ps(u, _mm256_blendv_ps(d, one, exact))), u, exact);
+	return _mm256_blendv_ps(l, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.f), _CMP_GT_OQ)); // NaN stays NaN (through l)
+}
+
+/** A tile's outputs (out[4·j + r], RR rows × TT tokens) through the epilogue into y; rows n.. are contiguous in y. */
+static void store_tile(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
+	const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(RR), _mm_setr_epi32(0, 1, 2, 3));
+	const size_t N = a->N;
+	if (a->mode == MB_EPI_SOFTPLUS) {
+		const __m128 bias = _mm_maskload_ps(a->epi + n, mask);
+		for (int j = 0; j < TT; j += 2) {
+			const __m128 v0 = _mm_add_ps(_mm_loadu_ps(out + 4 * j), bias), v1 = _mm_add_ps(_mm_loadu_ps(out + 4 * j + 4), bias);
+			const __m256 s = softplus8(_mm256_set_m128(v1, v0));
+			_mm_maskstore_ps(a->y + (t + j) * N + n, mask, _mm256_castps256_ps128(s));
+			if (j + 1 < TT) _mm_maskstore_ps(a->y + (t + j + 1) * N + n, mask, _mm256_extractf128_ps(s, 1));
+		}
+		return;
+	}
+	for (int j = 0; j < TT; j++) {
+		__m128 v = _mm_loadu_ps(out + 4 * j);
+		if (a->mode == MB_EPI_RESIDUAL) v = _mm_add_ps(v, _mm_maskload_ps(a->epi + (t + j) * N + n, mask));
+		_mm_maskstore_ps(a->y + (t + j) * N + n, mask, v);
+	}
+}
 #endif
 
-// ---- rows × tokens, epilogue -------------------------------------------------------------------------------------
+// ---- rows × tokens -----------------------------------------------------------------------------------------------
 
-/** out[i] for output (row n + i/TT, token t + i%TT): the epilogue, then store. */
-static void store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
-	for (int r = 0; r < RR; r++)
-		for (int j = 0; j < TT; j++) {
-			float v = out[r * TT + j];
-			const size_t at = (size_t)(t + j) * a->N + n + r;
-			if (a->mode == MB_EPI_RESIDUAL) v += a->epi[at];
-			else if (a->mode == MB_EPI_SOFTPLUS) v = mb_softplus(v + a->epi[n + r]);
-			a->y[at] = v;
-		}
+/** out[0] for output (row n, token t): the epilogue, then store (the portable path). */
+static void store1(const mb_qlinear_args *a, int n, int t, float v) {
+	const size_t at = (size_t)t * a->N + n;
+	if (a->mode == MB_EPI_RESIDUAL) v += a->epi[at];
+	else if (a->mode == MB_EPI_SOFTPLUS) v = mb_softplus(v + a->epi[n]);
+	a->y[at] = v;
 }
 
 static void qlinear_rows(const mb_qlinear_args *a, int n0, int n1) {
 	const int nbx = a->K / 32, qt = a->qtype;
-	float out[GROUP];
 #if defined(__AVX2__)
 	const tile_fn(*tiles)[5] = vector_tiles(qt);
-	if (tiles && a->T == 1) { // one token: 4 rows at a time (4 independent chains, x read once per block)
-		for (int n = n0; n < n1; n += 4) {
-			const int RR = n1 - n < 4 ? n1 - n : 4;
-			tiles[0][RR](a, n, 0, out);
-			store(a, n, 0, RR, 1, out);
-		}
-		return;
-	}
-	if (tiles) { // one row at a time (in L1 while up to 4 tokens pass over it)
-		for (int n = n0; n < n1; n++)
-			for (int t = 0; t < a->T; t += GROUP) {
-				const int TT = a->T - t < GROUP ? a->T - t : GROUP;
-				tiles[1][TT](a, n, t, out);
-				store(a, n, t, 1, TT, out);
+	if (tiles) {
+		float out[16];
+		const int R = a->T == 1 ? TILE_ROWS_1 : TILE_ROWS;
+		for (int n = n0; n < n1; n += R) {
+			const int RR = n1 - n < R ? n1 - n : R;
+			for (int t = 0; t < a->T; t += TILE_TOKENS) {
+				const int TT = a->T - t < TILE_TOKENS ? a->T - t : TILE_TOKENS;
+				tiles[RR][TT](a, n, t, out);
+				store_tile(a, n, t, RR, TT, out);
 			}
+		}
 		return;
 	}
 #endif
 	for (int n = n0; n < n1; n++) {
 		const uint8_t *row = a->W + (size_t)n * a->row_bytes;
-		for (int t = 0; t < a->T; t++) {
-			out[0] = mb_q_uses_q8x(qt) ? dot_portable(qt, row, a->xq + (size_t)t * nbx, a->K)
-			                           : dot_float_portable(qt, row, a->x + (size_t)t * a->S, a->K);
-			store(a, n, t, 1, 1, out);
-		}
+		for (int t = 0; t < a->T; t++)
+			store1(a, n, t, mb_q_uses_q8x(qt) ? dot_portable(qt, row, a->xq + (size_t)t * nbx, a->K)
+			                                  : dot_float_portable(qt, row, a->x + (size_t)t * a->S, a->K));
 	}
 }
 
