@@ -25,6 +25,12 @@ const DECAY = 0.8;
 const REL_DECAY = 0.7;
 /** How much better than the incumbent an arm must measure, over at least two measurements, to take over. */
 const MARGIN = 1.02;
+/**
+ * Plain decoding's measured times are divided by this before any comparison: drafting must beat plain decoding by
+ * 5% to be used. Where the two are about even (a fast byte step, low acceptance), rounds measured on a shared
+ * machine are noisy enough that an unbiased choice drafts half the time at a few percent below plain.
+ */
+export const PLAIN_BIAS = 1.05;
 
 interface Arm {
 	// decayed sums over its measurements: wall ms, and the ms the incumbent would have taken for the same bytes
@@ -117,6 +123,7 @@ export class DraftSchedule {
 	/** What an arm gave: committed bytes in ms of wall time. */
 	record(arm: number, bytes: number, ms: number): void {
 		if (!(ms > 0)) return;
+		if (arm === 0) ms /= PLAIN_BIAS;
 		if (this.booting && (arm === 0 || arm === this.maxSubwords)) {
 			this.bootRecord(arm, bytes, ms);
 			return;

@@ -265,6 +265,7 @@ export class Session {
 			let plainLeft = speculative ? 0 : Infinity;
 			let untilBoundary = false;
 			let emptyDrafts = 0; // drafts in a row that proposed nothing
+			let lastDraftArm = 0; // the arm of the last drafting round, until a plain stretch
 			let stretch = { bytes: 0, ms: 0 };
 			const tLoop = performance.now();
 			while (generated < opts.maxBytes && !stopped) {
@@ -275,11 +276,20 @@ export class Session {
 				if (spec && plainLeft === 0 && !untilBoundary) {
 					const m = schedule ? schedule.choose() : M;
 					if (m === 0) {
+						// the byte the last drafting round committed is still to be fed: its step belongs to that
+						// round (its bytes counted it), not to the plain stretch, which would measure 8 bytes for 9 steps
+						if (lastDraftArm > 0 && this.pending.length > 0) {
+							const tFeed = performance.now();
+							await this.flush(signal);
+							schedule?.record(lastDraftArm, 0, performance.now() - tFeed);
+						}
+						lastDraftArm = 0;
 						plainLeft = PLAIN_STRETCH;
 						stretch = { bytes: 0, ms: 0 };
 						emptyDrafts = 0;
 						continue;
 					}
+					lastDraftArm = m;
 					const tRound = performance.now();
 					await this.draft!.sync(signal);
 					const budget = opts.maxBytes - generated;
