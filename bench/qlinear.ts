@@ -18,11 +18,22 @@ const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1
 const modelDir = opt('--model') ?? 'checkpoints/byte-model';
 const Ts = (opt('--T') ?? '1,2,4,6,8,12,16,64').split(',').map(Number);
 const rounds = Number(opt('--rounds') ?? 15), minMs = Number(opt('--ms') ?? 20), isa = opt('--isa'), json = opt('--json');
-for (const T of Ts) if (!(Number.isInteger(T) && T >= 1 && T <= 64)) throw new Error(`--T: ${T} is not a whole number in 1..64`);
-if (!(rounds >= 1 && minMs > 0)) throw new Error('--rounds and --ms must be positive');
+const fail = (msg: string): never => {
+	console.error(`bench/qlinear: ${msg}`);
+	process.exit(1);
+};
+for (const T of Ts) if (!(Number.isInteger(T) && T >= 1 && T <= 64)) fail(`--T: ${T} is not a whole number in 1..64`);
+if (!(Number.isInteger(rounds) && rounds >= 1 && minMs > 0)) fail('--rounds must be a whole number >= 1 and --ms positive');
 
-const kernels = NativeKernels.create(isa ? { isa } : {});
-const model = new Mamba(loadModel(modelDir), kernels);
+const setup = () => {
+	try {
+		const k = NativeKernels.create(isa ? { isa } : {});
+		return { kernels: k, model: new Mamba(loadModel(modelDir), k) };
+	} catch (e) {
+		return fail(e instanceof Error ? e.message : String(e));
+	}
+};
+const { kernels, model } = setup();
 const V = model.config.vocabSize;
 const text = Array.from(new TextEncoder().encode('It was a dark and stormy night; the rain fell in torrents, except at occasional intervals. '));
 const tokens = (T: number) => Array.from({ length: T }, (_, i) => text[i % text.length] % V);

@@ -2,11 +2,13 @@
 //
 // Every type has a portable path: a 32-value block is unpacked to integer codes c with, per half of 16 values, a
 // float scale and offset (value = scale·c + offset), and dotted with x's int8 block in integers; it is what the
-// generic build runs and what the others run for the types without a vector path. The vector paths (AVX2, and
-// AVX-512 VNNI's dpbusd on 256-bit vectors) cover q8_0, q4_0, q4_k, q6_k (the types llama-quantize writes most),
-// f16 and bf16; each computes one weight row against up to 4 tokens, so a block is unpacked once per 4 tokens.
-// A row's result does not depend on how the rows are split between threads, nor on which 4-token group a token
-// falls in (each token has its own accumulator, in block order), so T single steps equal one T-token call.
+// generic build runs and what the others run for the types without a vector path. The vector paths cover q8_0,
+// q4_0, q4_k, q6_k (the types llama-quantize writes most), f16 and bf16 in tiles of up to 4 weight rows × 4 tokens:
+// each block of the tile's rows is unpacked once for its tokens, each token's block loaded once for its rows. The
+// AVX-512 VNNI build runs q8_0, q4_k and q6_k on 512-bit vectors (quant_wide.c), the rest on 256-bit ones.
+// Each (row, token) output has its own accumulator, fed in block order and reduced by one fixed tree, and the
+// epilogues are lane-wise: a result does not depend on the tile that computed it, on how rows are split between
+// threads, or on the number of tokens in the call, so T single steps equal one T-token call bit for bit.
 #include "quant.h"
 
 #include <math.h>
@@ -186,8 +188,9 @@ INLINE __m128 sum4x8(__m256 a, __m256 b, __m256 c, __m256 d) {
 #define XB(j, b) (a->xq + (size_t)(t + (j)) * (a->K / 32) + (b))
 
 // How far ahead of a tile the next weights are prefetched, in tiles: the rows of a tile are RR streams, which the
-// hardware prefetchers alone follow too late (measured: T = 1 and 4 run about 1.5x slower without it). One line
-// per call: a tile calls it once per row and block of up to 64 bytes.
+// hardware prefetchers alone follow too late (measured on Zen 5: without it, tiles of 4 rows stream the weights
+// slower than one row at a time, and memory-bound calls, T <= 4, lose what the tiles gain). One line per call: a
+// tile calls it once per row and block of up to 64 bytes.
 #ifndef PREFETCH_TILES
 #define PREFETCH_TILES 4
 #endif

@@ -10,8 +10,8 @@
 // registers; one thread, CPU time, 2026-12-02): decode (4096x1024, T = 1) 0.54 vs 0.57 ms and 0.70 vs 0.84 ms in
 // two runs, prefill (1024x1024, T = 64) 1.91 vs 3.37 ms: 35 against 20 GMAC/s.
 //
-// quant.c is compiled once per instruction set (generic, avx2 = AVX2+FMA+F16C, avx512 = AVX-512 F/BW/VL/VNNI on
-// 256-bit vectors); each build fills an mb_qkernels table. mb_qlinear_reference (quant_ref.c) is the plain
+// quant.c is compiled once per instruction set (generic, avx2 = AVX2+FMA+F16C, avx512 = AVX-512 F/BW/VL/VNNI:
+// q8_0, q4_k and q6_k on 512-bit vectors); each build fills an mb_qkernels table. mb_qlinear_reference (quant_ref.c) is the plain
 // reference: dequantize a row to float32, then a float dot product, with x unquantized.
 #ifndef MB_QUANT_H
 #define MB_QUANT_H

@@ -81,8 +81,12 @@ INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
 	for (int i = 0; i < RR * TT; i++) acc[i] = _mm512_setzero_ps();
 	const __m512i lo = _mm512_set1_epi8(0xf), hb = _mm512_set1_epi8(0x30);
 	const __m512i shl = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), shr = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
-	const __m512i idx[2] = {_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)};
 	for (int sb = 0; sb < a->K / 256; sb++) {
+		__m512 sc[4]; // the superblock's 16 scales times d
+		for (int r = 0; r < RR; r++) {
+			const uint8_t *p = ROW(r) + 210 * sb;
+			sc[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))), _mm512_set1_ps(half(p + 208)));
+		}
 		for (int n2 = 0; n2 < 2; n2++) {
 			for (int gp = 0; gp < 2; gp++) {
 				__m512i u[4];
@@ -95,8 +99,8 @@ INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
 					const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n2)));
 					u[r] = gp == 0 ? _mm512_or_si512(_mm512_and_si512(q, lo), _mm512_and_si512(_mm512_sllv_epi64(h, shl), hb))
 					               : _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4), lo), _mm512_and_si512(_mm512_srlv_epi64(h, shr), hb));
-					const __m256 s8 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 192 + 8 * n2)))), _mm256_set1_ps(half(p + 208)));
-					sv[r] = _mm512_permutexvar_ps(idx[gp], wide8(s8));
+					const int s0 = 8 * n2 + 4 * gp; // lanes 4i..4i+3: scale s0 + i
+					sv[r] = _mm512_permutexvar_ps(_mm512_set_epi32(s0 + 3, s0 + 3, s0 + 3, s0 + 3, s0 + 2, s0 + 2, s0 + 2, s0 + 2, s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0, s0, s0, s0), sc[r]);
 				}
 				for (int j = 0; j < TT; j++) {
 					const xpair x = x_pair(XB(j, 8 * sb + 4 * n2 + 2 * gp), 1, 32);
