@@ -155,7 +155,9 @@ test('chat in a terminal: shrinking it during and after a turn leaves one status
 		await tmux.waitFor('one live status line at 50 columns', (s) => oneStatus(s, 50) && s.includes('queued › and then'));
 
 		tmux.key('C-c'); // stops the turn; the queued line goes out
-		await tmux.waitFor('the queued line sent', (s) => s.includes('› and then') && !s.includes('queued ›') && count(s, /^● /) === 1);
+		// the new turn streams a random model's bytes, which can scroll the sent line off the screen: look for it in
+		// the scrollback too
+		await tmux.waitFor('the queued line sent', (s) => /^› and then/m.test(s + '\n' + tmux.history()) && !s.includes('queued ›') && count(s, /^● /) === 1);
 		tmux.key('C-c');
 		await tmux.waitFor('stopped', (s) => /·\s+stopped/.test(s) && /type text for\s+the model/.test(s));
 		tmux.resize(34);
