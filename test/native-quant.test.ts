@@ -227,6 +227,14 @@ if (kernels) {
 		inner.head = q(inner.head) as unknown as M;
 	}
 
+	/** The same weights twice: one model on the fused native calls, one on the per-operation path; fresh states. */
+	function fusedAndPerOp(ckpt: ReturnType<typeof loadCheckpoint>, dtype: 'f32' | 'q8_0' | 'q4_0' | 'q4_k' | 'f16') {
+		const fused = new Mamba(ckpt, k), perOp = new Mamba(ckpt, k);
+		perOp.fusedStep = false;
+		if (dtype !== 'f32') { quantizeLayers(fused, dtype); quantizeLayers(perOp, dtype); }
+		return { fused, perOp, sf: fused.newState(), sp: perOp.newState() };
+	}
+
 	for (const fixture of ['tiny-hf', 'tiny-ssm-ln']) {
 		for (const dtype of ['f32', 'q8_0', 'q4_0', 'f16'] as const) {
 			test(`fused decode step = per-operation path, bit for bit (${fixture}, ${dtype}, every instruction set)`, async () => {
@@ -235,11 +243,8 @@ if (kernels) {
 				const text = new TextEncoder().encode('The fused step: one native call per byte.');
 				for (const isa of isas) {
 					k.configure({ isa });
-					const fused = new Mamba(ckpt, k), perOp = new Mamba(ckpt, k);
-					perOp.fusedStep = false;
-					if (dtype !== 'f32') { quantizeLayers(fused, dtype); quantizeLayers(perOp, dtype); }
-					const sf = fused.newState(), sp = perOp.newState();
-					await fused.forward(text.subarray(0, 5), sf); // prefill through the per-operation path
+					const { fused, perOp, sf, sp } = fusedAndPerOp(ckpt, dtype);
+					await fused.forward(text.subarray(0, 5), sf); // prefill: the fused forward of 5 tokens, and per operation
 					await perOp.forward(text.subarray(0, 5), sp);
 					for (const b of text.subarray(5)) {
 						const a = await fused.step(b, sf), p = await perOp.step(b, sp);
@@ -263,10 +268,7 @@ if (kernels) {
 			const states = (s: { conv: Float32Array[]; ssm: Float32Array[] }) => [...s.conv, ...s.ssm].map((a) => Array.from(a));
 			for (const isa of isas) {
 				k.configure({ isa });
-				const fused = new Mamba(ckpt, k), perOp = new Mamba(ckpt, k);
-				perOp.fusedStep = false;
-				if (dtype !== 'f32') { quantizeLayers(fused, dtype); quantizeLayers(perOp, dtype); }
-				const sf = fused.newState(), sp = perOp.newState();
+				const { fused, perOp, sf, sp } = fusedAndPerOp(ckpt, dtype);
 				const a = await fused.forward(text.subarray(0, 9), sf), p = await perOp.forward(text.subarray(0, 9), sp);
 				assert.equal(Array.from(a), Array.from(p), `${isa}: prefill logits`);
 				assert.equal(states(sf), states(sp), `${isa}: state after the prefill`);
