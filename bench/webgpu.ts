@@ -4,7 +4,7 @@
 //   2. prefill and decode bytes/s: the shipped models, random 353M (d_model 1024 x 53) and 972M (1792 x 48) f32;
 //   3. where a forward's time goes (each kernel alone, the host's recording time), and the split-K width, on the
 //      shipped model and the 972M shape;
-//   4. speculative decoding with the shipped pair, both resident.
+//   4. speculative decoding with the shipped pair, both resident (`--profile`: where each mode's round time goes).
 // `--ab` instead compares decoding with and without recording the next step ahead (ResidentMamba.pipelineSteps).
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
@@ -158,14 +158,45 @@ async function main() {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
 	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner));
+	await stage('verify passes', async () => {
+		// what a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run
+		const m = await resident(shipped[0][1]);
+		const s = m.newState();
+		await m.forward(text.subarray(0, 64), s);
+		const stepMs: number[] = [];
+		for (let i = 0; i < 40; i++) {
+			const t = now();
+			await m.step(text[64 + (i % 32)], s);
+			stepMs.push((now() - t) * 1e3);
+		}
+		const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
+		for (const T of [2, 4, 8, 12, 16, 32]) {
+			const ms: number[] = [];
+			for (let i = 0; i < 24; i++) {
+				const t = now();
+				const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
+				await v.keep(T >> 1);
+				ms.push((now() - t) * 1e3);
+			}
+			row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
+		}
+		log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', ...row });
+	});
 	await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
 		// the drafter resident on the GPU too, and on the CPU (native) beside it: a drafter step is mostly the
 		// GPU's fixed cost per pass, which a 2.8M model cannot amortise
 		const drafters: [string, LanguageModel][] = [['webgpu', await resident(shipped[1][1])]];
 		if (nativeAvailable()) drafters.push(['native', await buildModel(shipped[1][1], NativeKernels.create())]);
+		const profiled = process.argv.includes('--profile');
 		for (const [where, draft] of drafters) {
-			for (const r of await benchSpeculative(model, draft, 256)) log({ backend: 'webgpu', drafter_backend: where, model: 'byte-model + subword-drafter', ...r });
+			const rows = await benchSpeculative(model, draft, 256, { profile: profiled });
+			for (const { profile: _, ...r } of rows) log({ backend: 'webgpu', drafter_backend: where, model: 'byte-model + subword-drafter', ...r });
+			if (!profiled) continue;
+			for (const r of rows) {
+				const plain = rows.find((p) => p.mode === 'plain' && p.temperature === r.temperature)!.profile!;
+				process.stdout.write(`\ndrafter on ${where}, ${r.mode}, temperature ${r.temperature}: ${r.profile!.table(plain.totalMs / Math.max(plain.bytes, 1))}\n`);
+			}
 		}
 	});
 	if (process.argv.includes('--speculative')) return;

@@ -168,8 +168,8 @@ for (const [name, make] of models) {
 				const v = await m.verify(toks, s);
 				runner.reset();
 				await v.keep(j);
-				// a rollback is the two replay passes and two copies; keeping everything costs nothing
-				assert.equal([runner.passes, runner.copies], j === T ? [0, 0] : [2, 2], `T=${T} j=${j}: commands of keep`);
+				// a rollback is the two replay passes and two copies, keeping everything too (the pass ran padded)
+				assert.equal([runner.passes, runner.copies], [2, 2], `T=${T} j=${j}: commands of keep`);
 				assert.is(s.position, prefix.length + j);
 				const alone = m.newState();
 				await m.forward([...prefix, ...toks.slice(0, j)], alone);
@@ -187,6 +187,28 @@ for (const [name, make] of models) {
 		}
 	});
 }
+
+test('speculative rounds on one state (each verify pass recorded while the one before ran) keep what a forward would', async () => {
+	const ck = models[0][1]();
+	const m = await ResidentMamba.create(ck, new CpuRunner(), referenceKernels, 16);
+	const host = new Mamba(ck, referenceKernels);
+	const s = m.newState(), hs = host.newState();
+	await m.forward(prefix, s);
+	await host.forward(prefix, hs);
+	// sizes 8, 8, 16, 16, 8 and a plain step between: the recorded pass is used, dropped, recorded again
+	const rounds: [number, number][] = [[5, 2], [7, 7], [12, 3], [16, 16], [3, 0], [6, 4]];
+	for (const [i, [T, j]] of rounds.entries()) {
+		const toks = tokensOf(T).map((t) => (t + 13 * i) % 256);
+		const v = await m.verify(toks, s);
+		const want = await host.verify(toks, hs);
+		assert.ok(maxAbsDiff(v.logits, want.logits) <= 1e-4, `round ${i}: logits`);
+		await v.keep(j);
+		await want.keep(j);
+		assert.is(s.position, hs.position, `round ${i}: position`);
+		if (i === 3) assert.ok(maxAbsDiff(await m.step(42, s), await host.step(42, hs)) <= 1e-4, 'a step between rounds');
+	}
+	assert.ok(maxAbsDiff(await m.step(99, s), await host.step(99, hs)) <= 1e-4, 'the next logits after the rounds');
+});
 
 test('verify logits equal a forward\'s, and the verify plan leaves every later forward as it was', async () => {
 	const ck = models[0][1]();

@@ -6,7 +6,8 @@
 // computes; README, Speed), and the only readback is the logits. Chunks longer than `chunk` run one after another;
 // a remainder above 16 tokens is split into powers of two so only a few plans (one per T) are ever built. While
 // decoding, the next step is recorded while the GPU runs this one. A verify pass runs a plan that also records the
-// recurrence's inputs, so that keep(j) is a replay of two passes rather than a second forward (resident/records.ts).
+// recurrence's inputs, so that keep(j) is a replay of two passes rather than a second forward (resident/records.ts);
+// it runs padded to one of a few sizes, so that the next one is recorded while the GPU runs this one, too.
 import { logProbReference } from '../../kernels/softmax.js';
 import { fromBlocked } from '../../kernels/layout.js';
 import type { Kernels } from '../backend/types.js';
@@ -36,6 +37,7 @@ export class ResidentMamba implements LanguageModel {
 	private fused = true; // the fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
 	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
+	private nextVerify: { state: DeviceState; size: number; prepared: Prepared } | null = null; // the next verify pass, recorded
 	private lastStep: DeviceState | null = null;
 	/** Record the next decode step while the GPU runs this one (bench/webgpu.ts --ab compares on and off). */
 	pipelineSteps = true;
@@ -131,8 +133,8 @@ export class ResidentMamba implements LanguageModel {
 	 * Logits (T, V) of tokens fed from state, then keep(j) rolls back to the first j. A pass of at most
 	 * `recordCapacity` tokens runs the verify plan, which keeps every layer's recurrence inputs on the device
 	 * (resident/records.ts): keep(j) replays them from the state before the pass, two passes and two copies with no
-	 * projection, and keep(T) costs nothing. A longer pass keeps a device copy of the state, and keep(j) restores it
-	 * and feeds the j kept tokens again.
+	 * projection (for j = T too: the pass ran padded, verifyChunk). A longer pass keeps a device copy of the state,
+	 * and keep(j) restores it and feeds the j kept tokens again.
 	 */
 	async verify(tokens: ArrayLike<number>, state: ModelState): Promise<Verification> {
 		if (!(state instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
@@ -151,7 +153,7 @@ export class ResidentMamba implements LanguageModel {
 		const live: LivePass = { start, before: null };
 		return verifyPass(T, {
 			feed: async () => {
-				const logits = await this.forwardChunk(toks, state, rec);
+				const logits = await this.verifyChunk(toks, state, rec);
 				this.live = live;
 				return logits;
 			},
@@ -170,7 +172,66 @@ export class ResidentMamba implements LanguageModel {
 				if (this.live === live) this.live = null;
 				live.before?.free();
 			},
+			// the pass ran padded to its plan's size and copied no state out: the state comes from the replay
+			rollsBackAll: true,
 		});
+	}
+
+	/**
+	 * The plan size a verify pass of T tokens runs at: the smallest of 8, 16, 32 ... (at most the record capacity)
+	 * that holds it. Few sizes mean few plans and a next pass that can be recorded before its draft exists.
+	 */
+	private verifySize(T: number): number {
+		const cap = this.recordCapacity;
+		let size = 8;
+		while (size < T) size *= 2;
+		return Math.min(size, cap);
+	}
+
+	/**
+	 * A verify pass: the tokens padded (with token 0) to their plan's size, the state read into the work buffers
+	 * and left there (keep(j) replays the records from it, resident/records.ts). While the GPU runs it, the next
+	 * pass of the same size on the same state is recorded: speculative rounds on one state repeat it, and the
+	 * host's recording of ~14 passes a layer costs about as much as the GPU's work (docs/backends.md).
+	 */
+	private async verifyChunk(tokens: number[], s: ModelState, rec: Records): Promise<Float32Array> {
+		if (!(s instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
+		if (s.freed) throw new Error('internal: a freed device state was used');
+		const V = this.config.vocabSize;
+		const T = tokens.length;
+		const size = this.verifySize(T);
+		for (const tok of tokens) {
+			if (!(tok >= 0 && tok < V)) throw new RangeError(`token ${tok} outside the vocabulary 0..${V - 1}`);
+		}
+		this.preserveLive();
+		const b = this.dev.bufs;
+		const ids = new Float32Array(size);
+		ids.set(tokens);
+		this.runner.upload(range(b.tokens, 0, size), ids); // queued before the submission below
+		const read = range(b.logits, 0, (size / 4) * V * 4);
+		const ahead = this.nextVerify;
+		this.nextVerify = null;
+		this.next = null;
+		this.lastStep = null;
+		let done: Promise<Float32Array | null>;
+		if (ahead && ahead.state === s && ahead.size === size) done = this.runner.submit(ahead.prepared);
+		else {
+			if (ahead) this.runner.discard(ahead.prepared);
+			done = this.runner.run(this.verifyCommands(size, s, rec), read);
+		}
+		if (this.pipelineSteps) this.nextVerify = { state: s, size, prepared: this.runner.prepare(this.verifyCommands(size, s, rec), read) };
+		const blocked = (await done)!;
+		s.position += T;
+		return fromBlocked(blocked, T, V);
+	}
+
+	/** A verify pass's commands: the state into the work buffers, then the plan (nothing is copied out). */
+	private verifyCommands(size: number, s: DeviceState, rec: Records): Command[] {
+		return [
+			{ copy: { from: whole(s.ssm), to: whole(this.dev.bufs.workSsm) } },
+			{ copy: { from: whole(s.conv), to: whole(this.dev.bufs.workConv) } },
+			...this.verifyPlan(size, rec).map((pass) => ({ pass })),
+		];
 	}
 
 	/** The most tokens a verify pass records for a rollback without a refeed (resident/records.ts). */
@@ -205,8 +266,8 @@ export class ResidentMamba implements LanguageModel {
 		return logProbReference(logits, targets.length, this.config.vocabSize, targets);
 	}
 
-	/** One chunk on state s; with `rec`, the verify plan of T tokens, which records for keep(j). */
-	private async forwardChunk(tokens: number[], s: ModelState, rec: Records | null = null): Promise<Float32Array> {
+	/** One chunk on state s. */
+	private async forwardChunk(tokens: number[], s: ModelState): Promise<Float32Array> {
 		if (!(s instanceof DeviceState)) throw new Error('internal: a resident model runs on its own DeviceState');
 		const V = this.config.vocabSize;
 		const T = tokens.length;
@@ -221,10 +282,10 @@ export class ResidentMamba implements LanguageModel {
 		this.runner.upload(range(b.tokens, 0, TB * 4), ids); // queued before the submission below
 		const read = range(b.logits, 0, TB * V * 4);
 		let done: Promise<Float32Array | null>;
-		const plan = rec ? this.verifyPlan(T, rec) : this.plan(T);
-		const step = T === 1 && !rec;
+		const plan = this.plan(T);
+		const step = T === 1;
 		if (step && this.next?.state === s && this.next.plan === plan) done = this.runner.submit(this.next.prepared);
-		else done = this.runner.run(this.commands(T, s, rec), read);
+		else done = this.runner.run(this.commands(T, s), read);
 		this.next = null;
 		// Steps on one state in a row (decoding): record the next step while the GPU works on this one, so the
 		// host's recording time hides behind the GPU's.
@@ -239,21 +300,21 @@ export class ResidentMamba implements LanguageModel {
 	 * A chunk's commands on state s. The plan reads the state from fixed work buffers (its bindings never change):
 	 * copy in, run, then copy each layer's new h and conv state out.
 	 */
-	private commands(T: number, s: DeviceState, rec: Records | null = null): Command[] {
+	private commands(T: number, s: DeviceState): Command[] {
 		if (s.freed) throw new Error('internal: a freed device state was used');
 		const c = this.config;
 		const { dInner: E, dState: N, dConv: K } = c;
 		const TB = Math.ceil(T / 4);
-		const hAt = T === 1 && this.fusedDecode && !rec ? E * 4 : TB * E * N; // where the new h is in each layer's H
+		const hAt = T === 1 && this.fusedDecode ? E * 4 : TB * E * N; // where the new h is in each layer's H
 		return [
 			{ copy: { from: whole(s.ssm), to: whole(this.dev.bufs.workSsm) } },
 			{ copy: { from: whole(s.conv), to: whole(this.dev.bufs.workConv) } },
-			...(rec ? this.verifyPlan(T, rec) : this.plan(T)).map((pass) => ({ pass })),
+			...this.plan(T).map((pass) => ({ pass })),
 			...this.dev.layers.flatMap((layer, l): Command[] => [
 				{ copy: { from: range(layer.H, hAt, E * N), to: range(s.ssm, l * ssmStride(c), E * N) } },
 				{
 					copy: {
-						from: rec ? rec.nextConv(l, TB) : range(layer.convOut, TB * E * 4, E * (K - 1)),
+						from: range(layer.convOut, TB * E * 4, E * (K - 1)),
 						to: range(s.conv, l * convStride(c), E * (K - 1)),
 					},
 				},

@@ -5,13 +5,15 @@ import type { Verification } from './types.js';
 interface VerifyPass {
 	/** Feed the T tokens, returning their logits (T, V). */
 	feed(): Promise<Float32Array>;
-	/** Leave the state as if only the first j < T tokens had been fed. */
+	/** Leave the state as if only the first j tokens had been fed (j < T, or j ≤ T with `rollsBackAll`). */
 	rollback(j: number): Promise<void>;
+	/** The state after feed() is not the state after the T tokens (a padded pass): keep(T) rolls back too. */
+	rollsBackAll?: boolean;
 	/** Give back what the pass kept for rolling back; runs once, whether feed, rollback or keep's check fails. */
 	release(): void;
 }
 
-/** Run `pass.feed()`, then hand out keep(j): checked, once, rolling back unless all T tokens are kept. */
+/** Run `pass.feed()`, then hand out keep(j): checked, once, rolling back unless all T tokens are kept (or always). */
 export async function verifyPass(T: number, pass: VerifyPass): Promise<Verification> {
 	let logits: Float32Array;
 	try {
@@ -28,7 +30,7 @@ export async function verifyPass(T: number, pass: VerifyPass): Promise<Verificat
 			kept = true;
 			try {
 				if (!(j >= 0 && j <= T)) throw new RangeError(`keep ${j} of ${T} verified tokens`);
-				if (j < T) await pass.rollback(j);
+				if (j < T || pass.rollsBackAll) await pass.rollback(j);
 			} finally {
 				pass.release();
 			}

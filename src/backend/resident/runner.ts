@@ -56,6 +56,8 @@ export interface Runner {
 	prepare(commands: Command[], read: View): Prepared;
 	/** Submit what prepare() recorded (once); resolve with `read` copied back. */
 	submit(prepared: Prepared): Promise<Float32Array>;
+	/** Drop what prepare() recorded without running it. */
+	discard(prepared: Prepared): void;
 	/** Copy now, in queue order with every earlier run. */
 	copy(from: View, to: View): void;
 	/** Read a view back (in queue order). */
@@ -158,6 +160,8 @@ export class CpuRunner implements Runner {
 	prepare(commands: Command[], read: View): Prepared {
 		return { read, commands } as Prepared;
 	}
+
+	discard(): void {}
 
 	async submit(prepared: Prepared): Promise<Float32Array> {
 		return (await this.run((prepared as Prepared & { commands: Command[] }).commands, prepared.read))!;

@@ -205,6 +205,12 @@ export class WebGpuRunner implements Runner {
 		return this.readStaging(staging, prepared.read);
 	}
 
+	discard(prepared: Prepared): void {
+		const { staging } = prepared as Prepared & { staging: Gpu };
+		const bytes = Math.ceil((prepared.read.length * 4) / 16) * 16;
+		this.staging.set(bytes, [...(this.staging.get(bytes) ?? []), staging]);
+	}
+
 	copy(from: View, to: View): void {
 		void this.run([{ copy: { from, to } }]);
 	}

@@ -105,19 +105,13 @@ export class Records {
 		};
 	}
 
-	/** Layer l's conv state after a recorded pass of TB blocks (the conv's second output). */
-	nextConv(l: number, TB: number): View {
-		const E = this.c.dInner;
-		return range(this.bufs.x, l * this.stride.x + TB * E * 4, E * (this.c.dConv - 1));
-	}
-
 	/**
 	 * keep(j) after a recorded pass: both rollback passes, writing the kept state into `ssm` and `conv` (whole
 	 * views in a DeviceState's layout) to be copied into the state. The work buffers must still hold the state
 	 * before the pass, and the records the pass's own (resident.ts guards both).
 	 */
 	keep(j: number): { passes: readonly Pass[]; ssm: View; conv: View } {
-		if (!(j >= 0 && j < this.capacity)) throw new Error(`internal: keep ${j} outside a record of ${this.capacity}`);
+		if (!(j >= 0 && j <= this.capacity)) throw new Error(`internal: keep ${j} outside a record of ${this.capacity}`);
 		let passes = this.keepPlans.get(j);
 		if (!passes) {
 			const { r, c, dev, bufs: b } = this;
