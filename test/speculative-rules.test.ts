@@ -101,7 +101,7 @@ for (const [name, setup] of setups) {
 		const ctx = new DraftContext(drafter);
 		await setup(ctx);
 		const snap = ctx.snapshot();
-		const N = 3000;
+		const N = 12000;
 		const r = rng(11);
 		// For draft position i: the mean of the reported q_i(c) must match the frequency of drafting c (E[q_i] = P(b_i)).
 		const mean = [new Float64Array(256), new Float64Array(256)];

@@ -1,9 +1,8 @@
 // Opening models: load and validate a checkpoint, pick the kernels, build the forward, and pair a byte model with its
-// drafter (on the same backend, but for webgpu: drafterKernels). On webgpu the model is the GPU-resident forward (model/resident.ts: weights,
+// drafter on the same backend. On webgpu the model is the GPU-resident forward (model/resident.ts: weights,
 // activations and state stay on the device, one submission per forward); on every other backend it is the host
 // forward (model/mamba.ts) over the kernels.
 import { GpuJsKernels } from '../backend/gpujs.js';
-import { NativeKernels, nativeAvailable } from '../backend/native.js';
 import { WebGpuRunner } from '../backend/resident/webgpu.js';
 import { selectBackend } from '../backend/select.js';
 import type { BackendChoice, Kernels } from '../backend/types.js';
@@ -58,17 +57,6 @@ export async function openDrafter(path: string, kernels: Kernels): Promise<Draft
 	return drafterFor((await openModel(path, kernels)).model);
 }
 
-/**
- * Where the drafter runs beside a byte model on `kernels`: the same backend, except on webgpu, where a subword
- * drafter's step is mostly the GPU's fixed cost per pass (README, Speed: on the H200 a drafted token cost ~0.55 ms
- * resident and ~0.28 ms on the host's CPU), so it runs on the native backend when that loads.
- */
-export function drafterKernels(kernels: Kernels, notes: string[] = []): Kernels {
-	if (kernels.name !== 'webgpu' || !nativeAvailable()) return kernels;
-	notes.push('drafter: native (a drafted token costs less on the CPU than a GPU pass sequence)');
-	return NativeKernels.create();
-}
-
 /** Generation and scoring read and predict bytes: a subword model is refused where a byte model belongs. */
 export function checkByteModel(model: LanguageModel, source: string, labels: SourceLabels = FLAG_LABELS): void {
 	if (model.checkpoint.tokenizerPath) {
@@ -82,6 +70,6 @@ export async function openModels(s: Omit<ModelSources, 'modelFile'>, labels: Sou
 	applyThreads(s.threads);
 	const opened = await openModel(s.model, s.backend);
 	checkByteModel(opened.model, s.model, labels);
-	const drafter = s.drafter ? await openDrafter(s.drafter, drafterKernels(opened.kernels, opened.notes)) : null;
+	const drafter = s.drafter ? await openDrafter(s.drafter, opened.kernels) : null;
 	return { ...opened, drafter };
 }

@@ -10,7 +10,7 @@ import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';
 import type { Kernels } from '../backend/types.js';
 import { countParameters } from '../checkpoint/index.js';
-import { buildModel, drafterKernels, drafterFor, openCheckpoint } from '../app/open.js';
+import { buildModel, drafterFor, openCheckpoint } from '../app/open.js';
 import { checkLocal, DEFAULT_MODEL, isCheckpointDir } from '../app/sources.js';
 import { generate, type GenerateOptions } from '../engine/generate.js';
 import type { AcceptRule } from '../engine/accept.js';
@@ -146,7 +146,7 @@ async function benchDrafting(flags: RawFlags, kernels: Kernels): Promise<void> {
 	const draftDir = drafterOf(flags);
 	if (!draftDir || !isCheckpointDir(draftDir)) return;
 	const model = await buildModel(openCheckpoint(modelPath(flags)), kernels);
-	const draft = await buildModel(openCheckpoint(checkLocal(draftDir, '--draft')), drafterKernels(kernels));
+	const draft = await buildModel(openCheckpoint(checkLocal(draftDir, '--draft')), kernels);
 	const rows = await benchSpeculative(model, draft, Number(flags.maxBytes ?? 256), { profile: Boolean(flags.profile) });
 	if (flags.json) {
 		for (const { profile, ...r } of rows) {

@@ -16,6 +16,13 @@ export function tokenDistribution(logits: Float32Array, order: Int32Array, tempe
 	for (let i = 0; i < order.length; i++) out[i] /= sum;
 }
 
+/** The distribution of the first byte of a token drawn from π (in sorted order). */
+export function firstByteDistribution(pi: Float64Array, order: Int32Array, bytes: (Uint8Array | null)[]): Float64Array {
+	const q = new Float64Array(256);
+	for (let i = 0; i < order.length; i++) if (pi[i] > 0) q[bytes[order[i]]![0]] += pi[i];
+	return q;
+}
+
 /** Inverse-CDF draw over bytes in ascending order; never a zero-probability byte. */
 export function drawByte(q: Float64Array, u: number): number {
 	let acc = 0;

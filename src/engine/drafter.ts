@@ -16,7 +16,7 @@ import { ByteLevelTokenizer } from './tokenizer.js';
 import { abortError, breathe } from './loop.js';
 import type { Profile } from './profile.js';
 import { gumbelArgmax } from './sampling.js';
-import { childRange, drawByte, exactToken, pickToken, prefixRange, softmaxAt, tokenDistribution } from './draft-vocab.js';
+import { childRange, drawByte, exactToken, firstByteDistribution, pickToken, prefixRange, softmaxAt, tokenDistribution } from './draft-vocab.js';
 
 /** A subword Mamba and its tokenizer. */
 export class Drafter {
@@ -52,6 +52,11 @@ export class Drafter {
 }
 
 const FEED_CHUNK = 256; // tokens per drafter forward when feeding long text (bounds the logits array)
+/**
+ * A sampled draft steps on a token that may end (to draw the next byte from the mixture of "it ends" and "it goes
+ * on") only when it ends with at least this probability: below it the step is nearly always wasted.
+ */
+const MIX_MIN = 0.02;
 
 export interface DraftSnapshot {
 	state: ModelState;
@@ -270,6 +275,7 @@ export class DraftContext {
 		let confidence = 1;
 		let logits = start;
 		const pi = new Float64Array(order.length); // π in sorted order
+		const piNext = new Float64Array(order.length); // π after a token that may end
 		let extending = 0; // subwords that drew bytes: what o.subwords counts (covering the tail is free)
 		while (extending < o.subwords && proposal.length < o.maxBytes) {
 			tokenDistribution(logits, order, o.temperature, pi);
@@ -312,7 +318,8 @@ export class DraftContext {
 			}
 			// draw bytes inside this token until it ends (or the draft is long enough)
 			let ended = -1;
-			const drawnBefore = proposal.length;
+			let drawnBefore = proposal.length;
+			let full = false; // the last subword ended inside the byte loop and the draft has its subwords
 			while (proposal.length < o.maxBytes && lo < hi) {
 				let total = 0;
 				let endMass = 0;
@@ -321,28 +328,64 @@ export class DraftContext {
 					if (tok.tokenBytes[order[i]]!.length === depth) endMass += pi[i]; // sorted first
 				}
 				if (total <= 0) break;
-				if (endMass > 0 && u() * total < endMass) {
+				const cont = total - endMass;
+				const mixed = endMass > 0 && cont > 0 && endMass >= MIX_MIN * total;
+				if (!mixed && endMass > 0 && u() * total < endMass) {
 					ended = lo;
 					break;
 				}
-				const cont = total - endMass;
 				if (!(cont > 0)) break;
-				const q = new Float64Array(256);
+				const qc = new Float64Array(256);
 				for (let i = lo; i < hi; i++) {
 					const t = tok.tokenBytes[order[i]]!;
-					if (t.length > depth) q[t[depth]] += pi[i] / cont;
+					if (t.length > depth) qc[t[depth]] += pi[i] / cont;
+				}
+				let q = qc;
+				let next: { id: number; logits: Float32Array; qe: Float64Array } | null = null;
+				if (mixed) {
+					// The token may end here, and the next byte would then start the next token: the next byte's
+					// distribution is the mixture of the two, and drawing from it (not from a branch chosen first by a
+					// coin the noise does not see) is what keeps the draw coupled with the byte model's. The step on
+					// the ended token is taken now, and dropped if the token goes on.
+					const id = order[lo];
+					const le = await this.advance(id, snaps);
+					tokenDistribution(le, order, o.temperature, piNext);
+					const qe = firstByteDistribution(piNext, order, tok.tokenBytes);
+					q = new Float64Array(256);
+					for (let c = 0; c < 256; c++) q[c] = (cont * qc[c] + endMass * qe[c]) / total;
+					next = { id, logits: le, qe };
 				}
 				const b = o.noise ? gumbelArgmax(q, o.noise(proposal.length)) : drawByte(q, u());
 				proposal.push(b);
 				qs.push(q);
 				confidence *= q[b];
+				if (next) {
+					const e = endMass * next.qe[b], c = cont * qc[b];
+					if (u() * (e + c) < e) {
+						// the token ended before b, which starts the next one
+						ids.push(next.id);
+						rest = new Uint8Array(0);
+						if (proposal.length - 1 > drawnBefore) extending++;
+						logits = next.logits;
+						pi.set(piNext);
+						[lo, hi] = prefixRange(order, tok.tokenBytes, proposal.view().subarray(proposal.length - 1), 1);
+						depth = 1;
+						drawnBefore = proposal.length - 1;
+						if (extending >= o.subwords || (o.minConfidence > 0 && confidence < o.minConfidence)) {
+							full = true;
+							break;
+						}
+						continue;
+					}
+					snaps.pop()!.state.free();
+				}
 				const [nlo, nhi] = childRange(order, tok.tokenBytes, lo, hi, depth, b);
 				lo = nlo;
 				hi = nhi;
 				depth++;
 				if (o.minConfidence > 0 && confidence < o.minConfidence) break;
 			}
-			if (ended < 0) break; // the token is unfinished: the draft ends inside it
+			if (full || ended < 0) break; // done, or the token is unfinished: the draft ends inside it
 			const id = order[ended];
 			ids.push(id);
 			rest = new Uint8Array(0);
