@@ -104,10 +104,11 @@ for (const [norm, tied] of [['rms', true], ['layer', false]] as const) {
 		const want = await host.forward(bytes, host.newState());
 		const diff = maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23]), want);
 		assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
-		assert.ok(m.groupedDecode, 'the grouped plan by default');
+		assert.ok(!m.groupedDecode, 'the split-K fused plan by default');
+		m.groupedDecode = true; // the grouped plan gives the same
 		assert.is(m.plan(1).length, 7 * c.config.nLayer + 3, '7 passes a layer, the embedding and the head');
-		m.groupedDecode = false; // the split-K fused plan gives the same
-		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10]), want) <= 1e-4, 'split-K fused plan');
+		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21]), want) <= 1e-4, 'grouped decode plan');
+		m.groupedDecode = false;
 		m.fusedDecode = false; // the chunk plan with T = 1 gives the same
 		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8]), want) <= 1e-4);
 	});

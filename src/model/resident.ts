@@ -34,7 +34,7 @@ export class ResidentMamba implements LanguageModel {
 	private split = 1 << 20;
 	private vecSplit = 1 << 18;
 	private fused = true; // a fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
-	private grouped = true; // … the grouped one (7 passes a layer) rather than the split-K one (9)
+	private grouped = false; // … the grouped one (7 passes a layer; slower on an H100, bench/results/h100-webgpu-session5-grouped.txt) or the split-K one (9)
 	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
 	private lastStep: DeviceState | null = null;
@@ -95,7 +95,7 @@ export class ResidentMamba implements LanguageModel {
 		this.next = null;
 	}
 
-	/** Whether the fused decode plan is the grouped one (the default) or the split-K one (bench/webgpu.ts compares). */
+	/** Whether the fused decode plan is the grouped one or the split-K one (the default; bench/webgpu.ts compares). */
 	get groupedDecode(): boolean {
 		return this.grouped;
 	}

@@ -11,8 +11,8 @@
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
 //   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
-// then logits = lm_head(norm_f(x)), the norm folded into lm_head. The grouped decode plan (groupedDecodePlan, the
-// default) cuts the decode step to 7 passes a layer: its projections sum over K inside each workgroup (a group
+// then logits = lm_head(norm_f(x)), the norm folded into lm_head. The grouped decode plan (groupedDecodePlan, opt-in:
+// slower on an H100 so far, README) cuts the decode step to 7 passes a layer: its projections sum over K inside each workgroup (a group
 // sum, src/backend/resident/group-sum.ts), which leaves so few partial sums that convStep and scanStepFused finish
 // in_proj's, x_proj's and dt_proj's themselves:
 //   inProj  matvecNormGroup → Pin          conv   convStep (reduces Pin's x half, the norm folded)
