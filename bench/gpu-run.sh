@@ -13,4 +13,6 @@ mkdir -p /tmp/gpu && tar -xJf .carry-gpu/stage.tar.xz -C /tmp/gpu
 rm -rf node_modules && ln -s /tmp/gpu/node_modules node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 /tmp/gpu/node --version
+# PEER=1: the PyTorch peer first (bench/torch_peer.py; the image's python3 holds PyTorch), into $OUT/torch.log
+if [ -n "${PEER:-}" ]; then PYTHONUNBUFFERED=1 timeout "${PEER_TIMEOUT:-240}" python3 bench/torch_peer.py 2>&1 | tee "${OUT:-/tmp}/torch.log"; fi
 timeout "${BENCH_TIMEOUT:-500}" /tmp/gpu/node --max-old-space-size=16000 dist/bench/webgpu.js "$@" 2>&1 | tee "${OUT:-/tmp}/webgpu.log"

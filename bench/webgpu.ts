@@ -64,6 +64,18 @@ async function parity(name: string, m: ResidentMamba, bytes: Uint8Array, expecte
 	log({ parity: name, T: bytes.length, max_abs_diff: maxDiff(got, expected), step_max_abs_diff: stepDiff });
 }
 
+/** Decode with the grouped plan and the split-K fused plan (the default), interleaved, and the passes of each. */
+async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
+	for (let round = 0; round < 2; round++) {
+		for (const grouped of [true, false]) {
+			m.groupedDecode = grouped;
+			const r = await benchModel(c, kernels, { prefill: 64, decode: 64, repeats: 3 }, m);
+			log({ decode_plan: grouped ? 'grouped' : 'split-K', passes: m.plan(1).length, round, model: r.model, decode: r.decode_bytes_per_second });
+		}
+	}
+	m.groupedDecode = false;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Where a forward's time goes: the whole plan, an empty submission, the host-side encoding, and each kernel alone. */
@@ -157,6 +169,7 @@ async function main() {
 	for (const [name, c] of shipped) {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
+	await stage('decode plans byte-model', async () => void (await decodePlans(shipped[0][1], await resident(shipped[0][1]), kernels)));
 	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner));
 	await stage('verify passes', async () => {
 		// what a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run
@@ -222,6 +235,7 @@ async function main() {
 			});
 		}
 		await stage(`bench ${d}x${L}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
+		await stage(`decode plans ${d}x${L}`, async () => void (await decodePlans(c, m, kernels)));
 		if (d === 1792) {
 			await stage('profile 972M', async () => {
 				await profile('972M', m, runner);

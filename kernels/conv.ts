@@ -138,6 +138,75 @@ export function convAndState(this: KernelThis<HostConvConstants>, xz: number[], 
 	return [a0 / (1 + Math.exp(-a0)), a1 / (1 + Math.exp(-a1)), a2 / (1 + Math.exp(-a2)), a3 / (1 + Math.exp(-a3))];
 }
 
+// ---- decode from in_proj's group partial sums (src/model/resident/plans.ts groupedDecodePlan) -------------------
+// The grouped decode plan leaves in_proj unreduced: pin holds SI slices of [dot, Σx, Σx², 0] per output (kernels/
+// projection.ts matvecNormGroup), and the norm in front of in_proj is folded as matvecNormReduce folds it, with
+// cc = [c1 (2E) | c2 (2E)]. convStep finishes that for the x half itself, so no reduction pass runs before it:
+//   u[e] = rstd·(Σ_s dot[s, e] − μ·c1[e]) + c2[e],   x'[e] = silu(b[e] + Σ_{i<k−1} w[e, i]·state[e, i] + w[e, k−1]·u[e])
+// and the next state is [state[e, 1..k−2], u[e]]. The output is convAndState's for T = 1: [x' (1, E, 4) | state].
+
+interface StepConvConstants {
+	E: number; // d_inner
+	K: number; // the kernel width k
+	D: number; // the normalised length (d_model)
+	eps: number;
+	layer: number; // 1 = LayerNorm
+}
+
+/** Threads e over E, then E·(k−1)/4 threads of the next state. SI: in_proj's partial-sum slices in pin. */
+export function convStep(this: KernelThis<StepConvConstants>, pin: number[], cc: number[], state: number[], w: number[], b: number[], SI: number) {
+	const E = this.constants.E;
+	const K = this.constants.K;
+	const K1 = K - 1;
+	const D = this.constants.D;
+	let sx = 0;
+	let sq = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= SI) break;
+		sx += pin[s * 2 * E * 4 + 1];
+		sq += pin[s * 2 * E * 4 + 2];
+	}
+	const mean = this.constants.layer === 1 ? sx / D : 0;
+	const rstd = 1 / Math.sqrt(Math.max(sq / D - mean * mean, 0) + this.constants.eps);
+	if (this.thread.x >= E) {
+		const i0 = (this.thread.x - E) * 4;
+		let v0 = 0;
+		let v1 = 0;
+		let v2 = 0;
+		let v3 = 0;
+		for (let c = 0; c < 4; c++) {
+			const e = Math.floor((i0 + c) / K1);
+			const j = i0 + c - e * K1;
+			let v = 0;
+			if (j < K1 - 1) v = state[e * K1 + j + 1];
+			else {
+				let dot = 0;
+				for (let s = 0; s < 65536; s++) {
+					if (s >= SI) break;
+					dot += pin[(s * 2 * E + e) * 4];
+				}
+				v = rstd * (dot - mean * cc[e]) + cc[2 * E + e];
+			}
+			if (c === 0) v0 = v;
+			if (c === 1) v1 = v;
+			if (c === 2) v2 = v;
+			if (c === 3) v3 = v;
+		}
+		return [v0, v1, v2, v3];
+	}
+	const e = this.thread.x;
+	let dot = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= SI) break;
+		dot += pin[(s * 2 * E + e) * 4];
+	}
+	const u = rstd * (dot - mean * cc[e]) + cc[2 * E + e];
+	let a = b[e] + w[e * K + K1] * u;
+	for (let i = 0; i < K1; i++) a += w[e * K + i] * state[e * K1 + i];
+	const g = a / (1 + Math.exp(-a));
+	return [g, g, g, g];
+}
+
 // ---- rolling a verify pass back on the device (src/model/resident/records.ts) ----------------------------------
 // A verify pass records every layer's xz (TB, 2E, 4) in per-layer slices of one buffer and leaves every layer's conv
 // state before the pass in its work buffer (L, cStride). keep(J) needs each layer's conv state after the first J

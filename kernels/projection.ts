@@ -310,3 +310,115 @@ export function matvecNormReduce(this: KernelThis<NormReduceConstants>, p: numbe
 	const y = rstd * (dot - mean * c1[n]) + c2[n];
 	return [y, y, y, y];
 }
+
+// ---- decode with group sums (src/model/resident/plans.ts decodePlan) -------------------------------------------
+// The same split-K partial sums P[s, n] as matvecPartial (and matvecNormPartial's [dot, Σx, Σx², 0]), but each
+// workgroup's 64 threads are C columns × P = 64/C parts of one slice, and the runner sums the parts (a group sum,
+// src/backend/resident/group-sum.ts): 64/C times fewer slices reach the reduction for the same threads, few enough
+// that the elementwise kernels after a projection (convStep, scanStepFused) finish the sum themselves instead of
+// a reduction pass. Part p reads rows s·KS + p, s·KS + p + P, …: a warp reads whole rows of C neighbouring columns.
+// Threads: S slices × N/C tiles × 64, thread x = ((s·N/C + tile)·64 + part·C + col), n = tile·C + col.
+
+interface GroupConstants {
+	K: number; // reduction length
+	N: number; // outputs (a multiple of C)
+	C: number; // columns per workgroup (the group-sum width)
+	P: number; // 64 / C parts
+}
+
+/** Decode: one part's share of P[s, n] = Σ_{k ∈ slice s} Wᵀ[k, n]·x[k, 0], x blocked (lane 0 read). */
+export function matvecGroup(this: KernelThis<GroupConstants>, x: number[], wt: number[], KS: number) {
+	const N = this.constants.N;
+	const C = this.constants.C;
+	const P = this.constants.P;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const part = Math.floor(lane / C);
+	const tiles = N / C;
+	const s = Math.floor(g / tiles);
+	const n = (g - s * tiles) * C + lane - part * C;
+	const end = s * KS + KS;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let i = 0; i < this.constants.K; i += 4 * P) {
+		if (i >= KS) break;
+		const k = s * KS + part + i;
+		if (k < end) a0 += wt[k * N + n] * x[k * 4];
+		if (k + P < end) a1 += wt[(k + P) * N + n] * x[(k + P) * 4];
+		if (k + 2 * P < end) a2 += wt[(k + 2 * P) * N + n] * x[(k + 2 * P) * 4];
+		if (k + 3 * P < end) a3 += wt[(k + 3 * P) * N + n] * x[(k + 3 * P) * 4];
+	}
+	return a0 + a1 + (a2 + a3);
+}
+
+/** As matvecGroup, with the rows' Σx and Σx² beside the dot product (a folded norm): [dot, Σx, Σx², 0]. */
+export function matvecNormGroup(this: KernelThis<GroupConstants>, x: number[], wt: number[], KS: number) {
+	const N = this.constants.N;
+	const C = this.constants.C;
+	const P = this.constants.P;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const part = Math.floor(lane / C);
+	const tiles = N / C;
+	const s = Math.floor(g / tiles);
+	const n = (g - s * tiles) * C + lane - part * C;
+	const end = s * KS + KS;
+	let a0 = 0;
+	let a1 = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let i = 0; i < this.constants.K; i += 2 * P) {
+		if (i >= KS) break;
+		const k = s * KS + part + i;
+		if (k < end) {
+			const x0 = x[k * 4];
+			a0 += wt[k * N + n] * x0;
+			sx += x0;
+			sq += x0 * x0;
+		}
+		if (k + P < end) {
+			const x1 = x[(k + P) * 4];
+			a1 += wt[(k + P) * N + n] * x1;
+			sx += x1;
+			sq += x1 * x1;
+		}
+	}
+	return [a0 + a1, sx, sq, 0];
+}
+
+interface SummedConstants extends GroupConstants {
+	XN: number; // floats between two slices of the input's partial sums
+}
+
+/**
+ * As matvecGroup, reading x[k] = Σ_{j < XS} px[j·XN + k]: the input is still another projection's XS partial sums
+ * (dt_proj reads dt_r, the first R columns of x_proj's partial sums).
+ */
+export function matvecGroupSummed(this: KernelThis<SummedConstants>, px: number[], wt: number[], KS: number, XS: number) {
+	const N = this.constants.N;
+	const C = this.constants.C;
+	const P = this.constants.P;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const part = Math.floor(lane / C);
+	const tiles = N / C;
+	const s = Math.floor(g / tiles);
+	const n = (g - s * tiles) * C + lane - part * C;
+	const end = s * KS + KS;
+	let a = 0;
+	for (let i = 0; i < this.constants.K; i += P) {
+		if (i >= KS) break;
+		const k = s * KS + part + i;
+		if (k < end) {
+			let v = 0;
+			for (let j = 0; j < 65536; j++) {
+				if (j >= XS) break;
+				v += px[j * this.constants.XN + k];
+			}
+			a += wt[k * N + n] * v;
+		}
+	}
+	return a;
+}

@@ -223,6 +223,86 @@ export function scanStep(
 	return [g, g, g, g];
 }
 
+interface FusedStepConstants extends BlockedScanConstants {
+	D: number; // d_model, the length in_proj's folded norm normalises
+	eps: number;
+	layer: number; // 1 = LayerNorm
+}
+
+/**
+ * scanStep reading what the decode plan leaves unreduced (group partial sums, kernels/projection.ts): B and C are
+ * Σ_{s<SX} px[s·RC + ·] (x_proj's SX slices), z is in_proj's x half's twin in pin (SI slices of [dot, Σx, Σx², 0],
+ * the norm folded with cc = [c1 (2E) | c2 (2E)], as convStep), Δ's pre-activation Σ_{s<DS} pdt[s·E + e] + b_dt.
+ * Output as scanStep's: [y (1, E, 4) | h' (E, N)].
+ */
+export function scanStepFused(
+	this: KernelThis<FusedStepConstants>, pdt: number[], x: number[], px: number[], pin: number[], cc: number[], p: number[], h0: number[],
+	DS: number, SX: number, SI: number,
+) {
+	const E = this.constants.E;
+	const N = this.constants.N;
+	const RC = this.constants.RC;
+	const Bc = this.constants.Bc;
+	const Cc = this.constants.Cc;
+	const cell = (this.thread.x - E) * 4;
+	const e = this.thread.x < E ? this.thread.x : Math.floor(cell / N);
+	let v = p[E * N + E + e];
+	for (let s = 0; s < 65536; s++) {
+		if (s >= DS) break;
+		v += pdt[s * E + e];
+	}
+	const dt = v > 20 ? v : Math.log(1 + Math.exp(v));
+	const xe = x[e * 4];
+	if (this.thread.x >= E) {
+		const n = cell - e * N;
+		let b0 = 0;
+		let b1 = 0;
+		let b2 = 0;
+		let b3 = 0;
+		for (let s = 0; s < 65536; s++) {
+			if (s >= SX) break;
+			const q = s * RC + Bc + n;
+			b0 += px[q];
+			b1 += px[q + 1];
+			b2 += px[q + 2];
+			b3 += px[q + 3];
+		}
+		return [
+			Math.exp(dt * p[cell]) * h0[cell] + dt * b0 * xe,
+			Math.exp(dt * p[cell + 1]) * h0[cell + 1] + dt * b1 * xe,
+			Math.exp(dt * p[cell + 2]) * h0[cell + 2] + dt * b2 * xe,
+			Math.exp(dt * p[cell + 3]) * h0[cell + 3] + dt * b3 * xe,
+		];
+	}
+	let y = p[E * N + e] * xe;
+	for (let n = 0; n < N; n++) {
+		let bn = 0;
+		let cn = 0;
+		for (let s = 0; s < 65536; s++) {
+			if (s >= SX) break;
+			bn += px[s * RC + Bc + n];
+			cn += px[s * RC + Cc + n];
+		}
+		const h = Math.exp(dt * p[e * N + n]) * h0[e * N + n] + dt * bn * xe;
+		y += h * cn;
+	}
+	let dot = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let s = 0; s < 65536; s++) {
+		if (s >= SI) break;
+		dot += pin[(s * 2 * E + E + e) * 4];
+		sx += pin[s * 2 * E * 4 + 1];
+		sq += pin[s * 2 * E * 4 + 2];
+	}
+	const D = this.constants.D;
+	const mean = this.constants.layer === 1 ? sx / D : 0;
+	const rstd = 1 / Math.sqrt(Math.max(sq / D - mean * mean, 0) + this.constants.eps);
+	const z = rstd * (dot - mean * cc[E + e]) + cc[3 * E + e];
+	const g = y * (z / (1 + Math.exp(-z)));
+	return [g, g, g, g];
+}
+
 // ---- rolling a verify pass back on the device (src/model/resident/records.ts) ----------------------------------
 // A verify pass of the GPU-resident forward records, per layer, Δ, x and dbc of every position in per-layer slices
 // of three buffers, and leaves every layer's h before the pass in its work buffer h0 (L, hStride). keep(J) needs h

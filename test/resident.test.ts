@@ -21,10 +21,14 @@ import type { Checkpoint, MambaConfig } from '../src/model/types.js';
 import { generate, Session, type GenerateOptions } from '../src/engine/generate.js';
 import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
-import { matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce } from '../kernels/projection.js';
+import {
+	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
+	projectionReference,
+} from '../kernels/projection.js';
+import { groupSumWGSL } from '../src/backend/resident/group-sum.js';
 import { normApplyBlocked, normCombine, normSlices } from '../kernels/norms.js';
-import { convAndState, convStateKeep } from '../kernels/conv.js';
-import { scanKeep, scanOutputBlocked, scanStarts, scanStep } from '../kernels/scan.js';
+import { convAndState, convStateKeep, convStep } from '../kernels/conv.js';
+import { scanKeep, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../kernels/scan.js';
 import { embedGather } from '../kernels/embedding.js';
 
 const FIXTURES = path.resolve('test/fixtures');
@@ -100,6 +104,11 @@ for (const [norm, tied] of [['rms', true], ['layer', false]] as const) {
 		const want = await host.forward(bytes, host.newState());
 		const diff = maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23]), want);
 		assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
+		assert.ok(!m.groupedDecode, 'the split-K fused plan by default');
+		m.groupedDecode = true; // the grouped plan gives the same
+		assert.is(m.plan(1).length, 7 * c.config.nLayer + 3, '7 passes a layer, the embedding and the head');
+		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21]), want) <= 1e-4, 'grouped decode plan');
+		m.groupedDecode = false;
 		m.fusedDecode = false; // the chunk plan with T = 1 gives the same
 		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8]), want) <= 1e-4);
 	});
@@ -207,9 +216,11 @@ test('every blocked kernel translates to WGSL', () => {
 		matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
 		normApplyBlocked, normCombine, normSlices, convAndState, scanOutputBlocked, scanStarts, scanStep, embedGather,
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
+		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, // the grouped decode plan
 	};
+	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
 	const constants = {
-		K: 64, N: 32, XC: 64, U: 4, epi: 3, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
+		K: 64, N: 32, XC: 64, U: 4, epi: 3, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
 		hStride: 1024, xStride: 640, dStride: 512, bStride: 576, pStride: 1088, cStride: 128, zStride: 1024,
 	};
 	let n = 0;
@@ -223,12 +234,45 @@ test('every blocked kernel translates to WGSL', () => {
 		k.validateSettings(args);
 		k.translateSource();
 		k.paramsLayout = k.computeParamsLayout();
-		const wgsl = k.assembleWGSL();
+		let wgsl = k.assembleWGSL();
+		if (grouped.has(name)) {
+			// the group-sum rewrite (src/backend/resident/group-sum.ts): no result write left in the body, one barrier per fold
+			wgsl = groupSumWGSL(wgsl, 16, (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4);
+			assert.match(wgsl, /fn groupBody\(data_index : i32\) -> vec4<f32>/, name);
+			assert.is(wgsl.match(/workgroupBarrier\(\);/g)?.length, 3, name);
+			assert.not.match(wgsl.slice(wgsl.indexOf('fn groupBody'), wgsl.indexOf('@compute')), /result\[|return;/, name);
+		}
 		assert.match(wgsl, /@compute @workgroup_size\(64, 1, 1\)/, name);
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 16, `${n} kernels`);
+	assert.ok(n >= 21, `${n} kernels`);
+	assert.throws(() => groupSumWGSL('fn main() {}', 16, 1), /not a 1-D gpu.js kernel/);
+	assert.throws(() => groupSumWGSL('', 12, 1), /power of two/);
+});
+
+test('a group sum (C columns per workgroup) sums each column over its parts: matvecGroup against the reference', async () => {
+	const r = new CpuRunner();
+	const K = 40, N = 24; // C = 8 columns, 8 parts; KS not a multiple of 4 parts, and a last partial iteration
+	const W = Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.37));
+	const xRow = Float32Array.from({ length: K }, (_, i) => Math.cos(i * 0.11));
+	const wt = r.alloc(K * N), x = r.alloc(K * 4), out = r.alloc(64 * N);
+	const wT = new Float32Array(K * N);
+	for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wT[k * N + n] = W[n * K + k];
+	r.upload({ buf: wt, offset: 0, length: K * N }, wT);
+	r.upload({ buf: x, offset: 0, length: K * 4 }, Float32Array.from({ length: K * 4 }, (_, i) => (i % 4 === 0 ? xRow[i / 4] : 99)));
+	const want = projectionReference({ data: W, rows: N, cols: K }, xRow, 1);
+	for (const S of [1, 2, 4]) {
+		const p = await r.program(matvecGroup, { K, N, C: 8, P: 8 }, { x: 'array', wt: 'array', KS: 'scalar' }, { groupSum: 8 });
+		const view = { buf: out, offset: 0, length: S * N };
+		await r.run([{ pass: r.pass(p, { x: { buf: x, offset: 0, length: K * 4 }, wt: { buf: wt, offset: 0, length: K * N }, KS: K / S }, view, S * N * 8) }]);
+		const got = await r.read(view);
+		const sum = new Float32Array(N).map((_, n) => got.subarray(0).filter((_, i) => i % N === n).reduce((a, b) => a + b, 0));
+		assert.ok(maxAbsDiff(sum, want) <= 1e-5, `S = ${S}`);
+	}
+	let refused = '';
+	await r.program(matvecGroup, {}, { x: 'array', wt: 'array', KS: 'scalar' }, { groupSum: 12 }).catch((e: Error) => (refused = e.message));
+	assert.match(refused, /power of two/);
 });
 
 test.run();

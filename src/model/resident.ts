@@ -15,7 +15,7 @@ import { range, whole, type Command, type Pass, type Prepared, type Runner } fro
 import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Verification, Weight } from './types.js';
 import { verifyPass } from './verification.js';
 import { convStride, DeviceState, ssmStride } from './resident/device-state.js';
-import { chunkPlan, decodePlan } from './resident/plans.js';
+import { chunkPlan, decodePlan, groupedDecodePlan } from './resident/plans.js';
 import { SPLIT_MAX } from './resident/split.js';
 import { upload, type Uploaded } from './resident/upload.js';
 import { recordCapacity, Records } from './resident/records.js';
@@ -34,7 +34,8 @@ export class ResidentMamba implements LanguageModel {
 	// Threads per split-K partial pass, for chunks and for decode (bench/webgpu.ts sweeps them; README, Speed).
 	private split = 1 << 20;
 	private vecSplit = 1 << 18;
-	private fused = true; // the fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
+	private fused = true; // a fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
+	private grouped = false; // … the grouped one (7 passes a layer; slower on an H100, bench/results/h100-webgpu-session5-grouped.txt) or the split-K one (9)
 	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
 	private nextVerify: { state: DeviceState; size: number; prepared: Prepared } | null = null; // the next verify pass, recorded
@@ -93,6 +94,17 @@ export class ResidentMamba implements LanguageModel {
 	set fusedDecode(on: boolean) {
 		this.fused = on;
 		this.plans.clear();
+		this.next = null;
+	}
+
+	/** Whether the fused decode plan is the grouped one or the split-K one (the default; bench/webgpu.ts compares). */
+	get groupedDecode(): boolean {
+		return this.grouped;
+	}
+	set groupedDecode(on: boolean) {
+		this.grouped = on;
+		this.plans.clear();
+		this.next = null;
 	}
 
 	newState(): DeviceState {
@@ -104,7 +116,7 @@ export class ResidentMamba implements LanguageModel {
 		let passes = this.plans.get(T);
 		if (!passes) {
 			passes = T === 1 && this.fusedDecode
-				? decodePlan(this.runner, this.config, this.dev, this.vecSplit)
+				? (this.grouped ? groupedDecodePlan : decodePlan)(this.runner, this.config, this.dev, this.vecSplit)
 				: chunkPlan(this.runner, this.config, this.dev, T, this.split);
 			this.plans.set(T, passes);
 		}

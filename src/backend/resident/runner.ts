@@ -6,6 +6,7 @@
 //   CpuRunner (below)         the same kernel functions called thread by thread in plain JavaScript: slow and
 //                             obviously correct, so the plan (buffer wiring, layouts, state copies) is tested in CI
 // Sizes and offsets are in floats.
+import { GROUP, validGroup } from './group-sum.js';
 
 export interface DeviceBuffer {
 	readonly length: number;
@@ -28,6 +29,19 @@ export type ArgKind = 'array' | 'scalar';
 export interface Program {
 	readonly name: string;
 	readonly params: readonly string[]; // the kernel function's parameters, in order
+	readonly groupSum: number; // 0, or the columns per workgroup whose values are summed (group-sum.ts)
+}
+
+/** Options beyond gpu.js's own: `groupSum` C sums each column's values over its workgroup (group-sum.ts). */
+export interface ProgramOptions {
+	groupSum?: number;
+}
+
+/** How many floats a pass of `threads` writes: one value (or 4) per thread, or per column of a workgroup. */
+export function outputLength(p: Program, threads: number, components: number): number {
+	if (!p.groupSum) return threads * components;
+	if (threads % GROUP !== 0) throw new Error(`internal: ${p.name} sums groups of ${GROUP} threads; ${threads} is not a multiple`);
+	return (threads / GROUP) * p.groupSum * components;
 }
 
 /** A recorded dispatch: a program with its arguments bound, `threads` invocations, writing `out`. */
@@ -47,7 +61,7 @@ export interface Runner {
 	alloc(length: number): DeviceBuffer;
 	upload(to: View, data: Float32Array): void;
 	/** Compile a kernel function; `kinds` says, by parameter name, which arguments are arrays and which scalars. */
-	program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>): Promise<Program>;
+	program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>, options?: ProgramOptions): Promise<Program>;
 	/** A dispatch of `threads` invocations writing `out`, the arguments given by parameter name. */
 	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass;
 	/** Run the commands in order as one submission; resolve with `read` copied back (or null). */
@@ -92,6 +106,13 @@ export function positional<V>(name: string, params: readonly string[], named: Re
 	return params.map((p) => named[p]);
 }
 
+/** The group-sum width of `options` (0: none), refused unless a power of two up to 64. */
+export function checkGroup(name: string, options: ProgramOptions): number {
+	const C = options.groupSum ?? 0;
+	if (C && !validGroup(C)) throw new Error(`internal: kernel ${name}: group sum width ${C} is not a power of two up to ${GROUP}`);
+	return C;
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // CpuRunner
 
@@ -127,10 +148,10 @@ export class CpuRunner implements Runner {
 		sub(to).set(data);
 	}
 
-	async program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>): Promise<Program> {
+	async program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>, options: ProgramOptions = {}): Promise<Program> {
 		const params = kernelParams(fn);
 		checkBindings(fn.name, positional(fn.name, params, kinds));
-		return { name: fn.name, params, fn, constants } as CpuProgram;
+		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options) } as CpuProgram;
 	}
 
 	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass {
@@ -141,11 +162,16 @@ export class CpuRunner implements Runner {
 		const args = p.args.map((a) => (typeof a === 'number' ? a : sub(a)));
 		const out = sub(p.out);
 		const self = { thread: { x: 0, y: 0, z: 0 }, output: { x: p.threads, y: 1, z: 1 }, constants: p.program.constants };
+		const C = p.program.groupSum;
+		if (C) outputLength(p.program, p.threads, 1); // checks the thread count
 		for (let i = 0; i < p.threads; i++) {
 			self.thread.x = i;
 			const v = p.program.fn.apply(self, args) as number | number[];
-			if (typeof v === 'number') out[i] = v;
-			else for (let c = 0; c < v.length; c++) out[i * v.length + c] = v[c];
+			// a group sum adds the thread's value into its column's output (group-sum.ts), else it is written
+			const o = C ? Math.floor(i / GROUP) * C + ((i % GROUP) % C) : i;
+			const add = C > 0 && i % GROUP >= C; // the column's first part (lanes below C) starts its sum
+			if (typeof v === 'number') out[o] = add ? out[o] + v : v;
+			else for (let c = 0; c < v.length; c++) out[o * v.length + c] = add ? out[o * v.length + c] + v[c] : v[c];
 		}
 	}
 

@@ -4,7 +4,8 @@
 // scalars — and is written once, when the pass is recorded; so is its bind group. A run is one command
 // encoder with one compute pass between copies, one submit and at most one mapAsync.
 import type { GPU as GPUType } from 'gpu.js';
-import { checkBindings, kernelParams, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type Runner, type View } from './runner.js';
+import { groupSumWGSL } from './group-sum.js';
+import { checkBindings, checkGroup, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
 const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
@@ -25,6 +26,7 @@ interface BuiltKernel {
 	componentCount: number;
 	_computeDispatch(threadDim: number[]): { groups: number[]; dispatchWidth: number };
 	build(...args: unknown[]): Promise<void>;
+	assembleWGSL(): string;
 }
 
 class WebGpuBuffer implements DeviceBuffer {
@@ -58,10 +60,11 @@ export class WebGpuRunner implements Runner {
 		return this.device;
 	}
 
-	async program(fn: Function, constants: Record<string, number>, named: Record<string, ArgKind>): Promise<Program> {
+	async program(fn: Function, constants: Record<string, number>, named: Record<string, ArgKind>, options: ProgramOptions = {}): Promise<Program> {
 		const params = kernelParams(fn);
 		const kinds = positional(fn.name, params, named);
 		checkBindings(fn.name, kinds);
+		const groupSum = checkGroup(fn.name, options);
 		const shortcut = this.gpu.createKernel(fn as never, {
 			output: [64],
 			constants: constants as never,
@@ -69,10 +72,15 @@ export class WebGpuRunner implements Runner {
 			loopMaxIterations: 1 << 24,
 		} as never) as unknown as { kernel: BuiltKernel };
 		const kernel = shortcut.kernel;
+		if (groupSum) {
+			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts)
+			const assemble = kernel.assembleWGSL.bind(kernel);
+			kernel.assembleWGSL = () => groupSumWGSL(assemble(), groupSum, kernel.componentCount === 1 ? 1 : 4);
+		}
 		// gpu.js infers argument types from sample values: arrays become storage buffers, numbers f32 scalars.
 		await kernel.build(...kinds.map((k) => (k === 'array' ? new Float32Array(4) : 0.5)));
 		this.device ??= kernel._device;
-		return { name: fn.name, params, kernel } as WebGpuProgram;
+		return { name: fn.name, params, kernel, groupSum } as WebGpuProgram;
 	}
 
 	alloc(length: number): DeviceBuffer {
@@ -110,7 +118,7 @@ export class WebGpuRunner implements Runner {
 			if (rec.type === 'Integer') i32[rec.offset / 4] = v;
 			else f32[rec.offset / 4] = v;
 		}
-		if (out.length < threads * kernel.componentCount) throw new Error(`internal: ${program.name} output view too small`);
+		if (out.length < outputLength(program, threads, kernel.componentCount)) throw new Error(`internal: ${program.name} output view too small`);
 		const paramsBuffer = this.dev.createBuffer({ size: layout.byteLength, usage: UNIFORM | COPY_DST });
 		this.dev.queue.writeBuffer(paramsBuffer, 0, params);
 		entries.unshift({ binding: 0, resource: { buffer: paramsBuffer } });

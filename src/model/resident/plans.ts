@@ -11,11 +11,18 @@
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
 //   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
-// then logits = lm_head(norm_f(x)), the norm folded into lm_head.
+// then logits = lm_head(norm_f(x)), the norm folded into lm_head. The grouped decode plan (groupedDecodePlan, opt-in:
+// slower on an H100 so far, README) cuts the decode step to 7 passes a layer: its projections sum over K inside each workgroup (a group
+// sum, src/backend/resident/group-sum.ts), which leaves so few partial sums that convStep and scanStepFused finish
+// in_proj's, x_proj's and dt_proj's themselves:
+//   inProj  matvecNormGroup → Pin          conv   convStep (reduces Pin's x half, the norm folded)
+//   xProj   matvecGroup → Px               dt     matvecGroupSummed (reads dt_r as Σ Px) → Pdt
+//   scan    scanStepFused (Σ Pdt, B and C as Σ Px, z from Pin)
+//   outProj matvecGroup → P, then matvecReduce with the residual
 import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
 import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
-import { normSliceCount, slices, vecSlices } from './split.js';
+import { GROUP_SLICES, groupSlices, normSliceCount, slices, vecSlices } from './split.js';
 import type { Mat, Uploaded } from './upload.js';
 import type { Records } from './records.js';
 
@@ -115,5 +122,45 @@ export function decodePlan(r: Runner, c: MambaConfig, dev: Uploaded, split: numb
 		[x, next] = [next, x];
 	});
 	normed(dev.head, one(x, d), one(b.logits, V));
+	return passes;
+}
+
+/** The grouped passes of one decode step (7 a layer; see the top), projections within `split` threads each. */
+export function groupedDecodePlan(r: Runner, c: MambaConfig, dev: Uploaded, split: number): Pass[] {
+	const p = dev.programs;
+	const b = dev.bufs;
+	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
+	const RC = R + 2 * N;
+	const one = (buf: DeviceBuffer, cols: number) => range(buf, 0, cols * 4); // one block
+	const zeros = whole(b.zeros);
+	const passes: Pass[] = [];
+	// a projection's group partial sums into `out`: where they are and how many slices
+	const group = (m: Mat, x: View, out: DeviceBuffer, max: number, folded = false) => {
+		const parts = 64 / m.C;
+		const S = groupSlices(m.K, m.N, parts, split, max);
+		const P = range(out, 0, S * m.N * (folded ? 4 : 1));
+		passes.push(r.pass(m.group, { x, wt: whole(m.wt), KS: m.K / S }, P, S * m.N * parts));
+		return { P, S };
+	};
+	passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, 4), emb: whole(b.embedding) }, one(b.xA, d), d));
+	let x = b.xA, next = b.xB;
+	dev.layers.forEach((L, l) => {
+		const xs = range(L.convOut, 0, E * 4);
+		const pin = group(L.inProj, one(x, d), b.Pin, GROUP_SLICES.in, true);
+		const conv = { pin: pin.P, cc: L.inProj.cc, state: workConv(c, b, l), w: L.convWeight, b: L.convBias, SI: pin.S };
+		passes.push(r.pass(p.convStep, conv, range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
+		const px = group(L.xProj, xs, b.Px, GROUP_SLICES.x);
+		const dtParts = 64 / L.dtProj.C;
+		const DS = groupSlices(R, E, dtParts, split, GROUP_SLICES.dt);
+		const pdt = range(b.Pdt, 0, DS * E);
+		passes.push(r.pass(L.dtProj.group, { px: px.P, wt: whole(L.dtProj.wt), KS: R / DS, XS: px.S }, pdt, DS * E * dtParts));
+		const step = { pdt, x: xs, px: px.P, pin: pin.P, cc: L.inProj.cc, p: L.scanParams, h0: workSsm(c, b, l), DS, SX: px.S, SI: pin.S };
+		passes.push(r.pass(p.stepFused, step, range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
+		const out = group(L.outProj, range(L.H, 0, E * 4), b.P, GROUP_SLICES.out);
+		passes.push(r.pass(L.outProj.vecReduce, { p: out.P, r: one(x, d), b: zeros, S: out.S }, one(next, d), d));
+		[x, next] = [next, x];
+	});
+	const head = group(dev.head, one(x, d), b.P, GROUP_SLICES.out, true);
+	passes.push(r.pass(dev.head.vecReduce, { p: head.P, c1: dev.head.c1, c2: dev.head.c2, S: head.S }, one(b.logits, V), V));
 	return passes;
 }

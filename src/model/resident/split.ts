@@ -31,3 +31,24 @@ export function normSliceCount(d: number): number {
 	while (S < 32 && d % (S * 2) === 0 && d / (S * 2) >= 8) S *= 2;
 	return S;
 }
+
+/** The group-sum width of a decode projection with N outputs: the largest power of two up to `want` dividing N. */
+export function groupWidth(N: number, want: number): number {
+	let C = 1;
+	while (C * 2 <= want && N % (C * 2) === 0) C *= 2;
+	return C;
+}
+
+/**
+ * Slices of a group-sum decode projection (kernels/projection.ts matvecGroup; P parts of each column per
+ * workgroup): as vecSlices, the most (a power of two dividing K) within `threads` and `max`, each at least P long.
+ * `max` bounds what the kernel after it sums per value (the plans say which).
+ */
+export function groupSlices(K: number, N: number, P: number, threads: number, max: number): number {
+	let S = 1;
+	while (S * 2 <= max && S * 2 * N * P <= threads && K % (S * 2) === 0 && K / (S * 2) >= P) S *= 2;
+	return S;
+}
+
+/** The most slices the decode plan leaves for an elementwise kernel to sum, per projection (plans.ts). */
+export const GROUP_SLICES = { in: 16, x: 16, dt: 8, out: 64 } as const;

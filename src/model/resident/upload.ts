@@ -2,18 +2,19 @@
 // stored transposed, Wᵀ (K, N), so neighbouring threads read neighbouring floats, and the norm in front of in_proj
 // and lm_head is folded into them (kernels/projection.ts says how): W' = W·diag(w), c1 = W' 1, c2 = W b.
 import {
-	matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, Epi,
+	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
+	matvecReduce, Epi,
 } from '../../../kernels/projection.js';
 import { embedGather } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
-import { convAndState } from '../../../kernels/conv.js';
-import { scanOutputBlocked, scanStarts, scanStep } from '../../../kernels/scan.js';
+import { convAndState, convStep } from '../../../kernels/conv.js';
+import { scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
 import { range, whole, type DeviceBuffer, type Program, type Runner, type View } from '../../backend/resident/runner.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
-import { aligned, normSliceCount, slices, SPLIT_MAX, vecSlices } from './split.js';
+import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, vecSlices } from './split.js';
 
 /** A projection on the device: its weights and the programs of its chunk and decode passes. */
 export interface Mat {
@@ -24,8 +25,11 @@ export interface Mat {
 	reduce: Program; // for chunks, with the matrix's epilogue
 	vecPartial: Program; // decode
 	vecReduce: Program;
+	group: Program; // decode with group sums (plans.ts groupedDecodePlan): matvecGroup, matvecNormGroup or, for dt_proj, matvecGroupSummed
+	C: number; // its group-sum width (columns per workgroup)
 	c1: View; // folded norm: W'1 and W b; zeros otherwise
 	c2: View;
+	cc: View; // [c1 | c2] in one buffer (a kernel may bind only 8 storage buffers)
 }
 
 interface Layer {
@@ -41,9 +45,10 @@ interface Layer {
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
 }
 
-type ProgramName = 'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step';
+type ProgramName = 'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
 type BufferName =
 	| 'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones'
+	| 'Pin' | 'Px' | 'Pdt' // the grouped decode plan's partial sums of in_proj, x_proj and dt_proj, read after later passes
 	| 'embedding' | 'workSsm' | 'workConv' | 'params';
 
 /** Everything the plans bind: programs, per-layer weights, the head, and the activation and work buffers. */
@@ -97,6 +102,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		starts: await r.program(scanStarts, scan, { delta: A, x: A, dbc: A, p: A, h0: A, T: S }),
 		scanOut: await r.program(scanOutputBlocked, scan, { H: A, delta: A, x: A, dbc: A, xz: A, p: A }),
 		step: await r.program(scanStep, scan, { pdt: A, x: A, dbc: A, xz: A, p: A, h0: A, DS: S }),
+		convStep: await r.program(convStep, { E, K, D: d, eps, layer }, { pin: A, cc: A, state: A, w: A, b: A, SI: S }),
+		stepFused: await r.program(scanStepFused, { ...scan, D: d, eps, layer }, {
+			pdt: A, x: A, px: A, pin: A, cc: A, p: A, h0: A, DS: S, SX: S, SI: S,
+		}),
 	};
 	// projections of the same shape and epilogue share their programs
 	const compiled = new Map<string, Program>();
@@ -111,13 +120,25 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	};
 	const zeros = r.alloc(Math.max(d, V, 2 * E, RC)); // the widest output: a stand-in for an unused residual or bias
 	// A projection (N_, K_) reading XC columns of x; `fold` is the norm in front of it (weight, bias), if any.
-	const mat = async (data: Float32Array, N_: number, K_: number, XC: number, epi: Epi, fold?: [Float32Array, Float32Array | undefined]): Promise<Mat> => {
+	const mat = async (
+		data: Float32Array, N_: number, K_: number, XC: number, epi: Epi, fold?: [Float32Array, Float32Array | undefined],
+		{ want = 16, summed = false } = {}, // group-sum width to aim for; whether x is another projection's partial sums (dt_proj)
+	): Promise<Mat> => {
 		const wt = r.alloc(N_ * K_);
 		r.upload(whole(wt), transpose(data, N_, K_, fold?.[0]));
 		const bias = fold?.[1];
 		if (bias) epi = Epi.Bias;
 		const vp = fold ? matvecNormPartial : matvecPartial;
+		const C = groupWidth(N_, want);
+		const g = { K: K_, N: N_, C, P: 64 / C };
+		const c1 = fold ? matVec(data, N_, K_, fold[0]) : null;
+		const c2 = bias ? matVec(data, N_, K_, bias) : null;
 		return {
+			group: await once(`g:${K_}:${N_}:${C}:${!!fold}:${summed}`, () => summed
+				? r.program(matvecGroupSummed, { ...g, XN: RC }, { px: A, wt: A, KS: S, XS: S }, { groupSum: C })
+				: r.program(fold ? matvecNormGroup : matvecGroup, g, { x: A, wt: A, KS: S }, { groupSum: C })),
+			C,
+			cc: fold ? put(Float32Array.from([...c1!, ...(c2 ?? new Float32Array(N_))])) : whole(zeros),
 			wt, K: K_, N: N_,
 			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S })),
 			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, { p: A, r: A, b: A, TB: S, S })),
@@ -125,8 +146,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			vecReduce: fold
 				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
 				: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, { p: A, r: A, b: A, S })),
-			c1: fold ? put(matVec(data, N_, K_, fold[0])) : whole(zeros),
-			c2: bias ? put(matVec(data, N_, K_, bias)) : whole(zeros),
+			c1: c1 ? put(c1) : whole(zeros),
+			c2: c2 ? put(c2) : whole(zeros),
 		};
 	};
 	// the partial-sum buffer is shared by every projection: sized for the largest split any plan may use
@@ -134,7 +155,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const need = (m: Mat) => {
 		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
 		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
+		pMax = Math.max(pMax, groupSlices(m.K, m.N, 64 / m.C, SPLIT_MAX, GROUP_SLICES.out) * m.N * 4);
 	};
+	// the grouped decode plan's slices read later in the layer (plans.ts), at most GROUP_SLICES of each
+	const Pin = r.alloc(GROUP_SLICES.in * 2 * E * 4), Px = r.alloc(GROUP_SLICES.x * RC), Pdt = r.alloc(GROUP_SLICES.dt * E);
 	// every layer's scan parameters in one buffer, so that a rollback (records.ts) reads all layers in one pass
 	const params = r.alloc(c.nLayer * paramsStride(c));
 	const layers: Layer[] = [];
@@ -146,8 +170,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			inProj: await mat(denseWeight(l.inProj), 2 * E, d, d, Epi.None, [l.norm, l.normBias]),
 			convWeight: put(l.convWeight),
 			convBias: put(l.convBias),
-			xProj: await mat(denseWeight(l.xProj), RC, E, E, Epi.None),
-			dtProj: await mat(denseWeight(l.dtProj), E, R, RC, Epi.Softplus),
+			xProj: await mat(denseWeight(l.xProj), RC, E, E, Epi.None, undefined, { want: 4 }), // narrow groups: only RC columns to spread
+			dtProj: await mat(denseWeight(l.dtProj), E, R, RC, Epi.Softplus, undefined, { summed: true }),
 			dtBias: put(l.dtBias),
 			scanParams,
 			outProj: await mat(denseWeight(l.outProj), d, E, E, Epi.Residual),
@@ -162,7 +186,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const act = (cols: number) => r.alloc(TBm * cols * 4);
 	const bufs = {
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
-		P: r.alloc(pMax), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
+		P: r.alloc(pMax), Pin, Px, Pdt, xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
 		ones: put(new Float32Array(d).fill(1)).buf, embedding: put(denseWeight(w.embedding)).buf,
 		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
 	};
