@@ -73,7 +73,9 @@ export class ResidentMamba implements LanguageModel {
 		const dev = await upload(checkpoint, runner, chunk);
 		const capacity = recordCapacity(checkpoint.config, chunk);
 		const records = capacity > 0 ? await Records.create(runner, checkpoint.config, dev, capacity) : null;
-		return new ResidentMamba(checkpoint, runner, kernels, chunk, dev, records);
+		const m = new ResidentMamba(checkpoint, runner, kernels, chunk, dev, records);
+		m.buildVerifyPlans();
+		return m;
 	}
 
 	/** Threads per split-K partial pass, [chunks, decode] (tuning knobs for bench/webgpu.ts); drops the plans. */
@@ -187,6 +189,17 @@ export class ResidentMamba implements LanguageModel {
 			// the pass ran padded to its plan's size and copied no state out: the state comes from the replay
 			rollsBackAll: true,
 		});
+	}
+
+	/**
+	 * Every verify plan and keep(j) plan, built now rather than in the first rounds that use them: building one
+	 * takes longer than running it, and the adaptive schedule would charge that to drafting (src/engine/adaptive.ts).
+	 */
+	private buildVerifyPlans(): void {
+		const rec = this.records;
+		if (!rec) return;
+		for (let T = 1; T <= rec.capacity; T = this.verifySize(T) + 1) this.verifyPlan(this.verifySize(T), rec);
+		for (let j = 0; j <= rec.capacity; j++) rec.keep(j);
 	}
 
 	/**
