@@ -195,7 +195,7 @@ test('speculative rounds on one state (each verify pass recorded while the one b
 	const s = m.newState(), hs = host.newState();
 	await m.forward(prefix, s);
 	await host.forward(prefix, hs);
-	// sizes 8, 8, 16, 16, 8 and a plain step between: the recorded pass is used, dropped, recorded again
+	// sizes 8, 8, 16, 16, 8, 8 and plain steps between: the recorded pass is used, dropped, recorded again
 	const rounds: [number, number][] = [[5, 2], [7, 7], [12, 3], [16, 16], [3, 0], [6, 4]];
 	for (const [i, [T, j]] of rounds.entries()) {
 		const toks = tokensOf(T).map((t) => (t + 13 * i) % 256);
@@ -205,7 +205,8 @@ test('speculative rounds on one state (each verify pass recorded while the one b
 		await v.keep(j);
 		await want.keep(j);
 		assert.is(s.position, hs.position, `round ${i}: position`);
-		if (i === 3) assert.ok(maxAbsDiff(await m.step(42, s), await host.step(42, hs)) <= 1e-4, 'a step between rounds');
+		// two steps in a row record a third ahead, which the step after the last rounds runs (after their passes)
+		if (i === 3) for (const b of [42, 43]) assert.ok(maxAbsDiff(await m.step(b, s), await host.step(b, hs)) <= 1e-4, 'a step between rounds');
 	}
 	assert.ok(maxAbsDiff(await m.step(99, s), await host.step(99, hs)) <= 1e-4, 'the next logits after the rounds');
 });

@@ -234,10 +234,10 @@ export class ResidentMamba implements LanguageModel {
 		ids.set(tokens);
 		this.runner.upload(range(b.tokens, 0, size), ids); // queued before the submission below
 		const read = range(b.logits, 0, (size / 4) * V * 4);
+		// (a decode step recorded ahead stays: it reads the state when it runs, after this pass and its keep, so the
+		// plain steps after a drafting round stay pipelined and the schedule measures them at their real cost)
 		const ahead = this.nextVerify;
 		this.nextVerify = null;
-		this.next = null;
-		this.lastStep = null;
 		let done: Promise<Float32Array | null>;
 		if (ahead && ahead.state === s && ahead.size === size) done = this.runner.submit(ahead.prepared);
 		else {
@@ -300,6 +300,7 @@ export class ResidentMamba implements LanguageModel {
 		for (const tok of tokens) {
 			if (!(tok >= 0 && tok < V)) throw new RangeError(`token ${tok} outside the vocabulary 0..${V - 1}`);
 		}
+		if (s.freed) throw new Error('internal: a freed device state was used');
 		this.preserveLive();
 		const b = this.dev.bufs;
 		const ids = new Float32Array(TB * 4);
@@ -310,7 +311,10 @@ export class ResidentMamba implements LanguageModel {
 		const plan = this.plan(T);
 		const step = T === 1;
 		if (step && this.next?.state === s && this.next.plan === plan) done = this.runner.submit(this.next.prepared);
-		else done = this.runner.run(this.commands(T, s), read);
+		else {
+			if (this.next) this.runner.discard(this.next.prepared);
+			done = this.runner.run(this.commands(T, s), read);
+		}
 		this.next = null;
 		// Steps on one state in a row (decoding): record the next step while the GPU works on this one, so the
 		// host's recording time hides behind the GPU's.
