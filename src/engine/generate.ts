@@ -217,7 +217,7 @@ export class Session {
 		// a sampled draft (the Gumbel coupling: accept.ts) under the exact rule; greedy drafts otherwise
 		const draftTemperature = rule.kind === 'exact' && !sampler.greedy ? opts.temperature : 0;
 		const schedule = speculative && (opts.schedule ?? 'adaptive') === 'adaptive'
-			? DraftSchedule.for(`${this.model.kernels.name}|${modelKey(this.model)}|${this.drafter!.name}|${rule.kind === 'top' ? `top${rule.k}` : 'exact'}|t${opts.temperature}`, M)
+			? DraftSchedule.for(`${this.model.kernels.name}|${modelKey(this.model)}|${this.drafter!.model.kernels.name}:${this.drafter!.name}|${rule.kind === 'top' ? `top${rule.k}` : 'exact'}|t${opts.temperature}`, M)
 			: null;
 		const promptBytes = promptBytesOverride ?? this.promptBytes;
 		this.promptBytes = 0;
