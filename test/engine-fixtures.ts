@@ -164,6 +164,7 @@ export function oracleDrafter(reference: Uint8Array, corruptEvery = 4): Drafter 
 	const fake = {
 		config: { ...shapeConfig(4, 1, V) },
 		checkpoint: { name: 'oracle', dir: '(oracle)' },
+		kernels: { name: 'oracle' }, // the draft schedule keys its measurements by the drafter's backend
 		chunk: 64,
 		newState: () => new TextState(),
 		async forward(tokens: ArrayLike<number>, state: TextState): Promise<Float32Array> {
