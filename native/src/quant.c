@@ -5,7 +5,8 @@
 // generic build runs and what the others run for the types without a vector path. The vector paths cover q8_0,
 // q4_0, q4_k, q6_k (the types llama-quantize writes most), f16 and bf16 in tiles of up to 4 weight rows × 4 tokens:
 // each block of the tile's rows is unpacked once for its tokens, each token's block loaded once for its rows. The
-// AVX-512 VNNI build runs q8_0, q4_k and q6_k on 512-bit vectors (quant_wide.c), the rest on 256-bit ones.
+// AVX-512 VNNI build runs q8_0, q4_k and q6_k on 512-bit vectors (quant_wide.c), the rest on 256-bit ones; its
+// q8_0 reads 16 rows at a time from a packed copy that the fused model makes once (step.h's mb_mat.r16).
 // Each (row, token) output has its own accumulator, fed in block order and reduced by one fixed tree, and the
 // epilogues are lane-wise: a result does not depend on the tile that computed it, on how rows are split between
 // threads, or on the number of tokens in the call, so T single steps equal one T-token call bit for bit.
@@ -392,7 +393,9 @@ typedef void (*tile_fn)(TILE_ARGS);
 	SHAPE(T, 3, 1) SHAPE(T, 3, 2) SHAPE(T, 3, 3) SHAPE(T, 3, 4) SHAPE(T, 4, 1) SHAPE(T, 4, 2) SHAPE(T, 4, 3) SHAPE(T, 4, 4) \
 	static const tile_fn T##_tiles[5][5] = {{0}, {0, T##_1x1, T##_1x2, T##_1x3, T##_1x4}, {0, T##_2x1, T##_2x2, T##_2x3, T##_2x4}, \
 		{0, T##_3x1, T##_3x2, T##_3x3, T##_3x4}, {0, T##_4x1, T##_4x2, T##_4x3, T##_4x4}};
+#if !defined(WIDE) // (the AVX-512 build runs q8_0 on 16-row groups: quant_wide.c)
 SHAPES(q8_0)
+#endif
 SHAPES(q4_0)
 SHAPES(q4_k)
 SHAPES(q6_k)
@@ -402,7 +405,9 @@ SHAPES(bf16)
 /** [rows][tokens] tiles of a type with a vector path; NULL otherwise. */
 static const tile_fn (*vector_tiles(int qtype))[5] {
 	switch (qtype) {
+#if !defined(WIDE)
 	case MB_Q_Q8_0: return q8_0_tiles;
+#endif
 	case MB_Q_Q4_0: return q4_0_tiles;
 	case MB_Q_Q4_K: return q4_k_tiles;
 	case MB_Q_Q6_K: return q6_k_tiles;
@@ -486,6 +491,41 @@ static void store_tile(const mb_qlinear_args *a, int n, int t, int RR, int TT, c
 }
 #endif
 
+#if defined(WIDE)
+/** rows n..n+RR-1 (RR <= 16), token t + j, from out[16·j + r], through the epilogue into y. */
+static void r16_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
+	const __mmask16 m = (__mmask16)((1u << RR) - 1);
+	const size_t N = a->N;
+	for (int j = 0; j < TT; j++) {
+		float *y = a->y + (size_t)(t + j) * N + n;
+		__m512 v = _mm512_loadu_ps(out + 16 * j);
+		if (a->mode == MB_EPI_RESIDUAL) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, a->epi + (size_t)(t + j) * N + n));
+		if (a->mode == MB_EPI_SOFTPLUS) {
+			const __m512 u = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, a->epi + n));
+			const __m256 lo = softplus8(_mm512_castps512_ps256(u)), hi = softplus8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+			v = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+		}
+		_mm512_mask_storeu_ps(y, m, v);
+	}
+}
+
+/** Rows n0..n1-1 of a q8_0 matrix (quant_wide.c's r16 tiles): from a->W16 where the rows start a group. */
+static void q8_0_r16_rows(const mb_qlinear_args *a, int n0, int n1) {
+	const size_t group_bytes = (size_t)(a->K / 32) * MB_R16_BLOCK;
+	float out[16 * R16_TOKENS];
+	for (int n = n0; n < n1; n += 16) {
+		const int RR = n1 - n < 16 ? n1 - n : 16;
+		const uint8_t *p16 = a->W16 && n % 16 == 0 ? a->W16 + (size_t)(n / 16) * group_bytes : NULL;
+		for (int t = 0; t < a->T; t += R16_TOKENS) {
+			const int TT = a->T - t < R16_TOKENS ? a->T - t : R16_TOKENS;
+			r16_tiles[TT](a, n, RR, p16, t, out);
+			r16_store(a, n, t, RR, TT, out);
+		}
+	}
+}
+
+#endif
+
 // ---- rows × tokens -----------------------------------------------------------------------------------------------
 
 /** out[0] for output (row n, token t): the epilogue, then store (the portable path). */
@@ -499,6 +539,12 @@ static void store1(const mb_qlinear_args *a, int n, int t, float v) {
 static void qlinear_rows(const mb_qlinear_args *a, int n0, int n1) {
 	const int nbx = a->K / 32, qt = a->qtype;
 #if defined(__AVX2__)
+#if defined(WIDE)
+	if (qt == MB_Q_Q8_0) {
+		q8_0_r16_rows(a, n0, n1);
+		return;
+	}
+#endif
 	const tile_fn(*tiles)[5] = vector_tiles(qt);
 	if (tiles) {
 		float out[16];

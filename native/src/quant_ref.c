@@ -209,3 +209,20 @@ void mb_qlinear_reference(const mb_qlinear_args *a, int n0, int n1, float *w) {
 		}
 	}
 }
+
+size_t mb_q8_0_r16_bytes(int N, int K) { return (size_t)((N + 15) / 16) * (K / 32) * MB_R16_BLOCK; }
+
+void mb_q8_0_pack16_block(const uint8_t *W, size_t row_bytes, int rows, int b, uint8_t *out) {
+	float d[16];
+	for (int r = 0; r < 16; r++) {
+		const uint8_t *blk = W + (size_t)r * row_bytes + 34 * b;
+		d[r] = r < rows ? half(blk) : 0.f;
+		for (int i = 0; i < 32; i++) out[64 + 64 * (i / 4) + 4 * r + i % 4] = r < rows ? blk[2 + i] ^ 0x80 : 0x80; // w + 128
+	}
+	memcpy(out, d, sizeof d);
+}
+
+void mb_q8_0_pack16(const uint8_t *W, size_t row_bytes, int N, int K, uint8_t *out) {
+	for (int n = 0; n < N; n += 16)
+		for (int b = 0; b < K / 32; b++, out += MB_R16_BLOCK) mb_q8_0_pack16_block(W + (size_t)n * row_bytes, row_bytes, N - n < 16 ? N - n : 16, b, out);
+}

@@ -1,5 +1,6 @@
 // Part of quant.c (included there in the AVX-512 VNNI build, after the helpers it uses; not compiled by itself):
-// the q8_0, q4_k and q6_k tiles on 512-bit vectors.
+// the q8_0, q4_k and q6_k tiles on 512-bit vectors. q8_0 runs on 16 rows interleaved (the first part below); for
+// q4_k and q6_k, as follows.
 //
 // A register holds two 32-value blocks (block b in the low half, b + 1 in the high half; a last odd block has zeros
 // in the high half, which add exact zeros), so one dpbusd covers 64 weights. dpbusd multiplies unsigned by signed
@@ -41,37 +42,61 @@ INLINE void reduce16(const __m512 *acc, const int RR, const int TT, float *out) 
 /** [v, v] (the 8 floats in both halves): 16 lanes from an 8-lane vector, for permutexvar. */
 INLINE __m512 wide8(__m256 v) { return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(v))); }
 
-/** q8_0: blocks b and b + 1 (two = 0: b alone) of the tile. */
-INLINE void q8_0_pair(TILE_ARGS, const int RR, const int TT, int b, const int two, __m512 *acc) {
-	__m512i w[4];
-	__m512 dw[4];
-	const __m512i perm = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-	for (int r = 0; r < RR; r++) {
-		const uint8_t *p = ROW(r) + 34 * b;
-		prefetch_ahead(a, p, RR);
-		prefetch_ahead(a, p + 64, RR);
-		w[r] = _mm512_xor_si512(ld2(p + 2, two ? p + 36 : NULL), _mm512_set1_epi8((char)0x80));
-		const uint32_t h = (uint32_t)(p[0] | p[1] << 8) | (two ? (uint32_t)(p[34] | p[35] << 8) << 16 : 0);
-		dw[r] = _mm512_permutexvar_ps(perm, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)h))));
-	}
-	for (int j = 0; j < TT; j++) {
-		const xpair x = x_pair(XB(j, b), two, 128);
-		for (int r = 0; r < RR; r++) {
-			const __m512i s = _mm512_dpbusd_epi32(x.start, w[r], x.q);
-			acc[r * TT + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], x.d), acc[r * TT + j]);
+// q8_0: 16 rows at a time, from the packed form (quant.h, mb_q8_0_pack16): lane r of every vector is row r, so a
+// token's block costs 8 dpbusd (4 columns each, x's 4 bytes broadcast) and one conversion and multiply-add for all
+// 16 rows. Each (row, token) output is Σ over blocks, in order, of its exact integer block sum times d_w·d_x, one
+// float multiply-add per block: the same whichever group or tile computed it. Up to R16_TOKENS tokens per pass
+// over a group's weights (2 registers each; AVX-512 has 32).
+#define R16_TOKENS 8
+#define R16_PREFETCH (8 * MB_R16_BLOCK) // bytes ahead of the block in use: the group is one sequential stream
+
+/**
+ * out[16·j + r] for row n + r (r < RR) and token t + j (j < TT): from the packed group at p16, or with p16 NULL
+ * from a->W, each block packed here first (the per-operation path, on a matrix that was not packed).
+ */
+INLINE void r16_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16, int t, const int TT, float *out) { // p16: constant per instance
+	__m512 acc[R16_TOKENS];
+	for (int j = 0; j < TT; j++) acc[j] = _mm512_setzero_ps();
+	const int nb = a->K / 32;
+	uint8_t one[MB_R16_BLOCK] __attribute__((aligned(64)));
+	for (int b = 0; b < nb; b++) {
+		const uint8_t *p = one;
+		if (p16) {
+			p = p16 + (size_t)b * MB_R16_BLOCK;
+			for (int l = 0; l < MB_R16_BLOCK; l += 64) _mm_prefetch((const char *)p + R16_PREFETCH + l, _MM_HINT_T0);
+		} else mb_q8_0_pack16_block(a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, b, one);
+		__m512i w[8]; // the block's 8 column quads, loaded once for every token
+#pragma GCC unroll 8
+		for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const void *)(p + 64 + 64 * k));
+		const __m512 dw = _mm512_load_ps((const float *)p);
+#pragma GCC unroll 8
+		for (int j = 0; j < TT; j++) {
+			const mb_q8x *xb = XB(j, b);
+			const int8_t *xq = xb->q;
+			// Σ (w + 128)·x = Σ w·x + 128·Σx: the sum starts at −128·Σx; two chains (integers: exact in any order)
+			__m512i s0 = _mm512_set1_epi32(-128 * (xb->s[0] + xb->s[1])), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				int32_t x0, x1; // x's 4 bytes for these 4 columns, broadcast from memory
+				memcpy(&x0, xq + 4 * k, 4);
+				memcpy(&x1, xq + 4 * k + 16, 4);
+				s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_set1_epi32(x0));
+				s1 = _mm512_dpbusd_epi32(s1, w[k + 4], _mm512_set1_epi32(x1));
+			}
+			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
 		}
 	}
+	for (int j = 0; j < TT; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
 }
-
-INLINE void tile_q8_0(TILE_ARGS, const int RR, const int TT) {
-	__m512 acc[16];
-	for (int i = 0; i < RR * TT; i++) acc[i] = _mm512_setzero_ps();
-	const int nb = a->K / 32;
-	int b = 0;
-	for (; b + 2 <= nb; b += 2) q8_0_pair(a, n, t, out, RR, TT, b, 1, acc);
-	if (b < nb) q8_0_pair(a, n, t, out, RR, TT, b, 0, acc);
-	reduce16(acc, RR, TT, out);
-}
+// Each token count twice: on a packed group, and packing from a->W (p16 NULL, so the fast one has no stack block).
+#define R16_SHAPE(TT) \
+	static void r16_tile_##TT(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16, int t, float *out) { \
+		if (p16) r16_tile(a, n, RR, p16, t, TT, out); \
+		else r16_tile(a, n, RR, NULL, t, TT, out); \
+	}
+R16_SHAPE(1) R16_SHAPE(2) R16_SHAPE(3) R16_SHAPE(4) R16_SHAPE(5) R16_SHAPE(6) R16_SHAPE(7) R16_SHAPE(8)
+static void (*const r16_tiles[R16_TOKENS + 1])(const mb_qlinear_args *, int, int, const uint8_t *, int, float *) = {
+	0, r16_tile_1, r16_tile_2, r16_tile_3, r16_tile_4, r16_tile_5, r16_tile_6, r16_tile_7, r16_tile_8};
 
 // q6_k: 128 values per half superblock, as two pairs of 32-value groups: ql (64 bytes) holds the low nibbles of
 // groups 0, 1 and the high nibbles of groups 2, 3; qh (32 bytes) two more bits for each group. Scales per 16 values,
