@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, NativeKernels } from '../src/backend/native.js';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { Mamba } from '../src/model/mamba.js';
-import { rng } from '../src/model/random.js';
+import { randomCheckpoint, rng, shapeConfig } from '../src/model/random.js';
 import { columns } from '../kernels/layout.js';
 import type { QMatrix, QType } from '../src/tensor/qmatrix.js';
 import { quantizeMatrix } from '../src/cli/bench-quant.js';
@@ -294,6 +294,27 @@ if (kernels) {
 			k.configure({ isa: defaultIsa });
 		});
 	}
+
+	// The fused model packs q8_0 matrices in groups of 16 (AVX-512) or 8 (AVX2) rows when it is built; the per-operation
+	// path packs block by block. A random model whose projections all take q8_0 blocks (K a multiple of 32), with
+	// x_proj's 38 rows a partial group for both: the packed kernels against the per-operation path, bit for bit.
+	test('q8_0 packed by the fused model (16 / 8 rows a group, a partial group) = per-operation path, bit for bit', async () => {
+		const ckpt = randomCheckpoint(shapeConfig(96, 2), 7);
+		const text = new TextEncoder().encode('Sixteen rows at a time, and eight, and a partial group of six.');
+		const states = (s: { conv: Float32Array[]; ssm: Float32Array[] }) => [...s.conv, ...s.ssm].map((a) => Array.from(a));
+		for (const isa of isas) {
+			k.configure({ isa });
+			const { fused, perOp, sf, sp } = fusedAndPerOp(ckpt as ReturnType<typeof loadCheckpoint>, 'q8_0');
+			assert.equal(Array.from(await fused.forward(text.subarray(0, 21), sf)), Array.from(await perOp.forward(text.subarray(0, 21), sp)), `${isa}: prefill`);
+			for (const b of text.subarray(21, 30)) assert.equal(Array.from(await fused.step(b, sf)), Array.from(await perOp.step(b, sp)), `${isa}: step ${b}`);
+			const vf = await fused.verify(text.subarray(30, 41), sf), vp = await perOp.verify(text.subarray(30, 41), sp);
+			assert.equal(Array.from(vf.logits), Array.from(vp.logits), `${isa}: verify of 11`);
+			await vf.keep(4);
+			await vp.keep(4);
+			assert.equal(states(sf), states(sp), `${isa}: state after keep(4)`);
+		}
+		k.configure({ isa: defaultIsa });
+	});
 
 	test('keep(j) of a fused verify pass equals feeding the j bytes, and is allowed once', async () => {
 		const ckpt = loadCheckpoint(`${FIXTURES}/tiny-hf`);

@@ -210,19 +210,21 @@ void mb_qlinear_reference(const mb_qlinear_args *a, int n0, int n1, float *w) {
 	}
 }
 
-size_t mb_q8_0_r16_bytes(int N, int K) { return (size_t)((N + 15) / 16) * (K / 32) * MB_R16_BLOCK; }
-
-void mb_q8_0_pack16_block(const uint8_t *W, size_t row_bytes, int rows, int b, uint8_t *out) {
-	float d[16];
-	for (int r = 0; r < 16; r++) {
-		const uint8_t *blk = W + (size_t)r * row_bytes + 34 * b;
-		d[r] = r < rows ? half(blk) : 0.f;
-		for (int i = 0; i < 32; i++) out[64 + 64 * (i / 4) + 4 * r + i % 4] = r < rows ? blk[2 + i] ^ 0x80 : 0x80; // w + 128
-	}
-	memcpy(out, d, sizeof d);
+size_t mb_q8_0_packed_bytes(int N, int K, int G) {
+	return ((size_t)((N + G - 1) / G) * (K / 32) * MB_PACK_BLOCK(G) + 63) / 64 * 64;
 }
 
-void mb_q8_0_pack16(const uint8_t *W, size_t row_bytes, int N, int K, uint8_t *out) {
-	for (int n = 0; n < N; n += 16)
-		for (int b = 0; b < K / 32; b++, out += MB_R16_BLOCK) mb_q8_0_pack16_block(W + (size_t)n * row_bytes, row_bytes, N - n < 16 ? N - n : 16, b, out);
+void mb_q8_0_pack_block(const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out) {
+	const uint8_t excess = G == 16 ? 0x80 : 0; // w + 128 as a byte is w XOR 0x80
+	for (int r = 0; r < G; r++) {
+		const uint8_t *blk = W + (size_t)r * row_bytes + 34 * b;
+		const float d = r < rows ? half(blk) : 0.f;
+		memcpy(out + 4 * r, &d, 4);
+		for (int i = 0; i < 32; i++) out[4 * G + 4 * G * (i / 4) + 4 * r + i % 4] = r < rows ? blk[2 + i] ^ excess : excess;
+	}
+}
+
+void mb_q8_0_pack(const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out) {
+	for (int n = 0; n < N; n += G)
+		for (int b = 0; b < K / 32; b++, out += MB_PACK_BLOCK(G)) mb_q8_0_pack_block(W + (size_t)n * row_bytes, row_bytes, N - n < G ? N - n : G, G, b, out);
 }

@@ -42,13 +42,13 @@ INLINE void reduce16(const __m512 *acc, const int RR, const int TT, float *out) 
 /** [v, v] (the 8 floats in both halves): 16 lanes from an 8-lane vector, for permutexvar. */
 INLINE __m512 wide8(__m256 v) { return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(v))); }
 
-// q8_0: 16 rows at a time, from the packed form (quant.h, mb_q8_0_pack16): lane r of every vector is row r, so a
+// q8_0: 16 rows at a time, from the packed form (quant.h, mb_q8_0_pack with G = 16): lane r of every vector is row r, so a
 // token's block costs 8 dpbusd (4 columns each, x's 4 bytes broadcast) and one conversion and multiply-add for all
 // 16 rows. Each (row, token) output is Σ over blocks, in order, of its exact integer block sum times d_w·d_x, one
 // float multiply-add per block: the same whichever group or tile computed it. Up to R16_TOKENS tokens per pass
 // over a group's weights (2 registers each; AVX-512 has 32).
 #define R16_TOKENS 8
-#define R16_PREFETCH (8 * MB_R16_BLOCK) // bytes ahead of the block in use: the group is one sequential stream
+#define R16_PREFETCH (16 * MB_PACK_BLOCK(16)) // bytes ahead of the block in use: the group is one sequential stream
 
 /**
  * out[16·j + r] for row n + r (r < RR) and token t + j (j < TT): from the packed group at p16, or with p16 NULL
@@ -58,13 +58,13 @@ INLINE void r16_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16
 	__m512 acc[R16_TOKENS];
 	for (int j = 0; j < TT; j++) acc[j] = _mm512_setzero_ps();
 	const int nb = a->K / 32;
-	uint8_t one[MB_R16_BLOCK] __attribute__((aligned(64)));
+	uint8_t one[MB_PACK_BLOCK(16)] __attribute__((aligned(64)));
 	for (int b = 0; b < nb; b++) {
 		const uint8_t *p = one;
 		if (p16) {
-			p = p16 + (size_t)b * MB_R16_BLOCK;
-			for (int l = 0; l < MB_R16_BLOCK; l += 64) _mm_prefetch((const char *)p + R16_PREFETCH + l, _MM_HINT_T0);
-		} else mb_q8_0_pack16_block(a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, b, one);
+			p = p16 + (size_t)b * MB_PACK_BLOCK(16);
+			for (int l = 0; l < MB_PACK_BLOCK(16); l += 64) _mm_prefetch((const char *)p + R16_PREFETCH + l, _MM_HINT_T0);
+		} else mb_q8_0_pack_block(a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, 16, b, one);
 		__m512i w[8]; // the block's 8 column quads, loaded once for every token
 #pragma GCC unroll 8
 		for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const void *)(p + 64 + 64 * k));

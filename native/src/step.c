@@ -83,7 +83,7 @@ int mb_model_init(mb_model *m, int threads) {
 #define LINEAR(op, l, mat) \
 	do { \
 		if (mb_q_uses_q8x((mat)->qtype)) m->phases[n++] = phase(OP_QUANT, l, mat, 1, 1, 1, threads); \
-		m->phases[n++] = phase(op, l, mat, (mat)->rows, (mat)->cols + 32.0, (mat)->r16 ? 16 : 4, threads); \
+		m->phases[n++] = phase(op, l, mat, (mat)->rows, (mat)->cols + 32.0, (mat)->packed ? (mat)->group : 4, threads); \
 	} while (0)
 	for (int l = 0; l < L; l++) {
 		mb_layer *ly = &m->layers[l];
@@ -108,10 +108,10 @@ void mb_model_free(mb_model *m) {
 	if (m->layers) {
 		for (int l = 0; l < m->L; l++) {
 			mb_layer *y = &m->layers[l];
-			free(y->in_proj.r16), free(y->x_proj.r16), free(y->dt_proj.r16), free(y->out_proj.r16);
+			free(y->in_proj.packed), free(y->x_proj.packed), free(y->dt_proj.packed), free(y->out_proj.packed);
 		}
 	}
-	free(m->head.r16);
+	free(m->head.packed);
 	free(m->x);
 	free(m->xq);
 	free(m->rec);
@@ -145,7 +145,7 @@ static void run_linear(const mb_model *m, const mb_phase *p, int n0, int n1) {
 		const mb_linear_args a = {w->data, x, y, epi, w->rows, w->cols, m->T, S, mode};
 		m->K->linear(&a, n0, n1);
 	} else {
-		const mb_qlinear_args a = {w->data, w->row_bytes, w->qtype, x, m->xq, y, epi, w->rows, w->cols, m->T, S, mode, w->r16};
+		const mb_qlinear_args a = {w->data, w->row_bytes, w->qtype, x, m->xq, y, epi, w->rows, w->cols, m->T, S, mode, w->packed, w->group};
 		m->Q->qlinear(&a, n0, n1);
 	}
 }
