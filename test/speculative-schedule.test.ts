@@ -39,6 +39,14 @@ test('drafting that does not pay is (almost) never used: >= 0.97x of plain', () 
 	}
 });
 
+test('an arm far below plain (a sampled draft mostly rejected: ~0.1x) costs about EXPLORE_COST: >= 0.985x', () => {
+	for (const seed of [1, 2, 3]) {
+		const { speed, share } = simulate([1, 0.08, 0.1, 0.12], 6000, undefined, seed);
+		assert.ok(speed >= 0.985, `throughput ${speed.toFixed(4)} of plain (seed ${seed})`);
+		assert.ok(share[1] + share[2] + share[3] < 0.02, `time drafting ${(share[1] + share[2] + share[3]).toFixed(3)}`);
+	}
+});
+
 test('drafting that pays is found, and the best draft length with it', () => {
 	for (const [rates, want] of [[[1, 1.3, 1.6, 1.5], 2], [[1, 1.2, 1.4, 1.9], 3], [[1, 1.5, 1.1, 0.9], 1]] as const) {
 		const { speed, schedule, share } = simulate([...rates], 3000);

@@ -5,20 +5,21 @@
 // relatively cheaper), on the temperature and rule (acceptance) and on the text. So the Session measures it: the
 // arms are "draft up to m subwords" for m = 1..M and "decode plain bytes" (m = 0, in stretches of PLAIN_STRETCH
 // bytes); an arm's rate is committed bytes over wall time (the models, the tokenizer, rollback — everything but the
-// consumer's time). One arm is the incumbent and runs every round; up to EXPLORE_SHARE of the time goes to
-// re-measuring the others (the one measured longest ago). On a shared machine the load moves every rate, so an arm
+// consumer's time). One arm is the incumbent and runs every round; the others are re-measured (the one measured
+// longest ago) while what re-measuring has cost stays under EXPLORE_COST of the time. On a shared machine the load moves every rate, so an arm
 // is judged by its rate relative to the incumbent's rate at the time it was measured, and an arm that measures
-// better than the incumbent takes over. Exploring costs at most EXPLORE_SHARE · (1 − its rate / the incumbent's)
-// of the throughput: drafting is never more than a few percent slower than plain decoding, and where it pays it is
-// on. Estimates are kept per backend, model pair, rule and temperature for the life of the process, so later
+// better than the incumbent takes over. A round's cost is its time times (1 − its rate / the incumbent's): an arm
+// near the incumbent is re-measured often, one far below it (a sampled draft that is mostly rejected costs ~10x a
+// plain byte per committed byte) rarely, so exploring costs at most ~EXPLORE_COST of the throughput: drafting is
+// never more than a few percent slower than plain decoding, and where it pays it is on. Estimates are kept per backend, model pair, rule and temperature for the life of the process, so later
 // generations (chat turns, bench rounds) start informed.
 
 /** Bytes a plain stretch decodes before the schedule chooses again. */
 export const PLAIN_STRETCH = 8;
 /** Measurements of the full draft and of plain decoding before the first choice. */
 const BOOT = 4;
-/** Share of the time spent re-measuring arms other than the incumbent. */
-export const EXPLORE_SHARE = 0.03;
+/** What re-measuring the arms other than the incumbent may cost, as a share of the time (see above). */
+export const EXPLORE_COST = 0.01;
 /** Weight of the incumbent's older measurements at each new one (its rate follows the machine's load). */
 const DECAY = 0.8;
 /** Weight of an explored arm's older measurements. */
@@ -47,7 +48,7 @@ export class DraftSchedule {
 	private ms = 0;
 	private round = 0;
 	private totalMs = 0;
-	private exploreMs = 0;
+	private exploreCost = 0; // Σ over exploring rounds of ms · (1 − that round's rate / the incumbent's), ≥ 0 each
 	/** Until both have BOOT measurements, the full draft and plain decoding alternate (not counted as exploring). */
 	private booting = true;
 	private bootSeen = 0;
@@ -86,7 +87,7 @@ export class DraftSchedule {
 		const M = this.maxSubwords;
 		if (M === 0) return 0;
 		if (this.booting) return this.boot[1].n <= this.boot[0].n ? M : 0;
-		if (this.exploreMs < EXPLORE_SHARE * this.totalMs) {
+		if (this.exploreCost < EXPLORE_COST * this.totalMs) {
 			// an arm that measured better once is measured again first (it takes over on a second good measurement)
 			for (let i = 0; i <= M; i++) if (i !== this.incumbent && this.relative(i) > MARGIN) return i;
 			let oldest = -1;
@@ -137,9 +138,10 @@ export class DraftSchedule {
 			this.ms = this.ms * DECAY + ms;
 			return;
 		}
-		this.exploreMs += ms;
+		const incumbentMs = (bytes * this.ms) / Math.max(this.bytes, 1e-9); // the incumbent's time for these bytes
+		this.exploreCost += Math.max(0, ms - incumbentMs);
 		a.ms = a.ms * REL_DECAY + ms;
-		a.incumbentMs = a.incumbentMs * REL_DECAY + (bytes * this.ms) / Math.max(this.bytes, 1e-9);
+		a.incumbentMs = a.incumbentMs * REL_DECAY + incumbentMs;
 		if (a.n >= 2 && this.relative(arm) > MARGIN) {
 			// the explored arm is better: it becomes the incumbent, and the old one an arm to re-measure like the others
 			const r = this.relative(arm);
