@@ -295,17 +295,17 @@ if (kernels) {
 		});
 	}
 
-	// The fused model packs q8_0 matrices in groups of 16 (AVX-512) or 8 (AVX2) rows when it is built; the per-operation
-	// path packs block by block. A random model whose projections all take q8_0 blocks (K a multiple of 32), with
+	// The fused model packs q8_0 and q4_0 matrices in groups of 16 (AVX-512) or 8 (AVX2) rows when it is built; the
+	// per-operation path packs block by block. A random model whose projections all take blocks of 32 (K a multiple), with
 	// x_proj's 38 rows a partial group for both: the packed kernels against the per-operation path, bit for bit.
-	test('q8_0 packed by the fused model (16 / 8 rows a group, a partial group) = per-operation path, bit for bit', async () => {
+	for (const dtype of ['q8_0', 'q4_0'] as const) test(`${dtype} packed by the fused model (16 / 8 rows a group, a partial group) = per-operation path, bit for bit`, async () => {
 		const ckpt = randomCheckpoint(shapeConfig(96, 2), 7);
 		const text = new TextEncoder().encode('Sixteen rows at a time, and eight, and a partial group of six.');
 		const states = (s: { conv: Float32Array[]; ssm: Float32Array[] }) => [...s.conv, ...s.ssm].map((a) => Array.from(a));
 		const prefills = new Map<string, number[]>();
 		for (const isa of isas) {
 			k.configure({ isa });
-			const { fused, perOp, sf, sp } = fusedAndPerOp(ckpt as ReturnType<typeof loadCheckpoint>, 'q8_0');
+			const { fused, perOp, sf, sp } = fusedAndPerOp(ckpt as ReturnType<typeof loadCheckpoint>, dtype);
 			const prefill = Array.from(await fused.forward(text.subarray(0, 21), sf));
 			prefills.set(isa, prefill);
 			assert.equal(prefill, Array.from(await perOp.forward(text.subarray(0, 21), sp)), `${isa}: prefill`);
@@ -317,8 +317,8 @@ if (kernels) {
 			assert.equal(states(sf), states(sp), `${isa}: state after keep(4)`);
 		}
 		k.configure({ isa: defaultIsa });
-		// both builds compute a q8_0 output as Σ over blocks of (exact integer sum)·d_w·d_x, in block order
-		if (prefills.has('avx2') && prefills.has('avx512')) assert.equal(prefills.get('avx512'), prefills.get('avx2'), 'avx512 = avx2 on q8_0');
+		// both builds compute an output as Σ over blocks of (exact integer sum)·d_w·d_x, in block order
+		if (prefills.has('avx2') && prefills.has('avx512')) assert.equal(prefills.get('avx512'), prefills.get('avx2'), `avx512 = avx2 on ${dtype}`);
 	});
 
 	test('keep(j) of a fused verify pass equals feeding the j bytes, and is allowed once', async () => {

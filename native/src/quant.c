@@ -3,12 +3,14 @@
 // Every type has a portable path: a 32-value block is unpacked to integer codes c with, per half of 16 values, a
 // float scale and offset (value = scale·c + offset), and dotted with x's int8 block in integers; it is what the
 // generic build runs and what the others run for the types without a vector path. The vector paths cover q8_0,
-// q4_0, q4_k, q6_k (the types llama-quantize writes most), f16 and bf16 in tiles of up to 4 weight rows × 4 tokens:
-// each block of the tile's rows is unpacked once for its tokens, each token's block loaded once for its rows. The
-// AVX-512 VNNI build runs q8_0, q4_k and q6_k on 512-bit vectors (quant_wide.c), the rest on 256-bit ones; its
-// q8_0 reads 16 rows (AVX2: 8) at a time from a packed copy that the fused model makes once (step.h's mb_mat).
-// Each (row, token) output has its own accumulator, fed in block order and reduced by one fixed tree, and the
-// epilogues are lane-wise: a result does not depend on the tile that computed it, on how rows are split between
+// q4_0, q4_k, q6_k (the types llama-quantize writes most), f16 and bf16. q8_0 and q4_0 run on groups of rows packed
+// so that lane r of every vector is row r (quant.h's mb_pack: 16 rows on AVX-512 VNNI, quant_wide.c; 8 on AVX2,
+// below), from a copy the fused model makes once (step.h's mb_mat) or packed block by block as they go; each
+// output is Σ over blocks, in order, of (exact integer sum)·d_w·d_x. The others run in tiles of up to 4 weight rows
+// × 4 tokens: each block of the tile's rows is unpacked once for its tokens, each token's block loaded once for its
+// rows (q4_k and q6_k on 512-bit vectors in the AVX-512 build, the rest on 256-bit ones); each (row, token) output
+// has its own accumulator, fed in block order and reduced by one fixed tree. The epilogues are lane-wise: a result
+// does not depend on the tile that computed it, on how rows are split between
 // threads, or on the number of tokens in the call, so T single steps equal one T-token call bit for bit.
 #include "quant.h"
 
@@ -209,40 +211,57 @@ INLINE void reduce8(const __m256 *acc, const int RR, const int TT, float *out) {
 #if defined(WIDE)
 #include "quant_wide.c"
 #else
-// q8_0 on AVX2: 8 rows at a time from the packed form (quant.h, mb_q8_0_pack with G = 8): lane r of every vector is
-// row r, x's 4 bytes for 4 columns broadcast. maddubs needs one unsigned operand and sums pairs of products in int16,
-// so the weights' signs are moved onto x (|w|·sign(x, w): at most 2·128·127, no saturation; x is never −128), and
-// madd with ones gives each lane's 4 products in int32. A block's exact integer sums then take one conversion and
-// one multiply-add for all 8 rows, as on AVX-512 (the same arithmetic per output: the two builds agree on q8_0).
+// q8_0 and q4_0 on AVX2: 8 rows at a time from the packed form (quant.h, mb_pack with G = 8): lane r of every vector
+// is row r, x's 4 bytes for 4 columns broadcast. maddubs needs one unsigned operand and sums pairs of products in
+// int16: q4_0's codes are unsigned (0..15; the sum starts at −8·Σx), and q8_0's weights have their signs moved onto x
+// (|w|·sign(x, w): at most 2·128·127, no saturation; x is never −128); madd with ones then gives each lane's 4
+// products in int32. A block's exact integer sums take one conversion and one multiply-add for all 8 rows, as on
+// AVX-512 (the same arithmetic per output: the two builds agree on these types).
 #define R8_TOKENS 4
 
+/** One column quad: s[j] += the 4 products of lane r's u (unsigned) with x_j's 4 bytes at xoff (signs from w: q8_0). */
+INLINE void r8_quad(const mb_qlinear_args *a, const int QT, __m256i u, __m256i w, int b, int t, int xoff, const int TT, __m256i *s) {
+	const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+	for (int j = 0; j < TT; j++) {
+		int32_t x4;
+		memcpy(&x4, XB(j, b)->q + xoff, 4);
+		const __m256i xv = QT == MB_Q_Q4_0 ? _mm256_set1_epi32(x4) : _mm256_sign_epi8(_mm256_set1_epi32(x4), w);
+		s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones));
+	}
+}
+
 /**
- * out[8·j + r] for row n + r (r < RR) and token t + j (j < TT): from the packed group at p8, or with p8 NULL from
- * a->W, each block packed here first (the per-operation path, on a matrix that was not packed).
+ * out[8·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0 or q4_0): from the packed group at
+ * p8, or with p8 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
  */
-INLINE void r8_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, int t, const int TT, float *out) {
+INLINE void r8_tile(const mb_qlinear_args *a, const int QT, int n, int RR, const uint8_t *p8, int t, const int TT, float *out) {
+	const int BB = QT == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(8) : MB_PACK_BLOCK(8);
 	__m256 acc[R8_TOKENS];
 	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
-	const __m256i ones = _mm256_set1_epi16(1);
 	const int nb = a->K / 32;
 	uint8_t one[MB_PACK_BLOCK(8)] __attribute__((aligned(32)));
 	for (int b = 0; b < nb; b++) {
 		const uint8_t *p = one;
 		if (p8) {
-			p = p8 + (size_t)b * MB_PACK_BLOCK(8);
-			for (int l = 0; l < MB_PACK_BLOCK(8); l += 64) _mm_prefetch((const char *)p + 8 * MB_PACK_BLOCK(8) + l, _MM_HINT_T0);
-		} else mb_q8_0_pack_block(a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, 8, b, one);
+			p = p8 + (size_t)b * BB;
+			for (int l = 0; l < BB; l += 64) _mm_prefetch((const char *)p + 8 * MB_PACK_BLOCK(8) + l, _MM_HINT_T0);
+		} else mb_pack_block(QT, a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, 8, b, one);
 		__m256i s[R8_TOKENS];
-		for (int j = 0; j < TT; j++) s[j] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-		for (int k = 0; k < 8; k++) {
-			const __m256i w = _mm256_load_si256((const __m256i *)(p + 32 + 32 * k)), u = _mm256_sign_epi8(w, w);
+		for (int j = 0; j < TT; j++) s[j] = _mm256_set1_epi32(QT == MB_Q_Q4_0 ? -8 * (XB(j, b)->s[0] + XB(j, b)->s[1]) : 0);
+		if (QT == MB_Q_Q4_0) {
+			const __m256i lo = _mm256_set1_epi8(0xf);
 #pragma GCC unroll 4
-			for (int j = 0; j < TT; j++) {
-				int32_t x4;
-				memcpy(&x4, XB(j, b)->q + 4 * k, 4);
-				const __m256i sx = _mm256_sign_epi8(_mm256_set1_epi32(x4), w);
-				s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(_mm256_maddubs_epi16(u, sx), ones));
+			for (int k = 0; k < 4; k++) { // low nibbles: columns 4k..4k+3; high: 16 + 4k..
+				const __m256i q = _mm256_load_si256((const __m256i *)(p + 32 + 32 * k));
+				r8_quad(a, QT, _mm256_and_si256(q, lo), q, b, t, 4 * k, TT, s);
+				r8_quad(a, QT, _mm256_and_si256(_mm256_srli_epi16(q, 4), lo), q, b, t, 16 + 4 * k, TT, s);
+			}
+		} else {
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++) { // columns 4k..4k+3 for k < 4, then 16 + 4(k − 4)..
+				const __m256i w = _mm256_load_si256((const __m256i *)(p + 32 + 32 * k));
+				r8_quad(a, QT, _mm256_sign_epi8(w, w), w, b, t, k < 4 ? 4 * k : 16 + 4 * (k - 4), TT, s);
 			}
 		}
 		const __m256 dw = _mm256_load_ps((const float *)p);
@@ -250,15 +269,18 @@ INLINE void r8_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, 
 	}
 	for (int j = 0; j < TT; j++) _mm256_storeu_ps(out + 8 * j, acc[j]);
 }
-// Each token count twice: on a packed group, and packing from a->W (p8 NULL, so the fast one has no stack block).
-#define R8_SHAPE(TT) \
-	static void r8_tile_##TT(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, int t, float *out) { \
-		if (p8) r8_tile(a, n, RR, p8, t, TT, out); \
-		else r8_tile(a, n, RR, NULL, t, TT, out); \
+typedef void (*r8_fn)(const mb_qlinear_args *, int, int, const uint8_t *, int, float *);
+// Each type and token count twice: on a packed group, and packing from a->W (p8 NULL: the fast one has no stack block).
+#define R8_SHAPE(T, QT, TT) \
+	static void r8_##T##_##TT(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, int t, float *out) { \
+		if (p8) r8_tile(a, QT, n, RR, p8, t, TT, out); \
+		else r8_tile(a, QT, n, RR, NULL, t, TT, out); \
 	}
-R8_SHAPE(1) R8_SHAPE(2) R8_SHAPE(3) R8_SHAPE(4)
-static void (*const r8_tiles[R8_TOKENS + 1])(const mb_qlinear_args *, int, int, const uint8_t *, int, float *) = {
-	0, r8_tile_1, r8_tile_2, r8_tile_3, r8_tile_4};
+#define R8_SHAPES(T, QT) \
+	R8_SHAPE(T, QT, 1) R8_SHAPE(T, QT, 2) R8_SHAPE(T, QT, 3) R8_SHAPE(T, QT, 4) \
+	static const r8_fn r8_##T[R8_TOKENS + 1] = {0, r8_##T##_1, r8_##T##_2, r8_##T##_3, r8_##T##_4};
+R8_SHAPES(q8_0, MB_Q_Q8_0)
+R8_SHAPES(q4_0, MB_Q_Q4_0)
 
 INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
 	__m256 acc[16];
@@ -348,37 +370,6 @@ INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
 }
 #endif
 
-INLINE void tile_q4_0(TILE_ARGS, const int RR, const int TT) {
-	__m256 acc[16];
-	float off[16] = {0};
-	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
-	const __m256i lo = _mm256_set1_epi8(0xf);
-	for (int b = 0; b < a->K / 32; b++) {
-		__m256i u[4];
-		float d[4];
-		for (int r = 0; r < RR; r++) {
-			const uint8_t *p = ROW(r) + 18 * b;
-			prefetch_ahead(a, p, RR);
-			const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
-			u[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), lo);
-			d[r] = half(p);
-		}
-		for (int j = 0; j < TT; j++) {
-			const mb_q8x *xb = XB(j, b);
-			const __m256i xv = ldq(xb->q);
-			const int xs = xb->s[0] + xb->s[1];
-			for (int r = 0; r < RR; r++) {
-				const float dd = d[r] * xb->d;
-				acc[r * TT + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u[r], xv)), _mm256_set1_ps(dd), acc[r * TT + j]);
-				off[r * TT + j] += dd * xs;
-			}
-		}
-	}
-	reduce8(acc, RR, TT, out);
-	for (int r = 0; r < RR; r++)
-		for (int j = 0; j < TT; j++) out[4 * j + r] -= 8 * off[r * TT + j];
-}
-
 /** 8 weights as floats. */
 INLINE __m256 ld_w16(int qtype, const uint8_t *p) {
 	const __m128i h = _mm_loadu_si128((const __m128i *)p);
@@ -417,7 +408,6 @@ typedef void (*tile_fn)(TILE_ARGS);
 	SHAPE(T, 3, 1) SHAPE(T, 3, 2) SHAPE(T, 3, 3) SHAPE(T, 3, 4) SHAPE(T, 4, 1) SHAPE(T, 4, 2) SHAPE(T, 4, 3) SHAPE(T, 4, 4) \
 	static const tile_fn T##_tiles[5][5] = {{0}, {0, T##_1x1, T##_1x2, T##_1x3, T##_1x4}, {0, T##_2x1, T##_2x2, T##_2x3, T##_2x4}, \
 		{0, T##_3x1, T##_3x2, T##_3x3, T##_3x4}, {0, T##_4x1, T##_4x2, T##_4x3, T##_4x4}};
-SHAPES(q4_0)
 SHAPES(q4_k)
 SHAPES(q6_k)
 SHAPES(f16)
@@ -426,7 +416,6 @@ SHAPES(bf16)
 /** [rows][tokens] tiles of a type with a vector path; NULL otherwise. */
 static const tile_fn (*vector_tiles(int qtype))[5] {
 	switch (qtype) {
-	case MB_Q_Q4_0: return q4_0_tiles;
 	case MB_Q_Q4_K: return q4_k_tiles;
 	case MB_Q_Q6_K: return q6_k_tiles;
 	case MB_Q_F16: return f16_tiles;
@@ -527,21 +516,22 @@ static void r16_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, co
 	}
 }
 
-/** Rows n0..n1-1 of a q8_0 matrix (quant_wide.c's r16 tiles): from a->Wp where the rows start a group. */
-static void q8_0_r16_rows(const mb_qlinear_args *a, int n0, int n1) {
-	const size_t group_bytes = (size_t)(a->K / 32) * MB_PACK_BLOCK(16);
+/** Rows n0..n1-1 of a q8_0 or q4_0 matrix (quant_wide.c's r16 tiles): from a->Wp where the rows start a group. */
+static void packed_rows(const mb_qlinear_args *a, int n0, int n1) {
+	const int q4 = a->qtype == MB_Q_Q4_0;
+	const r16_fn *tiles = q4 ? r16_q4_0 : r16_q8_0;
+	const size_t group_bytes = (size_t)(a->K / 32) * (q4 ? MB_PACK_BLOCK_Q4_0(16) : MB_PACK_BLOCK(16));
 	float out[16 * R16_TOKENS];
 	for (int n = n0; n < n1; n += 16) {
 		const int RR = n1 - n < 16 ? n1 - n : 16;
 		const uint8_t *p16 = a->Wp && a->Wg == 16 && n % 16 == 0 ? a->Wp + (size_t)(n / 16) * group_bytes : NULL;
 		for (int t = 0; t < a->T; t += R16_TOKENS) {
 			const int TT = a->T - t < R16_TOKENS ? a->T - t : R16_TOKENS;
-			r16_tiles[TT](a, n, RR, p16, t, out);
+			tiles[TT](a, n, RR, p16, t, out);
 			r16_store(a, n, t, RR, TT, out);
 		}
 	}
 }
-
 #elif defined(__AVX2__)
 /** rows n..n+RR-1 (RR <= 8), token t + j, from out[8·j + r], through the epilogue into y. */
 static void r8_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
@@ -556,16 +546,18 @@ static void r8_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, con
 	}
 }
 
-/** Rows n0..n1-1 of a q8_0 matrix (the r8 tiles above): from a->Wp where the rows start a group. */
-static void q8_0_r8_rows(const mb_qlinear_args *a, int n0, int n1) {
-	const size_t group_bytes = (size_t)(a->K / 32) * MB_PACK_BLOCK(8);
+/** Rows n0..n1-1 of a q8_0 or q4_0 matrix (the r8 tiles above): from a->Wp where the rows start a group. */
+static void packed_rows(const mb_qlinear_args *a, int n0, int n1) {
+	const int q4 = a->qtype == MB_Q_Q4_0;
+	const r8_fn *tiles = q4 ? r8_q4_0 : r8_q8_0;
+	const size_t group_bytes = (size_t)(a->K / 32) * (q4 ? MB_PACK_BLOCK_Q4_0(8) : MB_PACK_BLOCK(8));
 	float out[8 * R8_TOKENS];
 	for (int n = n0; n < n1; n += 8) {
 		const int RR = n1 - n < 8 ? n1 - n : 8;
 		const uint8_t *p8 = a->Wp && a->Wg == 8 && n % 8 == 0 ? a->Wp + (size_t)(n / 8) * group_bytes : NULL;
 		for (int t = 0; t < a->T; t += R8_TOKENS) {
 			const int TT = a->T - t < R8_TOKENS ? a->T - t : R8_TOKENS;
-			r8_tiles[TT](a, n, RR, p8, t, out);
+			tiles[TT](a, n, RR, p8, t, out);
 			r8_store(a, n, t, RR, TT, out);
 		}
 	}
@@ -585,12 +577,8 @@ static void store1(const mb_qlinear_args *a, int n, int t, float v) {
 static void qlinear_rows(const mb_qlinear_args *a, int n0, int n1) {
 	const int nbx = a->K / 32, qt = a->qtype;
 #if defined(__AVX2__)
-	if (qt == MB_Q_Q8_0) {
-#if defined(WIDE)
-		q8_0_r16_rows(a, n0, n1);
-#else
-		q8_0_r8_rows(a, n0, n1);
-#endif
+	if (mb_q_packs(qt)) {
+		packed_rows(a, n0, n1);
 		return;
 	}
 	const tile_fn(*tiles)[5] = vector_tiles(qt);

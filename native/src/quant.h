@@ -46,7 +46,7 @@ typedef struct {
 	float *y;            // (T, N)
 	const float *epi;    // residual (T, N) or softplus bias (N), by mode (kernels.h's MB_EPI_*)
 	int N, K, T, S, mode;
-	const uint8_t *Wp;   // q8_0 only, optional: W packed in groups of Wg rows (mb_q8_0_pack), read by the build of that layout
+	const uint8_t *Wp;   // q8_0 / q4_0, optional: W packed in groups of Wg rows (mb_pack), read by the build of that layout
 	int Wg;              // 16 (AVX-512 VNNI) or 8 (AVX2); 0 when Wp is NULL
 } mb_qlinear_args;
 
@@ -60,18 +60,25 @@ extern const mb_qkernels mb_qkernels_generic;
 extern const mb_qkernels mb_qkernels_avx2, mb_qkernels_avx512;
 #endif
 
-// q8_0 packed in groups of G rows, for the kernels that compute G rows at once (G = 16: AVX-512 VNNI, quant_wide.c;
-// G = 8: AVX2, quant.c): per group (group by group) and in a group per block of 32 columns, MB_PACK_BLOCK(G) bytes:
-// the G rows' scales as floats, then for each 4 columns 4k..4k+3 the G rows' 4 weights (G = 16: each + 128, the
-// unsigned operand of dpbusd; G = 8: as stored). One instruction then feeds G rows, and a block's integer sums need
-// one conversion and one multiply-add for all G rows instead of one per row.
+// q8_0 and q4_0 packed in groups of G rows, for the kernels that compute G rows at once (G = 16: AVX-512 VNNI,
+// quant_wide.c; G = 8: AVX2, quant.c): per group (group by group) and in a group per block of 32 columns, the G rows'
+// scales as floats, then the weights with lane r of every 4·G bytes holding row r:
+//   q8_0 (MB_PACK_BLOCK(G) bytes): for each 4 columns 4k..4k+3 (k < 8), the G rows' 4 weights (G = 16: each + 128,
+//        the unsigned operand of dpbusd; G = 8: as stored);
+//   q4_0 (MB_PACK_BLOCK_Q4_0(G) bytes): for k < 4, the G rows' 4 bytes 4k..4k+3 of the block as stored (low nibbles
+//        columns 4k.., high nibbles columns 16 + 4k..; codes 0..15, value d·(code − 8)).
+// One instruction then feeds G rows, and a block's integer sums need one conversion and one multiply-add for all G
+// rows instead of one per row.
 #define MB_PACK_BLOCK(G) (36 * (G))
-/** Bytes of the packed form of an (N, K) q8_0 matrix (N rounded up to G rows), rounded up to 64. */
-size_t mb_q8_0_packed_bytes(int N, int K, int G);
+#define MB_PACK_BLOCK_Q4_0(G) (20 * (G))
+/** Whether a type has a packed form. */
+static inline int mb_q_packs(int qtype) { return qtype == MB_Q_Q8_0 || qtype == MB_Q_Q4_0; }
+/** Bytes of the packed form of an (N, K) matrix (N rounded up to G rows), rounded up to 64. */
+size_t mb_packed_bytes(int qtype, int N, int K, int G);
 /** Block b of rows 0..rows-1 (rows <= G) of W (row_bytes apart) as one packed block; missing rows are zeros. */
-void mb_q8_0_pack_block(const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out);
-/** An (N, K) q8_0 matrix into mb_q8_0_packed_bytes(N, K, G) bytes at out (64-byte aligned, for aligned loads). */
-void mb_q8_0_pack(const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out);
+void mb_pack_block(int qtype, const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out);
+/** An (N, K) matrix into mb_packed_bytes(qtype, N, K, G) bytes at out (64-byte aligned, for aligned loads). */
+void mb_pack(int qtype, const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out);
 
 /** Quantize K floats (K a multiple of 32) into K/32 blocks. */
 void mb_quantize_x(const float *x, int K, mb_q8x *out);

@@ -210,21 +210,24 @@ void mb_qlinear_reference(const mb_qlinear_args *a, int n0, int n1, float *w) {
 	}
 }
 
-size_t mb_q8_0_packed_bytes(int N, int K, int G) {
-	return ((size_t)((N + G - 1) / G) * (K / 32) * MB_PACK_BLOCK(G) + 63) / 64 * 64;
+static int pack_block_bytes(int qtype, int G) { return qtype == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(G) : MB_PACK_BLOCK(G); }
+
+size_t mb_packed_bytes(int qtype, int N, int K, int G) {
+	return ((size_t)((N + G - 1) / G) * (K / 32) * pack_block_bytes(qtype, G) + 63) / 64 * 64;
 }
 
-void mb_q8_0_pack_block(const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out) {
-	const uint8_t excess = G == 16 ? 0x80 : 0; // w + 128 as a byte is w XOR 0x80
+void mb_pack_block(int qtype, const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out) {
+	const int q4 = qtype == MB_Q_Q4_0, bb = mb_q_block_bytes[qtype];
+	const uint8_t excess = !q4 && G == 16 ? 0x80 : 0; // q8_0 for dpbusd: w + 128 as a byte is w XOR 0x80
 	for (int r = 0; r < G; r++) {
-		const uint8_t *blk = W + (size_t)r * row_bytes + 34 * b;
+		const uint8_t *blk = W + (size_t)r * row_bytes + (size_t)bb * b;
 		const float d = r < rows ? half(blk) : 0.f;
 		memcpy(out + 4 * r, &d, 4);
-		for (int i = 0; i < 32; i++) out[4 * G + 4 * G * (i / 4) + 4 * r + i % 4] = r < rows ? blk[2 + i] ^ excess : excess;
+		for (int i = 0; i < (q4 ? 16 : 32); i++) out[4 * G + 4 * G * (i / 4) + 4 * r + i % 4] = r < rows ? blk[2 + i] ^ excess : excess;
 	}
 }
 
-void mb_q8_0_pack(const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out) {
+void mb_pack(int qtype, const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out) {
 	for (int n = 0; n < N; n += G)
-		for (int b = 0; b < K / 32; b++, out += MB_PACK_BLOCK(G)) mb_q8_0_pack_block(W + (size_t)n * row_bytes, row_bytes, N - n < G ? N - n : G, G, b, out);
+		for (int b = 0; b < K / 32; b++, out += pack_block_bytes(qtype, G)) mb_pack_block(qtype, W + (size_t)n * row_bytes, row_bytes, N - n < G ? N - n : G, G, b, out);
 }

@@ -42,19 +42,22 @@ INLINE void reduce16(const __m512 *acc, const int RR, const int TT, float *out) 
 /** [v, v] (the 8 floats in both halves): 16 lanes from an 8-lane vector, for permutexvar. */
 INLINE __m512 wide8(__m256 v) { return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(v))); }
 
-// q8_0: 16 rows at a time, from the packed form (quant.h, mb_q8_0_pack with G = 16): lane r of every vector is row r, so a
-// token's block costs 8 dpbusd (4 columns each, x's 4 bytes broadcast) and one conversion and multiply-add for all
-// 16 rows. Each (row, token) output is Σ over blocks, in order, of its exact integer block sum times d_w·d_x, one
-// float multiply-add per block: the same whichever group or tile computed it. Up to R16_TOKENS tokens per pass
-// over a group's weights (2 registers each; AVX-512 has 32).
+// q8_0 and q4_0: 16 rows at a time, from the packed form (quant.h, mb_pack with G = 16): lane r of every vector is
+// row r, so a token's block costs 8 dpbusd (4 columns each, x's 4 bytes broadcast) and one conversion and
+// multiply-add for all 16 rows. Each (row, token) output is Σ over blocks, in order, of its exact integer block sum
+// times d_w·d_x, one float multiply-add per block: the same whichever group or tile computed it. Up to R16_TOKENS
+// tokens per pass over a group's weights (2 registers each; AVX-512 has 32).
 #define R16_TOKENS 8
 #define R16_PREFETCH (16 * MB_PACK_BLOCK(16)) // bytes ahead of the block in use: the group is one sequential stream
 
 /**
- * out[16·j + r] for row n + r (r < RR) and token t + j (j < TT): from the packed group at p16, or with p16 NULL
- * from a->W, each block packed here first (the per-operation path, on a matrix that was not packed).
+ * out[16·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0 or q4_0): from the packed group at
+ * p16, or with p16 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
  */
-INLINE void r16_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16, int t, const int TT, float *out) { // p16: constant per instance
+INLINE void r16_tile(const mb_qlinear_args *a, const int QT, int n, int RR, const uint8_t *p16, int t, const int TT, float *out) {
+	const int BB = QT == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(16) : MB_PACK_BLOCK(16);
+	// the unsigned codes are w + 128 (q8_0) or the 4-bit code = w + 8 (q4_0): Σ code·x = Σ w·x + excess·Σx
+	const int excess = QT == MB_Q_Q4_0 ? 8 : 128;
 	__m512 acc[R16_TOKENS];
 	for (int j = 0; j < TT; j++) acc[j] = _mm512_setzero_ps();
 	const int nb = a->K / 32;
@@ -62,19 +65,29 @@ INLINE void r16_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16
 	for (int b = 0; b < nb; b++) {
 		const uint8_t *p = one;
 		if (p16) {
-			p = p16 + (size_t)b * MB_PACK_BLOCK(16);
-			for (int l = 0; l < MB_PACK_BLOCK(16); l += 64) _mm_prefetch((const char *)p + R16_PREFETCH + l, _MM_HINT_T0);
-		} else mb_q8_0_pack_block(a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, 16, b, one);
-		__m512i w[8]; // the block's 8 column quads, loaded once for every token
+			p = p16 + (size_t)b * BB;
+			for (int l = 0; l < BB; l += 64) _mm_prefetch((const char *)p + R16_PREFETCH + l, _MM_HINT_T0);
+		} else mb_pack_block(QT, a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, 16, b, one);
+		__m512i w[8]; // columns 4k..4k+3 for k < 4, then 16 + 4k.. : loaded (q4_0: unpacked) once for every token
+		if (QT == MB_Q_Q4_0) {
+			const __m512i lo = _mm512_set1_epi8(0xf);
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				const __m512i q = _mm512_load_si512((const void *)(p + 64 + 64 * k));
+				w[k] = _mm512_and_si512(q, lo);
+				w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(q, 4), lo);
+			}
+		} else {
 #pragma GCC unroll 8
-		for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const void *)(p + 64 + 64 * k));
+			for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const void *)(p + 64 + 64 * k));
+		}
 		const __m512 dw = _mm512_load_ps((const float *)p);
 #pragma GCC unroll 8
 		for (int j = 0; j < TT; j++) {
 			const mb_q8x *xb = XB(j, b);
 			const int8_t *xq = xb->q;
-			// Σ (w + 128)·x = Σ w·x + 128·Σx: the sum starts at −128·Σx; two chains (integers: exact in any order)
-			__m512i s0 = _mm512_set1_epi32(-128 * (xb->s[0] + xb->s[1])), s1 = _mm512_setzero_si512();
+			// the sum starts at −excess·Σx; two chains (integers: exact in any order)
+			__m512i s0 = _mm512_set1_epi32(-excess * (xb->s[0] + xb->s[1])), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++) {
 				int32_t x0, x1; // x's 4 bytes for these 4 columns, broadcast from memory
@@ -88,15 +101,20 @@ INLINE void r16_tile(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16
 	}
 	for (int j = 0; j < TT; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
 }
-// Each token count twice: on a packed group, and packing from a->W (p16 NULL, so the fast one has no stack block).
-#define R16_SHAPE(TT) \
-	static void r16_tile_##TT(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16, int t, float *out) { \
-		if (p16) r16_tile(a, n, RR, p16, t, TT, out); \
-		else r16_tile(a, n, RR, NULL, t, TT, out); \
+typedef void (*r16_fn)(const mb_qlinear_args *, int, int, const uint8_t *, int, float *);
+// Each type and token count twice: on a packed group, and packing from a->W (p16 NULL: the fast one has no stack block).
+#define R16_SHAPE(T, QT, TT) \
+	static void r16_##T##_##TT(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16, int t, float *out) { \
+		if (p16) r16_tile(a, QT, n, RR, p16, t, TT, out); \
+		else r16_tile(a, QT, n, RR, NULL, t, TT, out); \
 	}
-R16_SHAPE(1) R16_SHAPE(2) R16_SHAPE(3) R16_SHAPE(4) R16_SHAPE(5) R16_SHAPE(6) R16_SHAPE(7) R16_SHAPE(8)
-static void (*const r16_tiles[R16_TOKENS + 1])(const mb_qlinear_args *, int, int, const uint8_t *, int, float *) = {
-	0, r16_tile_1, r16_tile_2, r16_tile_3, r16_tile_4, r16_tile_5, r16_tile_6, r16_tile_7, r16_tile_8};
+#define R16_SHAPES(T, QT) \
+	R16_SHAPE(T, QT, 1) R16_SHAPE(T, QT, 2) R16_SHAPE(T, QT, 3) R16_SHAPE(T, QT, 4) R16_SHAPE(T, QT, 5) R16_SHAPE(T, QT, 6) \
+	R16_SHAPE(T, QT, 7) R16_SHAPE(T, QT, 8) \
+	static const r16_fn r16_##T[R16_TOKENS + 1] = {0, r16_##T##_1, r16_##T##_2, r16_##T##_3, r16_##T##_4, r16_##T##_5, \
+		r16_##T##_6, r16_##T##_7, r16_##T##_8};
+R16_SHAPES(q8_0, MB_Q_Q8_0)
+R16_SHAPES(q4_0, MB_Q_Q4_0)
 
 // q6_k: 128 values per half superblock, as two pairs of 32-value groups: ql (64 bytes) holds the low nibbles of
 // groups 0, 1 and the high nibbles of groups 2, 3; qh (32 bytes) two more bits for each group. Scales per 16 values,
