@@ -295,11 +295,12 @@ if (kernels) {
 		});
 	}
 
-	// The fused model packs q8_0 and q4_0 matrices in groups of 16 (AVX-512) or 8 (AVX2) rows when it is built; the
-	// per-operation path packs block by block. A random model whose projections all take blocks of 32 (K a multiple), with
-	// x_proj's 38 rows a partial group for both: the packed kernels against the per-operation path, bit for bit.
-	for (const dtype of ['q8_0', 'q4_0'] as const) test(`${dtype} packed by the fused model (16 / 8 rows a group, a partial group) = per-operation path, bit for bit`, async () => {
-		const ckpt = randomCheckpoint(shapeConfig(96, 2), 7);
+	// The fused model packs q8_0, q4_0 and q4_k matrices in groups of 16 (AVX-512) or 8 (AVX2) rows when it is built;
+	// the per-operation path packs block by block. Random models whose projections take the type (K a multiple of its
+	// block), with a partial group for both (x_proj's 38 rows; q4_k: the head's 250): packed against per-operation.
+	for (const dtype of ['q8_0', 'q4_0', 'q4_k'] as const) test(`${dtype} packed by the fused model (16 / 8 rows a group, a partial group) = per-operation path, bit for bit`, async () => {
+		// q4_k needs K a multiple of 256: d 256, and the head's 250 rows the partial group
+		const ckpt = dtype === 'q4_k' ? randomCheckpoint(shapeConfig(256, 1, 250), 7) : randomCheckpoint(shapeConfig(96, 2), 7);
 		const text = new TextEncoder().encode('Sixteen rows at a time, and eight, and a partial group of six.');
 		const states = (s: { conv: Float32Array[]; ssm: Float32Array[] }) => [...s.conv, ...s.ssm].map((a) => Array.from(a));
 		const prefills = new Map<string, number[]>();

@@ -3,12 +3,12 @@
 // Every type has a portable path: a 32-value block is unpacked to integer codes c with, per half of 16 values, a
 // float scale and offset (value = scale·c + offset), and dotted with x's int8 block in integers; it is what the
 // generic build runs and what the others run for the types without a vector path. The vector paths cover q8_0,
-// q4_0, q4_k, q6_k (the types llama-quantize writes most), f16 and bf16. q8_0 and q4_0 run on groups of rows packed
+// q4_0, q4_k, q6_k (the types llama-quantize writes most), f16 and bf16. q8_0, q4_0 and q4_k run on groups of rows packed
 // so that lane r of every vector is row r (quant.h's mb_pack: 16 rows on AVX-512 VNNI, quant_wide.c; 8 on AVX2,
 // below), from a copy the fused model makes once (step.h's mb_mat) or packed block by block as they go; each
 // output is Σ over blocks, in order, of (exact integer sum)·d_w·d_x. The others run in tiles of up to 4 weight rows
 // × 4 tokens: each block of the tile's rows is unpacked once for its tokens, each token's block loaded once for its
-// rows (q4_k and q6_k on 512-bit vectors in the AVX-512 build, the rest on 256-bit ones); each (row, token) output
+// rows (q6_k on 512-bit vectors in the AVX-512 build, the rest on 256-bit ones); each (row, token) output
 // has its own accumulator, fed in block order and reduced by one fixed tree. The epilogues are lane-wise: a result
 // does not depend on the tile that computed it, on how rows are split between
 // threads, or on the number of tokens in the call, so T single steps equal one T-token call bit for bit.
@@ -211,7 +211,7 @@ INLINE void reduce8(const __m256 *acc, const int RR, const int TT, float *out) {
 #if defined(WIDE)
 #include "quant_wide.c"
 #else
-// q8_0 and q4_0 on AVX2: 8 rows at a time from the packed form (quant.h, mb_pack with G = 8): lane r of every vector
+// q8_0, q4_0 and q4_k on AVX2: 8 rows at a time from the packed form (quant.h, mb_pack with G = 8): lane r of every vector
 // is row r, x's 4 bytes for 4 columns broadcast. maddubs needs one unsigned operand and sums pairs of products in
 // int16: q4_0's codes are unsigned (0..15; the sum starts at −8·Σx), and q8_0's weights have their signs moved onto x
 // (|w|·sign(x, w): at most 2·128·127, no saturation; x is never −128); madd with ones then gives each lane's 4
@@ -235,7 +235,13 @@ INLINE void r8_quad(const mb_qlinear_args *a, const int QT, __m256i u, __m256i w
  * out[8·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0 or q4_0): from the packed group at
  * p8, or with p8 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
  */
+INLINE void r8_tile_q4_k(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, int t, const int TT, float *out);
+
 INLINE void r8_tile(const mb_qlinear_args *a, const int QT, int n, int RR, const uint8_t *p8, int t, const int TT, float *out) {
+	if (QT == MB_Q_Q4_K) {
+		r8_tile_q4_k(a, n, RR, p8, t, TT, out);
+		return;
+	}
 	const int BB = QT == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(8) : MB_PACK_BLOCK(8);
 	__m256 acc[R8_TOKENS];
 	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
@@ -269,6 +275,41 @@ INLINE void r8_tile(const mb_qlinear_args *a, const int QT, int n, int RR, const
 	}
 	for (int j = 0; j < TT; j++) _mm256_storeu_ps(out + 8 * j, acc[j]);
 }
+/** q4_k on 8 rows, per unit of 64 columns: as quant_wide.c's r16_tile_q4_k (the same arithmetic per output). */
+INLINE void r8_tile_q4_k(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, int t, const int TT, float *out) {
+	__m256 acc[R8_TOKENS];
+	for (int j = 0; j < TT; j++) acc[j] = _mm256_setzero_ps();
+	const __m256i lo = _mm256_set1_epi8(0xf);
+	uint8_t one[MB_PACK_UNIT_Q4_K(8)] __attribute__((aligned(32)));
+	for (int u = 0; u < a->K / 64; u++) {
+		const uint8_t *p = one;
+		if (p8) {
+			p = p8 + (size_t)u * MB_PACK_UNIT_Q4_K(8);
+			for (int l = 0; l < MB_PACK_UNIT_Q4_K(8); l += 64) _mm_prefetch((const char *)p + 8 * MB_PACK_BLOCK(8) + l, _MM_HINT_T0);
+		} else mb_pack_block(MB_Q_Q4_K, a->W + (size_t)n * a->row_bytes, a->row_bytes, RR, 8, u, one);
+		const float *f = (const float *)p;
+		for (int h = 0; h < 2; h++) {
+			__m256i s[R8_TOKENS];
+			for (int j = 0; j < TT; j++) s[j] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++) {
+				const __m256i q = _mm256_load_si256((const __m256i *)(p + 128 + 32 * k));
+				const __m256i w = h ? _mm256_and_si256(_mm256_srli_epi16(q, 4), lo) : _mm256_and_si256(q, lo);
+				r8_quad(a, MB_Q_Q4_0, w, w, 2 * u + h, t, 4 * k, TT, s); // unsigned codes, x as it is (as q4_0)
+			}
+			const __m256 ds = _mm256_load_ps(f + 8 * h);
+			for (int j = 0; j < TT; j++)
+				acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j]), _mm256_mul_ps(ds, _mm256_set1_ps(XB(j, 2 * u + h)->d)), acc[j]);
+		}
+		const __m256 m0 = _mm256_load_ps(f + 16), m1 = _mm256_load_ps(f + 24);
+		for (int j = 0; j < TT; j++) {
+			const mb_q8x *x0 = XB(j, 2 * u), *x1 = x0 + 1;
+			acc[j] = _mm256_fnmadd_ps(m0, _mm256_set1_ps(x0->d * (float)(x0->s[0] + x0->s[1])), acc[j]);
+			acc[j] = _mm256_fnmadd_ps(m1, _mm256_set1_ps(x1->d * (float)(x1->s[0] + x1->s[1])), acc[j]);
+		}
+	}
+	for (int j = 0; j < TT; j++) _mm256_storeu_ps(out + 8 * j, acc[j]);
+}
 typedef void (*r8_fn)(const mb_qlinear_args *, int, int, const uint8_t *, int, float *);
 // Each type and token count twice: on a packed group, and packing from a->W (p8 NULL: the fast one has no stack block).
 #define R8_SHAPE(T, QT, TT) \
@@ -281,49 +322,7 @@ typedef void (*r8_fn)(const mb_qlinear_args *, int, int, const uint8_t *, int, f
 	static const r8_fn r8_##T[R8_TOKENS + 1] = {0, r8_##T##_1, r8_##T##_2, r8_##T##_3, r8_##T##_4};
 R8_SHAPES(q8_0, MB_Q_Q8_0)
 R8_SHAPES(q4_0, MB_Q_Q4_0)
-
-INLINE void tile_q4_k(TILE_ARGS, const int RR, const int TT) {
-	__m256 acc[16];
-	float off[16] = {0};
-	for (int i = 0; i < RR * TT; i++) acc[i] = _mm256_setzero_ps();
-	const __m256i lo = _mm256_set1_epi8(0xf);
-	for (int sb = 0; sb < a->K / 256; sb++) {
-		float ds[4][8], dm[4][8];
-		for (int r = 0; r < RR; r++) {
-			const uint8_t *p = ROW(r) + 144 * sb;
-			const float d = half(p), dmin = half(p + 2);
-			for (int i = 0; i < 8; i++) {
-				int sc, m;
-				scale_min_k4(i, p + 4, &sc, &m);
-				ds[r][i] = d * sc;
-				dm[r][i] = dmin * m;
-			}
-		}
-		for (int c = 0; c < 4; c++) {
-			__m256i u0[4], u1[4];
-			for (int r = 0; r < RR; r++) {
-				prefetch_ahead(a, ROW(r) + 144 * sb + (c < 3 ? 64 * c : 143), RR);
-				const __m256i q = _mm256_loadu_si256((const __m256i *)(ROW(r) + 144 * sb + 16 + 32 * c));
-				u0[r] = _mm256_and_si256(q, lo);
-				u1[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
-			}
-			for (int j = 0; j < TT; j++) {
-				const mb_q8x *x0 = XB(j, 8 * sb + 2 * c), *x1 = x0 + 1;
-				const __m256i xv0 = ldq(x0->q), xv1 = ldq(x1->q);
-				const float s0 = x0->d * (x0->s[0] + x0->s[1]), s1 = x1->d * (x1->s[0] + x1->s[1]);
-				for (int r = 0; r < RR; r++) {
-					const int i = r * TT + j;
-					acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u0[r], xv0)), _mm256_set1_ps(ds[r][2 * c] * x0->d), acc[i]);
-					acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_us(u1[r], xv1)), _mm256_set1_ps(ds[r][2 * c + 1] * x1->d), acc[i]);
-					off[i] += dm[r][2 * c] * s0 + dm[r][2 * c + 1] * s1;
-				}
-			}
-		}
-	}
-	reduce8(acc, RR, TT, out);
-	for (int r = 0; r < RR; r++)
-		for (int j = 0; j < TT; j++) out[4 * j + r] -= off[r * TT + j];
-}
+R8_SHAPES(q4_k, MB_Q_Q4_K)
 
 // q6_k: per-16 scales, so the pair sums (maddubs) are multiplied by the scales (madd) instead of by ones. One
 // 32-value group at a time, so that the tile's rows need 4 registers, not 16.
@@ -408,7 +407,6 @@ typedef void (*tile_fn)(TILE_ARGS);
 	SHAPE(T, 3, 1) SHAPE(T, 3, 2) SHAPE(T, 3, 3) SHAPE(T, 3, 4) SHAPE(T, 4, 1) SHAPE(T, 4, 2) SHAPE(T, 4, 3) SHAPE(T, 4, 4) \
 	static const tile_fn T##_tiles[5][5] = {{0}, {0, T##_1x1, T##_1x2, T##_1x3, T##_1x4}, {0, T##_2x1, T##_2x2, T##_2x3, T##_2x4}, \
 		{0, T##_3x1, T##_3x2, T##_3x3, T##_3x4}, {0, T##_4x1, T##_4x2, T##_4x3, T##_4x4}};
-SHAPES(q4_k)
 SHAPES(q6_k)
 SHAPES(f16)
 SHAPES(bf16)
@@ -416,7 +414,6 @@ SHAPES(bf16)
 /** [rows][tokens] tiles of a type with a vector path; NULL otherwise. */
 static const tile_fn (*vector_tiles(int qtype))[5] {
 	switch (qtype) {
-	case MB_Q_Q4_K: return q4_k_tiles;
 	case MB_Q_Q6_K: return q6_k_tiles;
 	case MB_Q_F16: return f16_tiles;
 	case MB_Q_BF16: return bf16_tiles;
@@ -516,11 +513,12 @@ static void r16_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, co
 	}
 }
 
-/** Rows n0..n1-1 of a q8_0 or q4_0 matrix (quant_wide.c's r16 tiles): from a->Wp where the rows start a group. */
+/** Rows n0..n1-1 of a q8_0, q4_0 or q4_k matrix (quant_wide.c's r16 tiles): from a->Wp where the rows start a group. */
 static void packed_rows(const mb_qlinear_args *a, int n0, int n1) {
-	const int q4 = a->qtype == MB_Q_Q4_0;
-	const r16_fn *tiles = q4 ? r16_q4_0 : r16_q8_0;
-	const size_t group_bytes = (size_t)(a->K / 32) * (q4 ? MB_PACK_BLOCK_Q4_0(16) : MB_PACK_BLOCK(16));
+	const int qt = a->qtype;
+	const r16_fn *tiles = qt == MB_Q_Q4_0 ? r16_q4_0 : qt == MB_Q_Q4_K ? r16_q4_k : r16_q8_0;
+	const size_t group_bytes = qt == MB_Q_Q4_K ? (size_t)(a->K / 64) * MB_PACK_UNIT_Q4_K(16)
+	                                           : (size_t)(a->K / 32) * (qt == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(16) : MB_PACK_BLOCK(16));
 	float out[16 * R16_TOKENS];
 	for (int n = n0; n < n1; n += 16) {
 		const int RR = n1 - n < 16 ? n1 - n : 16;
@@ -546,11 +544,12 @@ static void r8_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, con
 	}
 }
 
-/** Rows n0..n1-1 of a q8_0 or q4_0 matrix (the r8 tiles above): from a->Wp where the rows start a group. */
+/** Rows n0..n1-1 of a q8_0, q4_0 or q4_k matrix (the r8 tiles above): from a->Wp where the rows start a group. */
 static void packed_rows(const mb_qlinear_args *a, int n0, int n1) {
-	const int q4 = a->qtype == MB_Q_Q4_0;
-	const r8_fn *tiles = q4 ? r8_q4_0 : r8_q8_0;
-	const size_t group_bytes = (size_t)(a->K / 32) * (q4 ? MB_PACK_BLOCK_Q4_0(8) : MB_PACK_BLOCK(8));
+	const int qt = a->qtype;
+	const r8_fn *tiles = qt == MB_Q_Q4_0 ? r8_q4_0 : qt == MB_Q_Q4_K ? r8_q4_k : r8_q8_0;
+	const size_t group_bytes = qt == MB_Q_Q4_K ? (size_t)(a->K / 64) * MB_PACK_UNIT_Q4_K(8)
+	                                           : (size_t)(a->K / 32) * (qt == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(8) : MB_PACK_BLOCK(8));
 	float out[8 * R8_TOKENS];
 	for (int n = n0; n < n1; n += 8) {
 		const int RR = n1 - n < 8 ? n1 - n : 8;

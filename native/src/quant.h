@@ -46,7 +46,7 @@ typedef struct {
 	float *y;            // (T, N)
 	const float *epi;    // residual (T, N) or softplus bias (N), by mode (kernels.h's MB_EPI_*)
 	int N, K, T, S, mode;
-	const uint8_t *Wp;   // q8_0 / q4_0, optional: W packed in groups of Wg rows (mb_pack), read by the build of that layout
+	const uint8_t *Wp;   // q8_0 / q4_0 / q4_k, optional: W packed in groups of Wg rows (mb_pack), read by the build of that layout
 	int Wg;              // 16 (AVX-512 VNNI) or 8 (AVX2); 0 when Wp is NULL
 } mb_qlinear_args;
 
@@ -66,16 +66,22 @@ extern const mb_qkernels mb_qkernels_avx2, mb_qkernels_avx512;
 //   q8_0 (MB_PACK_BLOCK(G) bytes): for each 4 columns 4k..4k+3 (k < 8), the G rows' 4 weights (G = 16: each + 128,
 //        the unsigned operand of dpbusd; G = 8: as stored);
 //   q4_0 (MB_PACK_BLOCK_Q4_0(G) bytes): for k < 4, the G rows' 4 bytes 4k..4k+3 of the block as stored (low nibbles
-//        columns 4k.., high nibbles columns 16 + 4k..; codes 0..15, value d·(code − 8)).
+//        columns 4k.., high nibbles columns 16 + 4k..; codes 0..15, value d·(code − 8));
+//   q4_k, per 64 columns (two 32-value sub-blocks, which share bytes as stored) instead of 32, MB_PACK_UNIT_Q4_K(G)
+//        bytes: d·scale of the low and of the high sub-block, then dmin·min of each (4 rows of G floats), then for
+//        k < 8 the G rows' 4 bytes 4k..4k+3 of the 32 (low nibbles: the low sub-block's columns 4k..; high: the
+//        high one's), value d·scale·code − dmin·min.
 // One instruction then feeds G rows, and a block's integer sums need one conversion and one multiply-add for all G
 // rows instead of one per row.
 #define MB_PACK_BLOCK(G) (36 * (G))
 #define MB_PACK_BLOCK_Q4_0(G) (20 * (G))
+#define MB_PACK_UNIT_Q4_K(G) (48 * (G))
 /** Whether a type has a packed form. */
-static inline int mb_q_packs(int qtype) { return qtype == MB_Q_Q8_0 || qtype == MB_Q_Q4_0; }
+static inline int mb_q_packs(int qtype) { return qtype == MB_Q_Q8_0 || qtype == MB_Q_Q4_0 || qtype == MB_Q_Q4_K; }
 /** Bytes of the packed form of an (N, K) matrix (N rounded up to G rows), rounded up to 64. */
 size_t mb_packed_bytes(int qtype, int N, int K, int G);
-/** Block b of rows 0..rows-1 (rows <= G) of W (row_bytes apart) as one packed block; missing rows are zeros. */
+/** Block b (q4_k: unit b of 64 columns) of rows 0..rows-1 (rows <= G) of W (row_bytes apart) as one packed block;
+ *  missing rows are zeros. */
 void mb_pack_block(int qtype, const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out);
 /** An (N, K) matrix into mb_packed_bytes(qtype, N, K, G) bytes at out (64-byte aligned, for aligned loads). */
 void mb_pack(int qtype, const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out);

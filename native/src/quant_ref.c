@@ -210,13 +210,38 @@ void mb_qlinear_reference(const mb_qlinear_args *a, int n0, int n1, float *w) {
 	}
 }
 
-static int pack_block_bytes(int qtype, int G) { return qtype == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(G) : MB_PACK_BLOCK(G); }
+/** Bytes of one packed block (q4_k: one unit of 64 columns), and the columns it covers. */
+static int pack_block_bytes(int qtype, int G) {
+	return qtype == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(G) : qtype == MB_Q_Q4_K ? MB_PACK_UNIT_Q4_K(G) : MB_PACK_BLOCK(G);
+}
+static int pack_block_cols(int qtype) { return qtype == MB_Q_Q4_K ? 64 : 32; }
 
 size_t mb_packed_bytes(int qtype, int N, int K, int G) {
-	return ((size_t)((N + G - 1) / G) * (K / 32) * pack_block_bytes(qtype, G) + 63) / 64 * 64;
+	return ((size_t)((N + G - 1) / G) * (K / pack_block_cols(qtype)) * pack_block_bytes(qtype, G) + 63) / 64 * 64;
+}
+
+/** q4_k unit u (columns 64u..64u+63) of rows 0..rows-1 (see quant.h). */
+static void pack_q4_k(const uint8_t *W, size_t row_bytes, int rows, int G, int u, uint8_t *out) {
+	for (int r = 0; r < G; r++) {
+		float f[4] = {0, 0, 0, 0}; // d·scale low, d·scale high, dmin·min low, dmin·min high
+		const uint8_t *sb = W + (size_t)r * row_bytes + 144 * (u / 4), *qs = sb + 16 + 32 * (u % 4);
+		if (r < rows) {
+			const float d = half(sb), dmin = half(sb + 2);
+			int s1, m1, s2, m2;
+			scale_min_k4(2 * (u % 4), sb + 4, &s1, &m1);
+			scale_min_k4(2 * (u % 4) + 1, sb + 4, &s2, &m2);
+			f[0] = d * s1, f[1] = d * s2, f[2] = dmin * m1, f[3] = dmin * m2;
+		}
+		for (int i = 0; i < 4; i++) memcpy(out + 4 * G * i + 4 * r, &f[i], 4);
+		for (int i = 0; i < 32; i++) out[16 * G + 4 * G * (i / 4) + 4 * r + i % 4] = r < rows ? qs[i] : 0;
+	}
 }
 
 void mb_pack_block(int qtype, const uint8_t *W, size_t row_bytes, int rows, int G, int b, uint8_t *out) {
+	if (qtype == MB_Q_Q4_K) {
+		pack_q4_k(W, row_bytes, rows, G, b, out);
+		return;
+	}
 	const int q4 = qtype == MB_Q_Q4_0, bb = mb_q_block_bytes[qtype];
 	const uint8_t excess = !q4 && G == 16 ? 0x80 : 0; // q8_0 for dpbusd: w + 128 as a byte is w XOR 0x80
 	for (int r = 0; r < G; r++) {
@@ -229,5 +254,6 @@ void mb_pack_block(int qtype, const uint8_t *W, size_t row_bytes, int rows, int 
 
 void mb_pack(int qtype, const uint8_t *W, size_t row_bytes, int N, int K, int G, uint8_t *out) {
 	for (int n = 0; n < N; n += G)
-		for (int b = 0; b < K / 32; b++, out += pack_block_bytes(qtype, G)) mb_pack_block(qtype, W + (size_t)n * row_bytes, row_bytes, N - n < G ? N - n : G, G, b, out);
+		for (int b = 0; b < K / pack_block_cols(qtype); b++, out += pack_block_bytes(qtype, G))
+			mb_pack_block(qtype, W + (size_t)n * row_bytes, row_bytes, N - n < G ? N - n : G, G, b, out);
 }

@@ -23,7 +23,7 @@ typedef struct {
 	const void *data; // float (qtype MB_Q_F32) or blocks
 	int qtype, rows, cols;
 	size_t row_bytes;
-	uint8_t *packed; // q8_0 / q4_0: a copy packed in groups of `group` rows (quant.h's mb_pack), owned; else NULL
+	uint8_t *packed; // q8_0 / q4_0 / q4_k: a copy packed in groups of `group` rows (quant.h's mb_pack), owned; else NULL
 	int group;
 } mb_mat;
 
