@@ -231,12 +231,12 @@ INLINE void r8_quad(const mb_qlinear_args *a, const int QT, __m256i u, __m256i w
 	}
 }
 
-/**
- * out[8·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0 or q4_0): from the packed group at
- * p8, or with p8 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
- */
 INLINE void r8_tile_q4_k(const mb_qlinear_args *a, int n, int RR, const uint8_t *p8, int t, const int TT, float *out);
 
+/**
+ * out[8·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0, q4_0; q4_k below): from the packed group at
+ * p8, or with p8 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
+ */
 INLINE void r8_tile(const mb_qlinear_args *a, const int QT, int n, int RR, const uint8_t *p8, int t, const int TT, float *out) {
 	if (QT == MB_Q_Q4_K) {
 		r8_tile_q4_k(a, n, RR, p8, t, TT, out);

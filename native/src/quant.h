@@ -60,9 +60,9 @@ extern const mb_qkernels mb_qkernels_generic;
 extern const mb_qkernels mb_qkernels_avx2, mb_qkernels_avx512;
 #endif
 
-// q8_0 and q4_0 packed in groups of G rows, for the kernels that compute G rows at once (G = 16: AVX-512 VNNI,
-// quant_wide.c; G = 8: AVX2, quant.c): per group (group by group) and in a group per block of 32 columns, the G rows'
-// scales as floats, then the weights with lane r of every 4·G bytes holding row r:
+// q8_0, q4_0 and q4_k packed in groups of G rows, for the kernels that compute G rows at once (G = 16: AVX-512 VNNI,
+// quant_wide.c; G = 8: AVX2, quant.c): per group (group by group) and in a group per block of 32 columns (q4_k: 64),
+// the G rows' scales as floats, then the weights with lane r of every 4·G bytes holding row r:
 //   q8_0 (MB_PACK_BLOCK(G) bytes): for each 4 columns 4k..4k+3 (k < 8), the G rows' 4 weights (G = 16: each + 128,
 //        the unsigned operand of dpbusd; G = 8: as stored);
 //   q4_0 (MB_PACK_BLOCK_Q4_0(G) bytes): for k < 4, the G rows' 4 bytes 4k..4k+3 of the block as stored (low nibbles

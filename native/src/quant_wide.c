@@ -47,12 +47,12 @@ INLINE void reduce16(const __m512 *acc, const int RR, const int TT, float *out) 
 #define R16_TOKENS 8
 #define R16_PREFETCH (16 * MB_PACK_BLOCK(16)) // bytes ahead of the block in use: the group is one sequential stream
 
-/**
- * out[16·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0 or q4_0): from the packed group at
- * p16, or with p16 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
- */
 INLINE void r16_tile_q4_k(const mb_qlinear_args *a, int n, int RR, const uint8_t *p16, int t, const int TT, float *out);
 
+/**
+ * out[16·j + r] for row n + r (r < RR) and token t + j (j < TT), type QT (q8_0, q4_0; q4_k below): from the packed group at
+ * p16, or with p16 NULL from a->W, each block packed here first (the per-operation path, on a matrix not packed).
+ */
 INLINE void r16_tile(const mb_qlinear_args *a, const int QT, int n, int RR, const uint8_t *p16, int t, const int TT, float *out) {
 	if (QT == MB_Q_Q4_K) {
 		r16_tile_q4_k(a, n, RR, p16, t, TT, out);
