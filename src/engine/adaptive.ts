@@ -2,17 +2,17 @@
 //
 // Whether a round of drafting pays depends on the backend (a k-byte verify pass costs ~k steps on gpu.js's CPU
 // backends, ~1.6-2 steps on native, ~1 on a GPU), on the model pair (a bigger byte model makes a drafter token
-// relatively cheaper), on the temperature and rule (acceptance) and on the text. So the Session measures it: the
-// arms are "draft up to m subwords" for m = 1..M and "decode plain bytes" (m = 0, in stretches of PLAIN_STRETCH
-// bytes); an arm's rate is committed bytes over wall time (the models, the tokenizer, rollback — everything but the
-// consumer's time). One arm is the incumbent and runs every round; the others are re-measured (the one measured
-// longest ago) while what re-measuring has cost stays under EXPLORE_COST of the time. On a shared machine the load moves every rate, so an arm
-// is judged by its rate relative to the incumbent's rate at the time it was measured, and an arm that measures
-// better than the incumbent takes over. A round's cost is its time times (1 − its rate / the incumbent's): an arm
-// near the incumbent is re-measured often, one far below it (a sampled draft that is mostly rejected costs ~10x a
-// plain byte per committed byte) rarely, so exploring costs at most ~EXPLORE_COST of the throughput: drafting is
-// never more than a few percent slower than plain decoding, and where it pays it is on. Estimates are kept per backend, model pair, rule and temperature for the life of the process, so later
-// generations (chat turns, bench rounds) start informed.
+// relatively cheaper), on the temperature and rule (acceptance) and on the text. So the Session measures it: the arms
+// are "draft up to m subwords" for m = 1..M and "decode plain bytes" (m = 0, in stretches of PLAIN_STRETCH bytes); an
+// arm's rate is committed bytes over wall time (the models, the tokenizer, rollback — everything but the consumer's
+// time). One arm is the incumbent and runs every round; the others are re-measured (the one measured longest ago) while
+// what re-measuring has cost stays under EXPLORE_COST of the time. On a shared machine the load moves every rate, so an
+// arm is judged by its rate relative to the incumbent's rate at the time it was measured, and an arm that measures
+// better than the incumbent takes over. A round's cost is its time times (1 − its rate / the incumbent's): an arm near
+// the incumbent is re-measured often, one far below it (a sampled draft that is mostly rejected costs ~10x a plain byte
+// per committed byte) rarely, so exploring costs at most ~EXPLORE_COST of the throughput: drafting is never more than a
+// few percent slower than plain decoding, and where it pays it is on. Estimates are kept per backend, model pair, rule
+// and temperature for the life of the process, so later generations (chat turns, bench rounds) start informed.
 
 /** Bytes a plain stretch decodes before the schedule chooses again. */
 export const PLAIN_STRETCH = 8;
