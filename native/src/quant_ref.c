@@ -16,11 +16,14 @@ const int mb_q_block_bytes[MB_Q_COUNT] = {4, 2, 2, 34, 18, 20, 22, 24, 144, 176,
 float mb_f16_to_f32(uint16_t h) {
 	const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
 	float v;
-	if (exp == 0) v = ldexpf((float)man, -24); // zero and subnormals
-	else if (exp == 31) v = man ? NAN : INFINITY;
-	else v = ldexpf((float)(man | 0x400), (int)exp - 25);
 	uint32_t bits;
-	memcpy(&bits, &v, 4);
+	if (exp == 0) { // zero and subnormals: man·2^-24, exact
+		v = (float)man * 0x1p-24f;
+		memcpy(&bits, &v, 4);
+	} else if (exp == 31) {
+		v = man ? NAN : INFINITY;
+		memcpy(&bits, &v, 4);
+	} else bits = (exp + 112) << 23 | man << 13; // the same value re-biased (127 − 15), bit by bit: no ldexpf per scale
 	bits |= sign;
 	memcpy(&v, &bits, 4);
 	return v;
@@ -233,7 +236,11 @@ static void pack_q4_k(const uint8_t *W, size_t row_bytes, int rows, int G, int u
 			f[0] = d * s1, f[1] = d * s2, f[2] = dmin * m1, f[3] = dmin * m2;
 		}
 		for (int i = 0; i < 4; i++) memcpy(out + 4 * G * i + 4 * r, &f[i], 4);
-		for (int i = 0; i < 32; i++) out[16 * G + 4 * G * (i / 4) + 4 * r + i % 4] = r < rows ? qs[i] : 0;
+		for (int k = 0; k < 8; k++) {
+			uint32_t w = 0;
+			if (r < rows) memcpy(&w, qs + 4 * k, 4);
+			memcpy(out + 16 * G + 4 * G * k + 4 * r, &w, 4);
+		}
 	}
 }
 
@@ -244,11 +251,17 @@ void mb_pack_block(int qtype, const uint8_t *W, size_t row_bytes, int rows, int 
 	}
 	const int q4 = qtype == MB_Q_Q4_0, bb = mb_q_block_bytes[qtype];
 	const uint8_t excess = !q4 && G == 16 ? 0x80 : 0; // q8_0 for dpbusd: w + 128 as a byte is w XOR 0x80
+	const uint32_t excess4 = excess * 0x01010101u;
 	for (int r = 0; r < G; r++) {
 		const uint8_t *blk = W + (size_t)r * row_bytes + (size_t)bb * b;
 		const float d = r < rows ? half(blk) : 0.f;
 		memcpy(out + 4 * r, &d, 4);
-		for (int i = 0; i < (q4 ? 16 : 32); i++) out[4 * G + 4 * G * (i / 4) + 4 * r + i % 4] = r < rows ? blk[2 + i] ^ excess : excess;
+		for (int k = 0; k < (q4 ? 4 : 8); k++) { // 4 bytes (columns) at a time into row r's lane of quad k
+			uint32_t w = 0;
+			if (r < rows) memcpy(&w, blk + 2 + 4 * k, 4);
+			w ^= excess4;
+			memcpy(out + 4 * G + 4 * G * k + 4 * r, &w, 4);
+		}
 	}
 }
 
