@@ -323,6 +323,11 @@ typedef void (*r8_fn)(const mb_qlinear_args *, int, int, const uint8_t *, int, f
 R8_SHAPES(q8_0, MB_Q_Q8_0)
 R8_SHAPES(q4_0, MB_Q_Q4_0)
 R8_SHAPES(q4_k, MB_Q_Q4_K)
+// what packed_rows (below) runs in this build
+#define PACK_G 8
+#define PACK_TOKENS R8_TOKENS
+typedef r8_fn packed_fn;
+static const packed_fn *packed_tiles(int qt) { return qt == MB_Q_Q4_0 ? r8_q4_0 : qt == MB_Q_Q4_K ? r8_q4_k : r8_q8_0; }
 
 // q6_k: per-16 scales, so the pair sums (maddubs) are multiplied by the scales (madd) instead of by ones. One
 // 32-value group at a time, so that the tile's rows need 4 registers, not 16.
@@ -497,7 +502,7 @@ static void store_tile(const mb_qlinear_args *a, int n, int t, int RR, int TT, c
 
 #if defined(WIDE)
 /** rows n..n+RR-1 (RR <= 16), token t + j, from out[16·j + r], through the epilogue into y. */
-static void r16_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
+static void packed_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
 	const __mmask16 m = (__mmask16)((1u << RR) - 1);
 	const size_t N = a->N;
 	for (int j = 0; j < TT; j++) {
@@ -513,26 +518,9 @@ static void r16_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, co
 	}
 }
 
-/** Rows n0..n1-1 of a q8_0, q4_0 or q4_k matrix (quant_wide.c's r16 tiles): from a->Wp where the rows start a group. */
-static void packed_rows(const mb_qlinear_args *a, int n0, int n1) {
-	const int qt = a->qtype;
-	const r16_fn *tiles = qt == MB_Q_Q4_0 ? r16_q4_0 : qt == MB_Q_Q4_K ? r16_q4_k : r16_q8_0;
-	const size_t group_bytes = qt == MB_Q_Q4_K ? (size_t)(a->K / 64) * MB_PACK_UNIT_Q4_K(16)
-	                                           : (size_t)(a->K / 32) * (qt == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(16) : MB_PACK_BLOCK(16));
-	float out[16 * R16_TOKENS];
-	for (int n = n0; n < n1; n += 16) {
-		const int RR = n1 - n < 16 ? n1 - n : 16;
-		const uint8_t *p16 = a->Wp && a->Wg == 16 && n % 16 == 0 ? a->Wp + (size_t)(n / 16) * group_bytes : NULL;
-		for (int t = 0; t < a->T; t += R16_TOKENS) {
-			const int TT = a->T - t < R16_TOKENS ? a->T - t : R16_TOKENS;
-			tiles[TT](a, n, RR, p16, t, out);
-			r16_store(a, n, t, RR, TT, out);
-		}
-	}
-}
 #elif defined(__AVX2__)
 /** rows n..n+RR-1 (RR <= 8), token t + j, from out[8·j + r], through the epilogue into y. */
-static void r8_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
+static void packed_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, const float *out) {
 	const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(RR), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 	const size_t N = a->N;
 	for (int j = 0; j < TT; j++) {
@@ -544,20 +532,21 @@ static void r8_store(const mb_qlinear_args *a, int n, int t, int RR, int TT, con
 	}
 }
 
-/** Rows n0..n1-1 of a q8_0, q4_0 or q4_k matrix (the r8 tiles above): from a->Wp where the rows start a group. */
+#endif
+
+#if defined(__AVX2__)
+/** Rows n0..n1-1 of a q8_0, q4_0 or q4_k matrix on PACK_G-row tiles: from a->Wp where the rows start a group. */
 static void packed_rows(const mb_qlinear_args *a, int n0, int n1) {
-	const int qt = a->qtype;
-	const r8_fn *tiles = qt == MB_Q_Q4_0 ? r8_q4_0 : qt == MB_Q_Q4_K ? r8_q4_k : r8_q8_0;
-	const size_t group_bytes = qt == MB_Q_Q4_K ? (size_t)(a->K / 64) * MB_PACK_UNIT_Q4_K(8)
-	                                           : (size_t)(a->K / 32) * (qt == MB_Q_Q4_0 ? MB_PACK_BLOCK_Q4_0(8) : MB_PACK_BLOCK(8));
-	float out[8 * R8_TOKENS];
-	for (int n = n0; n < n1; n += 8) {
-		const int RR = n1 - n < 8 ? n1 - n : 8;
-		const uint8_t *p8 = a->Wp && a->Wg == 8 && n % 8 == 0 ? a->Wp + (size_t)(n / 8) * group_bytes : NULL;
-		for (int t = 0; t < a->T; t += R8_TOKENS) {
-			const int TT = a->T - t < R8_TOKENS ? a->T - t : R8_TOKENS;
-			tiles[TT](a, n, RR, p8, t, out);
-			r8_store(a, n, t, RR, TT, out);
+	const packed_fn *tiles = packed_tiles(a->qtype);
+	const size_t group_bytes = mb_pack_group_bytes(a->qtype, a->K, PACK_G);
+	float out[PACK_G * PACK_TOKENS];
+	for (int n = n0; n < n1; n += PACK_G) {
+		const int RR = n1 - n < PACK_G ? n1 - n : PACK_G;
+		const uint8_t *p = a->Wp && a->Wg == PACK_G && n % PACK_G == 0 ? a->Wp + (size_t)(n / PACK_G) * group_bytes : NULL;
+		for (int t = 0; t < a->T; t += PACK_TOKENS) {
+			const int TT = a->T - t < PACK_TOKENS ? a->T - t : PACK_TOKENS;
+			tiles[TT](a, n, RR, p, t, out);
+			packed_store(a, n, t, RR, TT, out);
 		}
 	}
 }

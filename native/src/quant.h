@@ -78,6 +78,8 @@ extern const mb_qkernels mb_qkernels_avx2, mb_qkernels_avx512;
 #define MB_PACK_UNIT_Q4_K(G) (48 * (G))
 /** Whether a type has a packed form. */
 static inline int mb_q_packs(int qtype) { return qtype == MB_Q_Q8_0 || qtype == MB_Q_Q4_0 || qtype == MB_Q_Q4_K; }
+/** Bytes of one packed group of G rows of K columns (groups follow each other at this stride). */
+size_t mb_pack_group_bytes(int qtype, int K, int G);
 /** Bytes of the packed form of an (N, K) matrix (N rounded up to G rows), rounded up to 64. */
 size_t mb_packed_bytes(int qtype, int N, int K, int G);
 /** Block b (q4_k: unit b of 64 columns) of rows 0..rows-1 (rows <= G) of W (row_bytes apart) as one packed block;

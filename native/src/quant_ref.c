@@ -219,8 +219,10 @@ static int pack_block_bytes(int qtype, int G) {
 }
 static int pack_block_cols(int qtype) { return qtype == MB_Q_Q4_K ? 64 : 32; }
 
+size_t mb_pack_group_bytes(int qtype, int K, int G) { return (size_t)(K / pack_block_cols(qtype)) * pack_block_bytes(qtype, G); }
+
 size_t mb_packed_bytes(int qtype, int N, int K, int G) {
-	return ((size_t)((N + G - 1) / G) * (K / pack_block_cols(qtype)) * pack_block_bytes(qtype, G) + 63) / 64 * 64;
+	return ((size_t)((N + G - 1) / G) * mb_pack_group_bytes(qtype, K, G) + 63) / 64 * 64;
 }
 
 /** q4_k unit u (columns 64u..64u+63) of rows 0..rows-1 (see quant.h). */

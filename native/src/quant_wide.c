@@ -2,33 +2,31 @@
 // the q8_0, q4_0, q4_k and q6_k tiles on 512-bit vectors. q8_0, q4_0 and q4_k run on 16 rows interleaved (the first
 // part below); q6_k as follows.
 //
-// A register holds two 32-value blocks (block b in the low half, b + 1 in the high half; a last odd block has zeros
-// in the high half, which add exact zeros), so one dpbusd covers 64 weights. dpbusd multiplies unsigned by signed
-// bytes: q6_k's codes are unsigned already (w + 32); the excess, 32·Σx per 4 bytes, is exact in int32 and depends on
-// the token only, so it is computed once per token and block pair and is where each (row, token) sum starts. Each
-// (row, token) pair still has its own accumulator, fed in block order, and lanes are reduced in one fixed tree (fold
-// the halves, then sum4x8), so results do not depend on the tile shape.
+// For q6_k a register holds two 32-value blocks (block b in the low half, b + 1 in the high half; a superblock has
+// 8), so one dpbusd covers 64 weights. dpbusd multiplies unsigned by signed bytes: q6_k's codes are unsigned already
+// (w + 32); the excess, 32·Σx per 4 bytes, is exact in int32 and depends on the token only, so it is computed once per
+// token and block pair and is where each (row, token) sum starts. Each (row, token) pair still has its own
+// accumulator, fed in block order, and lanes are reduced in one fixed tree (fold the halves, then sum4x8), so results
+// do not depend on the tile shape.
 
-/** Blocks p0 and p1 (32 bytes each; p1 NULL: zeros) as one vector. */
+/** Blocks p0 and p1 (32 bytes each) as one vector. */
 INLINE __m512i ld2(const void *p0, const void *p1) {
-	const __m256i lo = _mm256_loadu_si256((const __m256i *)p0);
-	return p1 ? _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)p1), 1) : _mm512_zextsi256_si512(lo);
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)), _mm256_loadu_si256((const __m256i *)p1), 1);
 }
 /** f0 in the low 8 lanes, f1 in the high 8. */
 INLINE __m512 bcast2(float f0, float f1) {
 	return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm256_set1_ps(f0))), _mm256_castps_pd(_mm256_set1_ps(f1)), 1));
 }
-/** The token part of a block pair: x, where the integer sums start (−c·Σx per 4 bytes), and the scales. */
+/** The token part of blocks xb[0], xb[1]: x, where the integer sums start (−c·Σx per 4 bytes), and the scales. */
 typedef struct {
 	__m512i q, start;
 	__m512 d;
 } xpair;
-INLINE xpair x_pair(const mb_q8x *xb, const int two, const int c) {
+INLINE xpair x_pair(const mb_q8x *xb, const int c) {
 	xpair x;
-	x.q = ld2(xb[0].q, two ? xb[1].q : NULL);
-	x.start = c ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)c), x.q))
-	            : _mm512_setzero_si512();
-	x.d = bcast2(xb[0].d, two ? xb[1].d : 0);
+	x.q = ld2(xb[0].q, xb[1].q);
+	x.start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)c), x.q));
+	x.d = bcast2(xb[0].d, xb[1].d);
 	return x;
 }
 /** out[4·j + r] = the lane sum of acc[r·TT + j] (16 lanes: the halves added, then reduce8's tree). */
@@ -165,6 +163,11 @@ typedef void (*r16_fn)(const mb_qlinear_args *, int, int, const uint8_t *, int, 
 R16_SHAPES(q8_0, MB_Q_Q8_0)
 R16_SHAPES(q4_0, MB_Q_Q4_0)
 R16_SHAPES(q4_k, MB_Q_Q4_K)
+// what quant.c's packed_rows runs in this build
+#define PACK_G 16
+#define PACK_TOKENS R16_TOKENS
+typedef r16_fn packed_fn;
+static const packed_fn *packed_tiles(int qt) { return qt == MB_Q_Q4_0 ? r16_q4_0 : qt == MB_Q_Q4_K ? r16_q4_k : r16_q8_0; }
 
 // q6_k: 128 values per half superblock, as two pairs of 32-value groups: ql (64 bytes) holds the low nibbles of
 // groups 0, 1 and the high nibbles of groups 2, 3; qh (32 bytes) two more bits for each group. Scales per 16 values,
@@ -196,7 +199,7 @@ INLINE void tile_q6_k(TILE_ARGS, const int RR, const int TT) {
 					sv[r] = _mm512_permutexvar_ps(_mm512_set_epi32(s0 + 3, s0 + 3, s0 + 3, s0 + 3, s0 + 2, s0 + 2, s0 + 2, s0 + 2, s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0, s0, s0, s0), sc[r]);
 				}
 				for (int j = 0; j < TT; j++) {
-					const xpair x = x_pair(XB(j, 8 * sb + 4 * n2 + 2 * gp), 1, 32);
+					const xpair x = x_pair(XB(j, 8 * sb + 4 * n2 + 2 * gp), 32);
 					for (int r = 0; r < RR; r++) {
 						const __m512i s = _mm512_dpbusd_epi32(x.start, u[r], x.q);
 						acc[r * TT + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sv[r], x.d), acc[r * TT + j]);
