@@ -6,6 +6,8 @@
 //      shipped model and the 972M shape;
 //   4. speculative decoding with the shipped pair, both resident (`--profile`: where each mode's round time goes).
 // `--ab` instead compares decoding with and without recording the next step ahead (ResidentMamba.pipelineSteps).
+// `--decode` runs only what the decode plans need: the parity checks, then each plan's decode speed and profile on
+// the shipped model and the 353M and 972M shapes, in float32 and in float16 values (16-bit on the device).
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +20,7 @@ import { benchModel, benchSpeculative } from '../src/cli/bench.js';
 import { loadCheckpoint, loadModel } from '../src/checkpoint/index.js';
 import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
 import { Mamba } from '../src/model/mamba.js';
-import { ResidentMamba } from '../src/model/resident.js';
+import { ResidentMamba, type DecodeKind } from '../src/model/resident.js';
 import type { Checkpoint, Weight } from '../src/model/types.js';
 import type { Kernels } from '../src/backend/types.js';
 import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
@@ -64,16 +66,17 @@ async function parity(name: string, m: ResidentMamba, bytes: Uint8Array, expecte
 	log({ parity: name, T: bytes.length, max_abs_diff: maxDiff(got, expected), step_max_abs_diff: stepDiff });
 }
 
-/** Decode with the grouped plan and the split-K fused plan (the default), interleaved, and the passes of each. */
+/** Decode with each fused plan (the row plan is the default), interleaved, and the passes of each. */
 async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
+	const kinds: DecodeKind[] = ['rows', 'split-K'];
 	for (let round = 0; round < 2; round++) {
-		for (const grouped of [true, false]) {
-			m.groupedDecode = grouped;
+		for (const kind of kinds) {
+			m.decodeKind = kind;
 			const r = await benchModel(c, kernels, { prefill: 64, decode: 64, repeats: 3 }, m);
-			log({ decode_plan: grouped ? 'grouped' : 'split-K', passes: m.plan(1).length, round, model: r.model, decode: r.decode_bytes_per_second });
+			log({ decode_plan: kind, passes: m.plan(1).length, round, model: r.model, decode: r.decode_bytes_per_second });
 		}
 	}
-	m.groupedDecode = false;
+	m.decodeKind = 'rows';
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -136,10 +139,12 @@ async function main() {
 
 	await stage('parity fixtures', async () => {
 		const input = new Uint8Array(readFileSync('test/fixtures/input.txt'));
-		for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln']) {
+		for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 'tiny-hf-f16']) {
 			const dir = path.join('test/fixtures', name);
 			const raw = readFileSync(path.join(dir, 'logits.bin'));
-			await parity(`${name} vs PyTorch`, await resident(loadCheckpoint(dir)), input, new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
+			const m = await resident(loadCheckpoint(dir));
+			log({ fixture: name, decode_plan: m.decodeKind, matrices_16_bit: m.halfMatrices });
+			await parity(`${name} vs PyTorch`, m, input, new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
 		}
 	});
 	await stage('parity byte-model', async () => {
@@ -149,7 +154,8 @@ async function main() {
 		await parity('byte-model vs reference kernels', await resident(c), bytes, await ref.forward(bytes, ref.newState()));
 	});
 
-	await stage('parity verify/keep', async () => {
+	const decodeOnly = process.argv.includes('--decode');
+	if (!decodeOnly) await stage('parity verify/keep', async () => {
 		// a verify pass kept to j (the device replay of the recurrence), then one step: against the reference fed j
 		const c = loadModel(DEFAULT_MODEL);
 		const m = await resident(c), ref = new Mamba(c, referenceKernels);
@@ -166,12 +172,12 @@ async function main() {
 		log({ parity: 'byte-model verify + keep(j), then a step, vs reference kernels', max_abs_diff: worst });
 	});
 	const shipped: [string, Checkpoint<Weight>][] = [['byte-model', loadModel(DEFAULT_MODEL)], ['subword-drafter', loadModel(DEFAULT_DRAFT)]];
-	for (const [name, c] of shipped) {
+	for (const [name, c] of decodeOnly ? [] : shipped) {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
 	await stage('decode plans byte-model', async () => void (await decodePlans(shipped[0][1], await resident(shipped[0][1]), kernels)));
-	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner));
-	await stage('verify passes', async () => {
+	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner, decodeOnly ? [1] : [1, 64]));
+	if (!decodeOnly) await stage('verify passes', async () => {
 		// what a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run
 		const m = await resident(shipped[0][1]);
 		const s = m.newState();
@@ -195,7 +201,7 @@ async function main() {
 		}
 		log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', ...row });
 	});
-	await stage('speculative', async () => {
+	if (!decodeOnly) await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
 		// the drafter resident on the GPU too, and on the CPU (native) beside it: a drafter step is mostly the
 		// GPU's fixed cost per pass, which a 2.8M model cannot amortise
@@ -214,15 +220,17 @@ async function main() {
 	});
 	if (process.argv.includes('--speculative')) return;
 
-	for (const [d, L] of [[1024, 53], [1792, 48]]) {
+	const shapes: [number, number, boolean][] = [[1024, 53, false], [1024, 53, true], [1792, 48, false], [1792, 48, true]];
+	if (decodeOnly) shapes.reverse(); // the 972M shape first: the issue's target
+	for (const [d, L, half] of shapes) {
 		let ckpt: Checkpoint | null = null;
 		let model: ResidentMamba | null = null;
 		await stage(`build ${d}x${L}`, async () => {
-			ckpt = randomCheckpoint(shapeConfig(d, L), 1);
-			ckpt.name = `random ${d}x${L} f32`;
+			ckpt = randomCheckpoint(shapeConfig(d, L), 1, { half });
+			ckpt.name = `random ${d}x${L} ${half ? 'f16' : 'f32'}`;
 			const t = now();
 			model = await resident(ckpt);
-			log({ uploaded: ckpt.name, seconds: now() - t });
+			log({ uploaded: ckpt.name, seconds: now() - t, matrices_16_bit: model.halfMatrices });
 		});
 		if (!ckpt || !model) continue;
 		const c: Checkpoint = ckpt;
@@ -231,16 +239,20 @@ async function main() {
 			await stage('parity 353M', async () => {
 				const bytes = text.subarray(0, 6);
 				const ref = new Mamba(c, referenceKernels);
-				await parity('random 1024x53 vs reference kernels', m, bytes, await ref.forward(bytes, ref.newState()));
+				await parity(`${c.name} vs reference kernels`, m, bytes, await ref.forward(bytes, ref.newState()));
 			});
 		}
-		await stage(`bench ${d}x${L}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
-		await stage(`decode plans ${d}x${L}`, async () => void (await decodePlans(c, m, kernels)));
+		await stage(`bench ${c.name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
+		await stage(`decode plans ${c.name}`, async () => void (await decodePlans(c, m, kernels)));
 		if (d === 1792) {
-			await stage('profile 972M', async () => {
-				await profile('972M', m, runner);
+			await stage(`profile ${c.name}`, async () => {
+				for (const kind of ['rows', 'split-K'] as const) {
+					m.decodeKind = kind;
+					await profile(`972M ${half ? 'f16' : 'f32'} ${kind}`, m, runner, decodeOnly || kind === 'split-K' ? [1] : [1, 64]);
+				}
+				m.decodeKind = 'rows';
 			});
-			await stage('split-K width, 972M', async () => {
+			if (!decodeOnly && !half) await stage('split-K width, 972M', async () => {
 				const defaults = m.splitThreads;
 				for (const split of [1 << 17, 1 << 18, 1 << 19]) {
 					m.splitThreads = [split, split];

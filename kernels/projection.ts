@@ -422,3 +422,123 @@ export function matvecGroupSummed(this: KernelThis<SummedConstants>, px: number[
 	}
 	return a;
 }
+
+// ---- decode, a row per workgroup (src/model/resident/plans.ts rowDecodePlan) -----------------------------------
+// W as checkpoints store it, row-major (N, K), in 32 or 16 bits (src/backend/resident/halves.ts). Workgroup g is
+// row n of slice s (g = s·N + n); its 64 threads take pairs k = s·KS + 2·lane + 128·i, k + 1, four pairs a loop
+// step (eight independent loads in flight), so a warp reads one row's neighbouring values and the group sum (C = 1)
+// adds the 64 shares. Many rows keep the GPU's memory busy without split-K, so a projection is one pass and leaves
+// its consumer at most a few slices to add. Needs K and KS even (matvecRowSummed: any K). Threads: S·N·64.
+
+interface RowConstants {
+	K: number; // reduction length (even)
+	N: number; // rows
+}
+
+/** Decode: one lane's share of P[s, n] = Σ_{k ∈ slice s} W[n, k]·x[k], x blocked (lane 0 read). */
+export function matvecRow(this: KernelThis<RowConstants>, x: number[], w: number[], KS: number) {
+	const N = this.constants.N;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const s = Math.floor(g / N);
+	const row = (g - s * N) * this.constants.K;
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let i = 0; i < this.constants.K; i += 512) {
+		if (i >= KS) break;
+		const j = i + lane * 2;
+		const k = s * KS + j;
+		if (j < KS) a0 += w[row + k] * x[k * 4] + w[row + k + 1] * x[(k + 1) * 4];
+		if (j + 128 < KS) a1 += w[row + k + 128] * x[(k + 128) * 4] + w[row + k + 129] * x[(k + 129) * 4];
+		if (j + 256 < KS) a2 += w[row + k + 256] * x[(k + 256) * 4] + w[row + k + 257] * x[(k + 257) * 4];
+		if (j + 384 < KS) a3 += w[row + k + 384] * x[(k + 384) * 4] + w[row + k + 385] * x[(k + 385) * 4];
+	}
+	return a0 + a1 + (a2 + a3);
+}
+
+/**
+ * Decode, in_proj after the norm (one slice): a lane's share of [Σ_k W[n, k]·nw[k]·x[k], Σx, Σx², 0], the norm
+ * weight nw applied to x here rather than folded into W, so that 16-bit weights stay the checkpoint's values. The
+ * whole workgroup reads all of x, so its sums are the row's statistics; convStep and scanStepFused finish the norm.
+ */
+export function matvecRowNorm(this: KernelThis<RowConstants>, x: number[], w: number[], nw: number[]) {
+	const K = this.constants.K;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const row = g * K;
+	let a0 = 0;
+	let a1 = 0;
+	let sx = 0;
+	let sq = 0;
+	for (let i = 0; i < this.constants.K; i += 256) {
+		const k = i + lane * 2;
+		if (k < K) {
+			const x0 = x[k * 4];
+			const x1 = x[(k + 1) * 4];
+			a0 += w[row + k] * (nw[k] * x0) + w[row + k + 1] * (nw[k + 1] * x1);
+			sx += x0 + x1;
+			sq += x0 * x0 + x1 * x1;
+		}
+		if (k + 128 < K) {
+			const x2 = x[(k + 128) * 4];
+			const x3 = x[(k + 129) * 4];
+			a1 += w[row + k + 128] * (nw[k + 128] * x2) + w[row + k + 129] * (nw[k + 129] * x3);
+			sx += x2 + x3;
+			sq += x2 * x2 + x3 * x3;
+		}
+	}
+	return [a0 + a1, sx, sq, 0];
+}
+
+/** Decode, out_proj (one slice): y[n] = r[n] + Σ_k W[n, k]·x[k], blocked like matvecReduce's (all 4 lanes); lane 0 adds r. */
+export function matvecRowResidual(this: KernelThis<RowConstants>, x: number[], w: number[], r: number[]) {
+	const K = this.constants.K;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const row = g * K;
+	let a0 = lane === 0 ? r[g * 4] : 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	for (let i = 0; i < this.constants.K; i += 512) {
+		const k = i + lane * 2;
+		if (k < K) a0 += w[row + k] * x[k * 4] + w[row + k + 1] * x[(k + 1) * 4];
+		if (k + 128 < K) a1 += w[row + k + 128] * x[(k + 128) * 4] + w[row + k + 129] * x[(k + 129) * 4];
+		if (k + 256 < K) a2 += w[row + k + 256] * x[(k + 256) * 4] + w[row + k + 257] * x[(k + 257) * 4];
+		if (k + 384 < K) a3 += w[row + k + 384] * x[(k + 384) * 4] + w[row + k + 385] * x[(k + 385) * 4];
+	}
+	const a = a0 + a1 + (a2 + a3);
+	return [a, a, a, a];
+}
+
+interface RowSummedConstants {
+	K: number; // reduction length (any)
+	N: number;
+	XN: number; // floats between two slices of the input's partial sums
+}
+
+/**
+ * Decode, dt_proj: a lane's share of Σ_k W[n, k]·x[k] with x[k] = Σ_{j < XS} px[j·XN + k], the first R columns of
+ * x_proj's XS slices; one k per lane a step (K = dt_rank is short). Softplus and the bias are scanStepFused's.
+ */
+export function matvecRowSummed(this: KernelThis<RowSummedConstants>, px: number[], w: number[], XS: number) {
+	const K = this.constants.K;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const row = g * K;
+	let a = 0;
+	for (let i = 0; i < this.constants.K; i += 64) {
+		const k = i + lane;
+		if (k < K) {
+			let v = 0;
+			for (let j = 0; j < 65536; j++) {
+				if (j >= XS) break;
+				v += px[j * this.constants.XN + k];
+			}
+			a += w[row + k] * v;
+		}
+	}
+	return a;
+}

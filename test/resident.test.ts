@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadCheckpoint } from '../src/checkpoint/index.js';
 import { referenceKernels } from '../src/backend/reference.js';
-import { CpuRunner, checkBindings, MAX_STORAGE_BUFFERS } from '../src/backend/resident/runner.js';
+import { CpuRunner, checkBindings, MAX_STORAGE_BUFFERS, whole } from '../src/backend/resident/runner.js';
 import { Mamba } from '../src/model/mamba.js';
 import { MambaState } from '../src/model/state.js';
 import { ResidentMamba } from '../src/model/resident.js';
@@ -23,9 +23,12 @@ import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	projectionReference,
+	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, projectionReference,
 } from '../kernels/projection.js';
 import { groupSumWGSL } from '../src/backend/resident/group-sum.js';
+import { halfBits, halvesWGSL } from '../src/backend/resident/halves.js';
+import { floatToHalf } from '../src/tensor/dtypes.js';
+import { half } from '../src/tensor/dequant.js';
 import { normApplyBlocked, normCombine, normSlices } from '../kernels/norms.js';
 import { convAndState, convStateKeep, convStep } from '../kernels/conv.js';
 import { scanKeep, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../kernels/scan.js';
@@ -64,9 +67,12 @@ async function piecewise(m: ResidentMamba, bytes: Uint8Array, cuts: number[]): P
 	return out;
 }
 
-for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16']) {
+for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 'tiny-hf-f16']) {
 	test(`${name}: resident logits match PyTorch, whatever the pieces`, async () => {
 		const m = await resident(loadCheckpoint(path.join(FIXTURES, name)));
+		assert.ok(m.fusedDecode && m.decodeKind === 'rows', 'single steps run the row decode plan');
+		// the F16 and BF16 checkpoints' matrices are float16 values: the device keeps them in 16 bits
+		assert.is(m.halfMatrices.half, name.endsWith('16') ? m.halfMatrices.of : 0);
 		const want = pytorchLogits(name);
 		assert.ok(maxAbsDiff(await m.forward(input, m.newState()), want) <= 1e-4, 'one forward');
 		const diff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
@@ -104,15 +110,44 @@ for (const [norm, tied] of [['rms', true], ['layer', false]] as const) {
 		const want = await host.forward(bytes, host.newState());
 		const diff = maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23]), want);
 		assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
-		assert.ok(!m.groupedDecode, 'the split-K fused plan by default');
-		m.groupedDecode = true; // the grouped plan gives the same
-		assert.is(m.plan(1).length, 7 * c.config.nLayer + 3, '7 passes a layer, the embedding and the head');
-		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21]), want) <= 1e-4, 'grouped decode plan');
-		m.groupedDecode = false;
+		assert.is(m.decodeKind, 'rows', 'the row plan by default');
+		assert.is(m.plan(1).length, 6 * c.config.nLayer + 3, '6 passes a layer, the embedding and the head');
+		for (const kind of ['split-K', 'grouped'] as const) {
+			m.decodeKind = kind; // the other plans give the same
+			assert.is(m.plan(1).length, (kind === 'grouped' ? 7 : 9) * c.config.nLayer + 3, `${kind}: passes a layer, the embedding and the head`);
+			assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11, 20, 21]), want) <= 1e-4, `${kind} decode plan`);
+		}
+		m.decodeKind = 'rows';
 		m.fusedDecode = false; // the chunk plan with T = 1 gives the same
 		assert.ok(maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8]), want) <= 1e-4);
 	});
 }
+
+test('16-bit weights: a checkpoint of float16 values runs the row plan on 16-bit buffers and matches the host forward', async () => {
+	const c = randomCheckpoint(shapeConfig(64, 2), 7, { half: true });
+	const m = await resident(c);
+	assert.equal(m.halfMatrices, { half: 8, of: 8 });
+	const host = new Mamba(c, referenceKernels);
+	const bytes = input.subarray(0, 12);
+	const diff = maxAbsDiff(await piecewise(m, bytes, [3, 4, 5, 6, 7, 8, 9, 10, 11]), await host.forward(bytes, host.newState()));
+	assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
+	// float32 values are never rounded: the same shape with float32 weights keeps them in 32 bits
+	assert.equal((await resident(fusable('rms', true, 7))).halfMatrices, { half: 0, of: 8 });
+	// a 16-bit buffer bound where a kernel reads floats (or the other way round) is refused when the pass is recorded
+	const r = new CpuRunner();
+	const prog = await r.program(matvecRow, { K: 4, N: 1 }, { x: 'array', w: 'array', KS: 'scalar' }, { groupSum: 1 });
+	const w16 = r.alloc(4, true);
+	assert.throws(() => r.pass(prog, { x: whole(r.alloc(16)), w: whole(w16), KS: 4 }, whole(r.alloc(1)), 64), /w bound to a 16-bit buffer/);
+});
+
+test('halfBits: the float16 bits of values that are float16s, null for any that is not', () => {
+	const exact = Float32Array.from([0, -0, 1, -2.5, 65504, 6.103515625e-5, 5.960464477539063e-8, -3.0517578125e-5, 0.0999755859375]);
+	const bits = halfBits(exact);
+	assert.ok(bits);
+	assert.equal(Array.from(bits!, half), Array.from(exact));
+	assert.equal(Array.from(bits!), Array.from(exact, floatToHalf));
+	for (const v of [0.1, 65520, 1e-9, 2.9802322387695312e-8, 1 + 2 ** -11, Infinity, NaN]) assert.is(halfBits(Float32Array.of(1, v)), null, `${v}`);
+});
 
 test('the device state: toHost equals the host forward state; clone, copyFrom and host uploads round-trip', async () => {
 	const c = fusable('rms', true, 9);
@@ -217,8 +252,10 @@ test('every blocked kernel translates to WGSL', () => {
 		normApplyBlocked, normCombine, normSlices, convAndState, scanOutputBlocked, scanStarts, scanStep, embedGather,
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, // the grouped decode plan
+		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, // the row decode plan
 	};
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
+	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed']);
 	const constants = {
 		K: 64, N: 32, XC: 64, U: 4, epi: 3, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
 		hStride: 1024, xStride: 640, dStride: 512, bStride: 576, pStride: 1088, cStride: 128, zStride: 1024,
@@ -235,6 +272,13 @@ test('every blocked kernel translates to WGSL', () => {
 		k.translateSource();
 		k.paramsLayout = k.computeParamsLayout();
 		let wgsl = k.assembleWGSL();
+		if (rowKernels.has(name)) {
+			// 16-bit weights (src/backend/resident/halves.ts), then a group sum over the whole workgroup
+			wgsl = groupSumWGSL(halvesWGSL(wgsl, ['w']), 1, (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4);
+			assert.match(wgsl, /var<storage, read> user_w : array<u32>;/, name);
+			assert.match(wgsl, /unpack2x16float\(user_w\[i >> 1u\]\)/, name);
+			assert.is(wgsl.match(/workgroupBarrier\(\);/g)?.length, 7, name);
+		}
 		if (grouped.has(name)) {
 			// the group-sum rewrite (src/backend/resident/group-sum.ts): no result write left in the body, one barrier per fold
 			wgsl = groupSumWGSL(wgsl, 16, (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4);
@@ -246,7 +290,8 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 21, `${n} kernels`);
+	assert.ok(n >= 25, `${n} kernels`);
+	assert.throws(() => halvesWGSL('fn main() {}', ['w']), /no read-only binding user_w/);
 	assert.throws(() => groupSumWGSL('fn main() {}', 16, 1), /not a 1-D gpu.js kernel/);
 	assert.throws(() => groupSumWGSL('', 12, 1), /power of two/);
 });

@@ -1,6 +1,7 @@
 // A Mamba with random weights of any shape: for `bench --shape` (speed does not depend on the values) and tests.
 // Values follow the usual init scales so activations stay in a realistic range at any depth.
 import type { Checkpoint, LayerWeights, MambaConfig } from './types.js';
+import { f16ToF32, floatToHalf } from '../tensor/dtypes.js';
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {
@@ -22,31 +23,60 @@ export function shapeConfig(dModel: number, nLayer: number, vocabSize = 256): Ma
 	};
 }
 
-export function randomCheckpoint(c: MambaConfig, seed = 1): Checkpoint {
+/**
+ * `v` rounded to float16 values, in place: to nearest even at 10 mantissa bits on the float32 bits where the value
+ * is a normal float16, through floatToHalf elsewhere (fast enough for the 972M shape's billion weights).
+ */
+function roundToHalf(v: Float32Array): Float32Array {
+	const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+	const one = new Uint16Array(1), back = new Float32Array(1);
+	for (let i = 0; i < u.length; i++) {
+		const x = u[i];
+		const exp = (x >>> 23) & 0xff;
+		if (exp >= 113 && exp < 142) u[i] = (x + 0x0fff + ((x >>> 13) & 1)) & ~0x1fff;
+		else {
+			one[0] = floatToHalf(v[i]);
+			f16ToF32(one, back);
+			v[i] = back[0];
+		}
+	}
+	return v;
+}
+
+/**
+ * Random weights of shape `c`. `half`: the matrices (projections, embedding, head) rounded to float16 values, as a
+ * checkpoint stored in F16 holds them, so that the GPU keeps them in 16 bits (src/backend/resident/halves.ts).
+ */
+export function randomCheckpoint(c: MambaConfig, seed = 1, { half = false } = {}): Checkpoint {
 	const r = rng(seed);
-	const uni = (n: number, scale: number, offset = 0) => Float32Array.from({ length: n }, () => offset + (r() * 2 - 1) * scale);
+	const uni = (n: number, scale: number, offset = 0) => {
+		const out = new Float32Array(n);
+		for (let i = 0; i < n; i++) out[i] = offset + (r() * 2 - 1) * scale;
+		return out;
+	};
+	const mat = (n: number, scale: number) => (half ? roundToHalf(uni(n, scale)) : uni(n, scale));
 	const E = c.dInner, d = c.dModel, N = c.dState, R = c.dtRank, k = c.dConv;
 	const layer = (): LayerWeights => ({
 		norm: uni(d, 0.1, 1),
 		normBias: c.norm === 'layer' ? uni(d, 0.1) : undefined,
-		inProj: uni(2 * E * d, 1 / Math.sqrt(d)),
+		inProj: mat(2 * E * d, 1 / Math.sqrt(d)),
 		convWeight: uni(E * k, 1 / Math.sqrt(k)),
 		convBias: uni(E, 0.1),
-		xProj: uni((R + 2 * N) * E, 1 / Math.sqrt(E)),
-		dtProj: uni(E * R, 1 / Math.sqrt(R)),
+		xProj: mat((R + 2 * N) * E, 1 / Math.sqrt(E)),
+		dtProj: mat(E * R, 1 / Math.sqrt(R)),
 		dtBias: uni(E, 1, -4), // softplus(−4 ± 1) ≈ 0.007–0.05, a typical Δ
 		aLog: Float32Array.from({ length: E * N }, (_, i) => Math.log(1 + (i % N)) + (r() - 0.5) * 0.2),
 		D: uni(E, 0.5, 1),
-		outProj: uni(d * E, 1 / Math.sqrt(E) / Math.sqrt(c.nLayer)),
+		outProj: mat(d * E, 1 / Math.sqrt(E) / Math.sqrt(c.nLayer)),
 	});
 	return {
-		dir: '(random)', name: `random-d${d}-l${c.nLayer}`, format: 'hf', dtype: 'F32', config: c,
+		dir: '(random)', name: `random-d${d}-l${c.nLayer}`, format: 'hf', dtype: half ? 'F16' : 'F32', config: c,
 		weights: {
-			embedding: uni(c.vocabSize * d, 1),
+			embedding: mat(c.vocabSize * d, 1),
 			layers: Array.from({ length: c.nLayer }, layer),
 			normF: uni(d, 0.1, 1),
 			normFBias: c.norm === 'layer' ? uni(d, 0.1) : undefined,
-			lmHead: c.tied ? undefined : uni(c.vocabSize * d, 1 / Math.sqrt(d)),
+			lmHead: c.tied ? undefined : mat(c.vocabSize * d, 1 / Math.sqrt(d)),
 		},
 	};
 }

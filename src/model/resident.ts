@@ -15,9 +15,9 @@ import { range, whole, type Command, type Pass, type Prepared, type Runner } fro
 import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Verification, Weight } from './types.js';
 import { verifyPass } from './verification.js';
 import { convStride, DeviceState, ssmStride } from './resident/device-state.js';
-import { chunkPlan, decodePlan, groupedDecodePlan } from './resident/plans.js';
+import { chunkPlan, decodePlan, groupedDecodePlan, rowDecodePlan } from './resident/plans.js';
 import { SPLIT_MAX } from './resident/split.js';
-import { upload, type Uploaded } from './resident/upload.js';
+import { rowsFit, upload, type Uploaded } from './resident/upload.js';
 import { recordCapacity, Records } from './resident/records.js';
 
 /** A recorded verify pass not kept yet; `before` is set once its records can no longer be trusted (preserveLive). */
@@ -25,6 +25,9 @@ interface LivePass {
 	start: number; // the state's position before the pass
 	before: DeviceState | null;
 }
+
+export type DecodeKind = 'rows' | 'split-K' | 'grouped';
+const DECODE_PLANS = { rows: rowDecodePlan, 'split-K': decodePlan, grouped: groupedDecodePlan } as const;
 
 export class ResidentMamba implements LanguageModel {
 	readonly config: MambaConfig;
@@ -35,8 +38,8 @@ export class ResidentMamba implements LanguageModel {
 	private split = 1 << 20;
 	private vecSplit = 1 << 18;
 	private fused = true; // a fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
-	private grouped = false; // … the grouped one (7 passes a layer; slower on an H100, bench/results/h100-webgpu-session5-grouped.txt) or the split-K one (9)
-	private readonly canFuse: boolean; // the decode kernels take 4 reduction steps at a time
+	private kind: DecodeKind; // which fused decode plan (plans.ts): 'rows' where the shape allows, else 'split-K'
+	private readonly canFuse: boolean; // the split-K and grouped decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
 	private nextVerify: { state: DeviceState; size: number; prepared: Prepared } | null = null; // the next verify pass, recorded
 	private lastStep: DeviceState | null = null;
@@ -50,6 +53,7 @@ export class ResidentMamba implements LanguageModel {
 	) {
 		const c = (this.config = checkpoint.config);
 		this.canFuse = c.dModel % 4 === 0 && c.dInner % 4 === 0 && c.dtRank % 4 === 0 && c.dState % 4 === 0;
+		this.kind = rowsFit(c) ? 'rows' : 'split-K';
 	}
 
 	/**
@@ -91,7 +95,7 @@ export class ResidentMamba implements LanguageModel {
 
 	/** Whether decode runs the fused plan (the default, when the shapes allow) or the chunk plan with T = 1. */
 	get fusedDecode(): boolean {
-		return this.fused && this.canFuse;
+		return this.fused && (this.kind === 'rows' ? rowsFit(this.config) : this.canFuse);
 	}
 	set fusedDecode(on: boolean) {
 		this.fused = on;
@@ -99,14 +103,25 @@ export class ResidentMamba implements LanguageModel {
 		this.next = null;
 	}
 
-	/** Whether the fused decode plan is the grouped one or the split-K one (the default; bench/webgpu.ts compares). */
-	get groupedDecode(): boolean {
-		return this.grouped;
+	/**
+	 * Which fused decode plan runs (plans.ts): 'rows' (6 passes a layer, the default where the shape allows),
+	 * 'split-K' (9) or 'grouped' (7; slower on an H100, bench/results/h100-webgpu-session5-grouped.txt).
+	 * bench/webgpu.ts compares them.
+	 */
+	get decodeKind(): DecodeKind {
+		return this.kind;
 	}
-	set groupedDecode(on: boolean) {
-		this.grouped = on;
+	set decodeKind(kind: DecodeKind) {
+		if (kind === 'rows' && !rowsFit(this.config)) throw new Error('internal: the row decode plan needs an even d_model and d_inner and d_state a multiple of 4');
+		this.kind = kind;
 		this.plans.clear();
 		this.next = null;
+	}
+
+	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts), of how many. */
+	get halfMatrices(): { half: number; of: number } {
+		const rows = this.dev.layers.flatMap((L) => (L.rows ? [L.rows.inProj, L.rows.xProj, L.rows.dtProj, L.rows.outProj] : []));
+		return { half: rows.filter((m) => m.w.half).length, of: rows.length };
 	}
 
 	newState(): DeviceState {
@@ -118,7 +133,7 @@ export class ResidentMamba implements LanguageModel {
 		let passes = this.plans.get(T);
 		if (!passes) {
 			passes = T === 1 && this.fusedDecode
-				? (this.grouped ? groupedDecodePlan : decodePlan)(this.runner, this.config, this.dev, this.vecSplit)
+				? DECODE_PLANS[this.kind](this.runner, this.config, this.dev, this.vecSplit)
 				: chunkPlan(this.runner, this.config, this.dev, T, this.split);
 			this.plans.set(T, passes);
 		}

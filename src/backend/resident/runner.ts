@@ -5,11 +5,13 @@
 //   WebGpuRunner (webgpu.ts)  gpu.js compiles each kernel to WGSL; passes are recorded into one command encoder
 //   CpuRunner (below)         the same kernel functions called thread by thread in plain JavaScript: slow and
 //                             obviously correct, so the plan (buffer wiring, layouts, state copies) is tested in CI
-// Sizes and offsets are in floats.
+// Sizes and offsets are in elements: floats, or float16 values in a 16-bit buffer (halves.ts), which is bound whole.
 import { GROUP, validGroup } from './group-sum.js';
+import { f16ToF32 } from '../../tensor/dtypes.js';
 
 export interface DeviceBuffer {
 	readonly length: number;
+	readonly half: boolean; // float16 elements (halves.ts)
 }
 
 /** A range of a buffer, bound as a kernel argument or output. */
@@ -30,11 +32,16 @@ export interface Program {
 	readonly name: string;
 	readonly params: readonly string[]; // the kernel function's parameters, in order
 	readonly groupSum: number; // 0, or the columns per workgroup whose values are summed (group-sum.ts)
+	readonly halves: readonly string[]; // the arguments that are 16-bit buffers (halves.ts)
 }
 
-/** Options beyond gpu.js's own: `groupSum` C sums each column's values over its workgroup (group-sum.ts). */
+/**
+ * Options beyond gpu.js's own: `groupSum` C sums each column's values over its workgroup (group-sum.ts); `halves`
+ * names the array arguments bound to 16-bit buffers (halves.ts).
+ */
 export interface ProgramOptions {
 	groupSum?: number;
+	halves?: readonly string[];
 }
 
 /** How many floats a pass of `threads` writes: one value (or 4) per thread, or per column of a workgroup. */
@@ -58,8 +65,12 @@ export interface Prepared {
 
 export interface Runner {
 	readonly name: string;
-	alloc(length: number): DeviceBuffer;
+	/** A buffer of `length` floats, or of float16 values (`half`: weights only, uploaded and bound whole). */
+	alloc(length: number, half?: boolean): DeviceBuffer;
+	/** Write `data` at `to` (a float buffer). */
 	upload(to: View, data: Float32Array): void;
+	/** Fill a 16-bit buffer with these float16 bits (halves.ts halfBits). */
+	uploadHalves(to: DeviceBuffer, bits: Uint16Array): void;
 	/** Compile a kernel function; `kinds` says, by parameter name, which arguments are arrays and which scalars. */
 	program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>, options?: ProgramOptions): Promise<Program>;
 	/** A dispatch of `threads` invocations writing `out`, the arguments given by parameter name. */
@@ -106,6 +117,23 @@ export function positional<V>(name: string, params: readonly string[], named: Re
 	return params.map((p) => named[p]);
 }
 
+/** The 16-bit arguments of `options`, refused unless each is an array parameter. */
+export function checkHalves(name: string, params: readonly string[], kinds: ArgKind[], options: ProgramOptions): readonly string[] {
+	const halves = options.halves ?? [];
+	for (const h of halves) if (kinds[params.indexOf(h)] !== 'array') throw new Error(`internal: kernel ${name}: 16-bit ${h} is not an array parameter`);
+	return halves;
+}
+
+/** Refuses a pass that binds a 16-bit buffer where the program reads floats, or the other way round. */
+export function checkWidths(p: Program, args: Arg[]): void {
+	p.params.forEach((name, i) => {
+		const a = args[i];
+		if (typeof a === 'number') return;
+		if (a.buf.half !== p.halves.includes(name)) throw new Error(`internal: ${p.name} argument ${name} bound to a ${a.buf.half ? '16' : '32'}-bit buffer`);
+		if (a.buf.half && (a.offset !== 0 || a.length !== a.buf.length)) throw new Error(`internal: ${p.name} argument ${name}: a 16-bit buffer is bound whole`);
+	});
+}
+
 /** The group-sum width of `options` (0: none), refused unless a power of two up to 64. */
 export function checkGroup(name: string, options: ProgramOptions): number {
 	const C = options.groupSum ?? 0;
@@ -117,8 +145,8 @@ export function checkGroup(name: string, options: ProgramOptions): number {
 // CpuRunner
 
 class CpuBuffer implements DeviceBuffer {
-	readonly data: Float32Array;
-	constructor(readonly length: number) {
+	readonly data: Float32Array; // a 16-bit buffer holds its float16 values
+	constructor(readonly length: number, readonly half: boolean) {
 		this.data = new Float32Array(length);
 	}
 }
@@ -140,22 +168,33 @@ const sub = (v: View) => (v.buf as CpuBuffer).data.subarray(v.offset, v.offset +
 export class CpuRunner implements Runner {
 	readonly name = 'cpu-reference';
 
-	alloc(length: number): DeviceBuffer {
-		return new CpuBuffer(length);
+	alloc(length: number, half = false): DeviceBuffer {
+		return new CpuBuffer(length, half);
 	}
 
 	upload(to: View, data: Float32Array): void {
+		if (to.buf.half) throw new Error('internal: a float upload into a 16-bit buffer');
 		sub(to).set(data);
+	}
+
+	uploadHalves(to: DeviceBuffer, bits: Uint16Array): void {
+		if (!to.half || bits.length !== to.length) throw new Error('internal: 16-bit upload does not fit its buffer');
+		f16ToF32(bits, (to as CpuBuffer).data);
 	}
 
 	async program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>, options: ProgramOptions = {}): Promise<Program> {
 		const params = kernelParams(fn);
-		checkBindings(fn.name, positional(fn.name, params, kinds));
-		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options) } as CpuProgram;
+		const positionalKinds = positional(fn.name, params, kinds);
+		checkBindings(fn.name, positionalKinds);
+		const halves = checkHalves(fn.name, params, positionalKinds, options);
+		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options), halves } as CpuProgram;
 	}
 
 	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass {
-		return { program, args: positional(program.name, program.params, args), out, threads } as CpuPass;
+		const list = positional(program.name, program.params, args);
+		checkWidths(program, list);
+		if (out.buf.half) throw new Error(`internal: ${program.name} writes a 16-bit buffer`);
+		return { program, args: list, out, threads } as CpuPass;
 	}
 
 	private exec(p: CpuPass): void {

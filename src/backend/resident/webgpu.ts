@@ -5,7 +5,8 @@
 // encoder with one compute pass between copies, one submit and at most one mapAsync.
 import type { GPU as GPUType } from 'gpu.js';
 import { groupSumWGSL } from './group-sum.js';
-import { checkBindings, checkGroup, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
+import { halfBytes, halvesWGSL } from './halves.js';
+import { checkBindings, checkGroup, checkHalves, checkWidths, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
 const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
@@ -30,7 +31,7 @@ interface BuiltKernel {
 }
 
 class WebGpuBuffer implements DeviceBuffer {
-	constructor(readonly gpu: Gpu, readonly length: number) {}
+	constructor(readonly gpu: Gpu, readonly length: number, readonly half: boolean) {}
 }
 
 interface WebGpuProgram extends Program {
@@ -65,6 +66,7 @@ export class WebGpuRunner implements Runner {
 		const kinds = positional(fn.name, params, named);
 		checkBindings(fn.name, kinds);
 		const groupSum = checkGroup(fn.name, options);
+		const halves = checkHalves(fn.name, params, kinds, options);
 		const shortcut = this.gpu.createKernel(fn as never, {
 			output: [64],
 			constants: constants as never,
@@ -72,30 +74,42 @@ export class WebGpuRunner implements Runner {
 			loopMaxIterations: 1 << 24,
 		} as never) as unknown as { kernel: BuiltKernel };
 		const kernel = shortcut.kernel;
-		if (groupSum) {
-			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts)
+		if (groupSum || halves.length) {
+			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts, halves.ts)
 			const assemble = kernel.assembleWGSL.bind(kernel);
-			kernel.assembleWGSL = () => groupSumWGSL(assemble(), groupSum, kernel.componentCount === 1 ? 1 : 4);
+			kernel.assembleWGSL = () => {
+				const wgsl = halves.length ? halvesWGSL(assemble(), halves) : assemble();
+				return groupSum ? groupSumWGSL(wgsl, groupSum, kernel.componentCount === 1 ? 1 : 4) : wgsl;
+			};
 		}
 		// gpu.js infers argument types from sample values: arrays become storage buffers, numbers f32 scalars.
 		await kernel.build(...kinds.map((k) => (k === 'array' ? new Float32Array(4) : 0.5)));
 		this.device ??= kernel._device;
-		return { name: fn.name, params, kernel, groupSum } as WebGpuProgram;
+		return { name: fn.name, params, kernel, groupSum, halves } as WebGpuProgram;
 	}
 
-	alloc(length: number): DeviceBuffer {
-		const size = Math.max(16, Math.ceil((length * 4) / 16) * 16);
-		return new WebGpuBuffer(this.dev.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST }), length);
+	alloc(length: number, half = false): DeviceBuffer {
+		const size = half ? halfBytes(length) : Math.max(16, Math.ceil((length * 4) / 16) * 16);
+		return new WebGpuBuffer(this.dev.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST }), length, half);
 	}
 
 	upload(to: View, data: Float32Array): void {
 		if (data.length > to.length) throw new Error('internal: upload larger than its view');
+		if (to.buf.half) throw new Error('internal: a float upload into a 16-bit buffer');
 		this.dev.queue.writeBuffer(gpuOf(to), to.offset * 4, data.buffer, data.byteOffset, data.byteLength);
+	}
+
+	uploadHalves(to: DeviceBuffer, bits: Uint16Array): void {
+		if (!to.half || bits.length !== to.length) throw new Error('internal: 16-bit upload does not fit its buffer');
+		const words = new Uint16Array(halfBytes(bits.length) / 2); // two to a word, element 2m in the low half (little-endian)
+		words.set(bits);
+		this.dev.queue.writeBuffer((to as WebGpuBuffer).gpu, 0, words.buffer, 0, words.byteLength);
 	}
 
 	pass(program: Program, named: Record<string, Arg>, out: View, threads: number): Pass {
 		const { kernel } = program as WebGpuProgram;
 		const args = positional(program.name, program.params, named);
+		checkWidths(program, args);
 		const layout = kernel.paramsLayout;
 		const dispatch = kernel._computeDispatch([threads, 1, 1]);
 		const params = new ArrayBuffer(layout.byteLength);
@@ -103,6 +117,7 @@ export class WebGpuRunner implements Runner {
 		u32.set([threads, 1, 1, dispatch.dispatchWidth]);
 		const entries: { binding: number; resource: { buffer: Gpu; offset?: number; size?: number } }[] = [];
 		const bind = (v: View) => {
+			if (v.buf.half) return { buffer: gpuOf(v), offset: 0, size: halfBytes(v.length) }; // bound whole (checkWidths)
 			if ((v.offset * 4) % 256 !== 0) throw new Error(`internal: binding offset ${v.offset} is not 256-byte aligned`);
 			return { buffer: gpuOf(v), offset: v.offset * 4, size: v.length * 4 };
 		};

@@ -52,3 +52,15 @@ export function groupSlices(K: number, N: number, P: number, threads: number, ma
 
 /** The most slices the decode plan leaves for an elementwise kernel to sum, per projection (plans.ts). */
 export const GROUP_SLICES = { in: 16, x: 16, dt: 8, out: 64 } as const;
+
+/**
+ * Slices of x_proj in the row plan (kernels/projection.ts matvecRow): x_proj has few rows (R + 2N), so slicing K
+ * puts more workgroups on the GPU, but dt_proj and the scan add the slices in every thread. At most ROW_SLICES,
+ * within `threads`, each slice even and at least 512 long (one loop step of 64 lanes).
+ */
+export const ROW_SLICES = 2;
+export function rowSlices(K: number, N: number, threads: number): number {
+	let S = 1;
+	while (S * 2 <= ROW_SLICES && S * 2 * N * 64 <= threads && K % (S * 4) === 0 && K / (S * 2) >= 512) S *= 2;
+	return S;
+}

@@ -3,7 +3,7 @@
 // and lm_head is folded into them (kernels/projection.ts says how): W' = W·diag(w), c1 = W' 1, c2 = W b.
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
-	matvecReduce, Epi,
+	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, Epi,
 } from '../../../kernels/projection.js';
 import { embedGather } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
@@ -11,6 +11,7 @@ import { convAndState, convStep } from '../../../kernels/conv.js';
 import { scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
 import { range, whole, type DeviceBuffer, type Program, type Runner, type View } from '../../backend/resident/runner.js';
+import { halfBits } from '../../backend/resident/halves.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
@@ -32,6 +33,14 @@ export interface Mat {
 	cc: View; // [c1 | c2] in one buffer (a kernel may bind only 8 storage buffers)
 }
 
+/** A decode projection of the row plan (plans.ts rowDecodePlan): W as the checkpoint holds it, 16-bit where exact. */
+export interface RowMat {
+	w: DeviceBuffer; // W (N, K) row-major, float16 when every value is one (halves.ts), else float32
+	K: number;
+	N: number;
+	program: Program; // matvecRowNorm (in_proj), matvecRow (x_proj), matvecRowSummed (dt_proj) or matvecRowResidual (out_proj)
+}
+
 interface Layer {
 	inProj: Mat;
 	convWeight: View;
@@ -41,6 +50,7 @@ interface Layer {
 	dtBias: View;
 	scanParams: View; // [A (E, N) | D (E) | b_dt (E)] for the scan kernels: layer l's slice of bufs.params
 	outProj: Mat;
+	rows: { inProj: RowMat; xProj: RowMat; dtProj: RowMat; outProj: RowMat; norm: View } | null; // the row plan's, where the shape allows it
 	convOut: DeviceBuffer; // [x' (TB, E, 4) | next conv state (E, k−1)]
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
 }
@@ -60,6 +70,9 @@ export interface Uploaded {
 }
 
 /** Floats between two layers' scan parameters [A (E, N) | D (E) | b_dt (E)] in bufs.params. */
+/** Whether the row decode plan runs this shape: its projections take k in pairs, its scan threads 4 states each. */
+export const rowsFit = (c: MambaConfig): boolean => c.dModel % 2 === 0 && c.dInner % 2 === 0 && c.dState % 4 === 0;
+
 export const paramsStride = (c: MambaConfig): number => aligned(c.dInner * c.dState + 2 * c.dInner);
 
 /** Wᵀ (K, N) of a row-major W (N, K), each column k scaled by colScale[k] when given (a folded norm weight). */
@@ -150,6 +163,22 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			c2: c2 ? put(c2) : whole(zeros),
 		};
 	};
+	// A row-plan projection: W uploaded as stored (no transpose, no folded norm weight), in 16 bits where exact.
+	const rowKernels = {
+		norm: [matvecRowNorm, { x: A, w: A, nw: A }],
+		plain: [matvecRow, { x: A, w: A, KS: S }],
+		summed: [matvecRowSummed, { px: A, w: A, XS: S }],
+		residual: [matvecRowResidual, { x: A, w: A, r: A }],
+	} as const;
+	const rowMat = async (data: Float32Array, N_: number, K_: number, kind: keyof typeof rowKernels): Promise<RowMat> => {
+		const bits = halfBits(data);
+		const wBuf = r.alloc(N_ * K_, !!bits);
+		if (bits) r.uploadHalves(wBuf, bits);
+		else r.upload(whole(wBuf), data);
+		const [fn, kinds] = rowKernels[kind];
+		const options = { groupSum: 1, halves: bits ? ['w'] : [] };
+		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${!!bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, options)) };
+	};
 	// the partial-sum buffer is shared by every projection: sized for the largest split any plan may use
 	let pMax = 0;
 	const need = (m: Mat) => {
@@ -175,6 +204,15 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			dtBias: put(l.dtBias),
 			scanParams,
 			outProj: await mat(denseWeight(l.outProj), d, E, E, Epi.Residual),
+			rows: rowsFit(c)
+				? {
+					inProj: await rowMat(denseWeight(l.inProj), 2 * E, d, 'norm'),
+					xProj: await rowMat(denseWeight(l.xProj), RC, E, 'plain'),
+					dtProj: await rowMat(denseWeight(l.dtProj), E, R, 'summed'),
+					outProj: await rowMat(denseWeight(l.outProj), d, E, 'residual'),
+					norm: put(l.norm),
+				}
+				: null,
 			convOut: r.alloc(TBm * E * 4 + E * (K - 1)),
 			H: r.alloc((TBm + 1) * E * N),
 		};
