@@ -425,9 +425,10 @@ export function matvecGroupSummed(this: KernelThis<SummedConstants>, px: number[
 
 // ---- decode, a row per workgroup (src/model/resident/plans.ts rowDecodePlan) -----------------------------------
 // W as checkpoints store it, row-major (N, K), in 32 or 16 bits (src/backend/resident/halves.ts). Workgroup g is
-// row n of slice s (g = s·N + n); its 64 threads take pairs k = s·KS + 2·lane + 128·i, k + 1, four pairs a loop
-// step (eight independent loads in flight), so a warp reads one row's neighbouring values and the group sum (C = 1)
-// adds the 64 shares. Many rows keep the GPU's memory busy without split-K, so a projection is one pass and leaves
+// row n of slice s (g = s·N + n); its 64 threads take pairs k = s·KS + 2·lane + 128·i, k + 1, eight pairs a loop
+// step, so a warp reads one row's neighbouring values and the group sum (C = 1) adds the 64 shares. Eight pairs
+// because these passes are bound by the loads a thread has in flight, not by bandwidth: at four, float16 weights
+// ran no faster than float32 (bench/results/h200-webgpu-decode-session7-run2.txt). Many rows keep the GPU's memory busy without split-K, so a projection is one pass and leaves
 // its consumer at most a few slices to add. Needs K and KS even (matvecRowSummed: any K). Threads: S·N·64.
 
 interface RowConstants {
@@ -446,7 +447,7 @@ export function matvecRow(this: KernelThis<RowConstants>, x: number[], w: number
 	let a1 = 0;
 	let a2 = 0;
 	let a3 = 0;
-	for (let i = 0; i < this.constants.K; i += 512) {
+	for (let i = 0; i < this.constants.K; i += 1024) {
 		if (i >= KS) break;
 		const j = i + lane * 2;
 		const k = s * KS + j;
@@ -454,6 +455,10 @@ export function matvecRow(this: KernelThis<RowConstants>, x: number[], w: number
 		if (j + 128 < KS) a1 += w[row + k + 128] * x[(k + 128) * 4] + w[row + k + 129] * x[(k + 129) * 4];
 		if (j + 256 < KS) a2 += w[row + k + 256] * x[(k + 256) * 4] + w[row + k + 257] * x[(k + 257) * 4];
 		if (j + 384 < KS) a3 += w[row + k + 384] * x[(k + 384) * 4] + w[row + k + 385] * x[(k + 385) * 4];
+		if (j + 512 < KS) a0 += w[row + k + 512] * x[(k + 512) * 4] + w[row + k + 513] * x[(k + 513) * 4];
+		if (j + 640 < KS) a1 += w[row + k + 640] * x[(k + 640) * 4] + w[row + k + 641] * x[(k + 641) * 4];
+		if (j + 768 < KS) a2 += w[row + k + 768] * x[(k + 768) * 4] + w[row + k + 769] * x[(k + 769) * 4];
+		if (j + 896 < KS) a3 += w[row + k + 896] * x[(k + 896) * 4] + w[row + k + 897] * x[(k + 897) * 4];
 	}
 	return a0 + a1 + (a2 + a3);
 }
@@ -472,21 +477,63 @@ export function matvecRowNorm(this: KernelThis<RowConstants>, x: number[], w: nu
 	let a1 = 0;
 	let sx = 0;
 	let sq = 0;
-	for (let i = 0; i < this.constants.K; i += 256) {
+	for (let i = 0; i < this.constants.K; i += 1024) {
 		const k = i + lane * 2;
 		if (k < K) {
-			const x0 = x[k * 4];
-			const x1 = x[(k + 1) * 4];
-			a0 += w[row + k] * (nw[k] * x0) + w[row + k + 1] * (nw[k + 1] * x1);
-			sx += x0 + x1;
-			sq += x0 * x0 + x1 * x1;
+			const u0 = x[k * 4];
+			const u1 = x[(k + 1) * 4];
+			a0 += w[row + k] * (nw[k] * u0) + w[row + k + 1] * (nw[k + 1] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 128 < K) {
-			const x2 = x[(k + 128) * 4];
-			const x3 = x[(k + 129) * 4];
-			a1 += w[row + k + 128] * (nw[k + 128] * x2) + w[row + k + 129] * (nw[k + 129] * x3);
-			sx += x2 + x3;
-			sq += x2 * x2 + x3 * x3;
+			const u0 = x[(k + 128) * 4];
+			const u1 = x[(k + 129) * 4];
+			a1 += w[row + k + 128] * (nw[k + 128] * u0) + w[row + k + 129] * (nw[k + 129] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
+		}
+		if (k + 256 < K) {
+			const u0 = x[(k + 256) * 4];
+			const u1 = x[(k + 257) * 4];
+			a0 += w[row + k + 256] * (nw[k + 256] * u0) + w[row + k + 257] * (nw[k + 257] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
+		}
+		if (k + 384 < K) {
+			const u0 = x[(k + 384) * 4];
+			const u1 = x[(k + 385) * 4];
+			a1 += w[row + k + 384] * (nw[k + 384] * u0) + w[row + k + 385] * (nw[k + 385] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
+		}
+		if (k + 512 < K) {
+			const u0 = x[(k + 512) * 4];
+			const u1 = x[(k + 513) * 4];
+			a0 += w[row + k + 512] * (nw[k + 512] * u0) + w[row + k + 513] * (nw[k + 513] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
+		}
+		if (k + 640 < K) {
+			const u0 = x[(k + 640) * 4];
+			const u1 = x[(k + 641) * 4];
+			a1 += w[row + k + 640] * (nw[k + 640] * u0) + w[row + k + 641] * (nw[k + 641] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
+		}
+		if (k + 768 < K) {
+			const u0 = x[(k + 768) * 4];
+			const u1 = x[(k + 769) * 4];
+			a0 += w[row + k + 768] * (nw[k + 768] * u0) + w[row + k + 769] * (nw[k + 769] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
+		}
+		if (k + 896 < K) {
+			const u0 = x[(k + 896) * 4];
+			const u1 = x[(k + 897) * 4];
+			a1 += w[row + k + 896] * (nw[k + 896] * u0) + w[row + k + 897] * (nw[k + 897] * u1);
+			sx += u0 + u1;
+			sq += u0 * u0 + u1 * u1;
 		}
 	}
 	return [a0 + a1, sx, sq, 0];
@@ -502,12 +549,16 @@ export function matvecRowResidual(this: KernelThis<RowConstants>, x: number[], w
 	let a1 = 0;
 	let a2 = 0;
 	let a3 = 0;
-	for (let i = 0; i < this.constants.K; i += 512) {
+	for (let i = 0; i < this.constants.K; i += 1024) {
 		const k = i + lane * 2;
 		if (k < K) a0 += w[row + k] * x[k * 4] + w[row + k + 1] * x[(k + 1) * 4];
 		if (k + 128 < K) a1 += w[row + k + 128] * x[(k + 128) * 4] + w[row + k + 129] * x[(k + 129) * 4];
 		if (k + 256 < K) a2 += w[row + k + 256] * x[(k + 256) * 4] + w[row + k + 257] * x[(k + 257) * 4];
 		if (k + 384 < K) a3 += w[row + k + 384] * x[(k + 384) * 4] + w[row + k + 385] * x[(k + 385) * 4];
+		if (k + 512 < K) a0 += w[row + k + 512] * x[(k + 512) * 4] + w[row + k + 513] * x[(k + 513) * 4];
+		if (k + 640 < K) a1 += w[row + k + 640] * x[(k + 640) * 4] + w[row + k + 641] * x[(k + 641) * 4];
+		if (k + 768 < K) a2 += w[row + k + 768] * x[(k + 768) * 4] + w[row + k + 769] * x[(k + 769) * 4];
+		if (k + 896 < K) a3 += w[row + k + 896] * x[(k + 896) * 4] + w[row + k + 897] * x[(k + 897) * 4];
 	}
 	const a = a0 + a1 + (a2 + a3);
 	return [a, a, a, a];

@@ -56,7 +56,7 @@ export const GROUP_SLICES = { in: 16, x: 16, dt: 8, out: 64 } as const;
 /**
  * Slices of x_proj in the row plan (kernels/projection.ts matvecRow): x_proj has few rows (R + 2N), so slicing K
  * puts more workgroups on the GPU, but dt_proj and the scan add the slices in every thread. At most ROW_SLICES,
- * within `threads`, each slice even and at least 512 long (one loop step of 64 lanes).
+ * within `threads`, each slice even and at least 512 long.
  */
 export const ROW_SLICES = 2;
 export function rowSlices(K: number, N: number, threads: number): number {
