@@ -14,3 +14,8 @@ export function embedGather(this: KernelThis<{ D: number }>, tokens: number[], e
 		emb[tokens[tb * 4 + 3] * D + i],
 	];
 }
+
+/** Decode in the row plan (src/model/resident/plans.ts), whose residual stream is plain: x[i] = embedding[tokens[0], i]. */
+export function embedRow(this: KernelThis<{ D: number }>, tokens: number[], emb: number[]) {
+	return emb[tokens[0] * this.constants.D + this.thread.x];
+}

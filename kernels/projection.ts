@@ -464,9 +464,10 @@ export function matvecRow(this: KernelThis<RowConstants>, x: number[], w: number
 }
 
 /**
- * Decode, in_proj after the norm (one slice): a lane's share of [Σ_k W[n, k]·nw[k]·x[k], Σx, Σx², 0], the norm
- * weight nw applied to x here rather than folded into W, so that 16-bit weights stay the checkpoint's values. The
- * whole workgroup reads all of x, so its sums are the row's statistics; convStep and scanStepFused finish the norm.
+ * Decode, in_proj (and the head) after the norm (one slice): a lane's share of [Σ_k W[n, k]·nw[k]·x[k], Σx, Σx², 0],
+ * x plain (the row plan's residual stream), the norm weight nw applied to x here rather than folded into W, so that
+ * 16-bit weights stay the checkpoint's values. The whole workgroup reads all of x, so its sums are the row's
+ * statistics; convStep and scanStepFused (the head: matvecNormReduce) finish the norm.
  */
 export function matvecRowNorm(this: KernelThis<RowConstants>, x: number[], w: number[], nw: number[]) {
 	const K = this.constants.K;
@@ -480,57 +481,57 @@ export function matvecRowNorm(this: KernelThis<RowConstants>, x: number[], w: nu
 	for (let i = 0; i < this.constants.K; i += 1024) {
 		const k = i + lane * 2;
 		if (k < K) {
-			const u0 = x[k * 4];
-			const u1 = x[(k + 1) * 4];
+			const u0 = x[k];
+			const u1 = x[k + 1];
 			a0 += w[row + k] * (nw[k] * u0) + w[row + k + 1] * (nw[k + 1] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 128 < K) {
-			const u0 = x[(k + 128) * 4];
-			const u1 = x[(k + 129) * 4];
+			const u0 = x[k + 128];
+			const u1 = x[k + 129];
 			a1 += w[row + k + 128] * (nw[k + 128] * u0) + w[row + k + 129] * (nw[k + 129] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 256 < K) {
-			const u0 = x[(k + 256) * 4];
-			const u1 = x[(k + 257) * 4];
+			const u0 = x[k + 256];
+			const u1 = x[k + 257];
 			a0 += w[row + k + 256] * (nw[k + 256] * u0) + w[row + k + 257] * (nw[k + 257] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 384 < K) {
-			const u0 = x[(k + 384) * 4];
-			const u1 = x[(k + 385) * 4];
+			const u0 = x[k + 384];
+			const u1 = x[k + 385];
 			a1 += w[row + k + 384] * (nw[k + 384] * u0) + w[row + k + 385] * (nw[k + 385] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 512 < K) {
-			const u0 = x[(k + 512) * 4];
-			const u1 = x[(k + 513) * 4];
+			const u0 = x[k + 512];
+			const u1 = x[k + 513];
 			a0 += w[row + k + 512] * (nw[k + 512] * u0) + w[row + k + 513] * (nw[k + 513] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 640 < K) {
-			const u0 = x[(k + 640) * 4];
-			const u1 = x[(k + 641) * 4];
+			const u0 = x[k + 640];
+			const u1 = x[k + 641];
 			a1 += w[row + k + 640] * (nw[k + 640] * u0) + w[row + k + 641] * (nw[k + 641] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 768 < K) {
-			const u0 = x[(k + 768) * 4];
-			const u1 = x[(k + 769) * 4];
+			const u0 = x[k + 768];
+			const u1 = x[k + 769];
 			a0 += w[row + k + 768] * (nw[k + 768] * u0) + w[row + k + 769] * (nw[k + 769] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
 		}
 		if (k + 896 < K) {
-			const u0 = x[(k + 896) * 4];
-			const u1 = x[(k + 897) * 4];
+			const u0 = x[k + 896];
+			const u1 = x[k + 897];
 			a1 += w[row + k + 896] * (nw[k + 896] * u0) + w[row + k + 897] * (nw[k + 897] * u1);
 			sx += u0 + u1;
 			sq += u0 * u0 + u1 * u1;
@@ -539,13 +540,13 @@ export function matvecRowNorm(this: KernelThis<RowConstants>, x: number[], w: nu
 	return [a0 + a1, sx, sq, 0];
 }
 
-/** Decode, out_proj (one slice): y[n] = r[n] + Σ_k W[n, k]·x[k], blocked like matvecReduce's (all 4 lanes); lane 0 adds r. */
+/** Decode, out_proj (one slice): y[n] = r[n] + Σ_k W[n, k]·x[k], x blocked, r and y plain (the residual stream); lane 0 adds r. */
 export function matvecRowResidual(this: KernelThis<RowConstants>, x: number[], w: number[], r: number[]) {
 	const K = this.constants.K;
 	const g = Math.floor(this.thread.x / 64);
 	const lane = this.thread.x - g * 64;
 	const row = g * K;
-	let a0 = lane === 0 ? r[g * 4] : 0;
+	let a0 = lane === 0 ? r[g] : 0;
 	let a1 = 0;
 	let a2 = 0;
 	let a3 = 0;
@@ -560,8 +561,7 @@ export function matvecRowResidual(this: KernelThis<RowConstants>, x: number[], w
 		if (k + 768 < K) a2 += w[row + k + 768] * x[(k + 768) * 4] + w[row + k + 769] * x[(k + 769) * 4];
 		if (k + 896 < K) a3 += w[row + k + 896] * x[(k + 896) * 4] + w[row + k + 897] * x[(k + 897) * 4];
 	}
-	const a = a0 + a1 + (a2 + a3);
-	return [a, a, a, a];
+	return a0 + a1 + (a2 + a3);
 }
 
 interface RowSummedConstants {

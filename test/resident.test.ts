@@ -32,7 +32,7 @@ import { half } from '../src/tensor/dequant.js';
 import { normApplyBlocked, normCombine, normSlices } from '../kernels/norms.js';
 import { convAndState, convStateKeep, convStep } from '../kernels/conv.js';
 import { scanKeep, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../kernels/scan.js';
-import { embedGather } from '../kernels/embedding.js';
+import { embedGather, embedRow } from '../kernels/embedding.js';
 
 const FIXTURES = path.resolve('test/fixtures');
 const input = new Uint8Array(readFileSync(path.join(FIXTURES, 'input.txt')));
@@ -126,13 +126,13 @@ for (const [norm, tied] of [['rms', true], ['layer', false]] as const) {
 test('16-bit weights: a checkpoint of float16 values runs the row plan on 16-bit buffers and matches the host forward', async () => {
 	const c = randomCheckpoint(shapeConfig(64, 2), 7, { half: true });
 	const m = await resident(c);
-	assert.equal(m.halfMatrices, { half: 8, of: 8 });
+	assert.equal(m.halfMatrices, { half: 9, of: 9 });
 	const host = new Mamba(c, referenceKernels);
 	const bytes = input.subarray(0, 12);
 	const diff = maxAbsDiff(await piecewise(m, bytes, [3, 4, 5, 6, 7, 8, 9, 10, 11]), await host.forward(bytes, host.newState()));
 	assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
 	// float32 values are never rounded: the same shape with float32 weights keeps them in 32 bits
-	assert.equal((await resident(fusable('rms', true, 7))).halfMatrices, { half: 0, of: 8 });
+	assert.equal((await resident(fusable('rms', true, 7))).halfMatrices, { half: 0, of: 9 });
 	// a 16-bit buffer bound where a kernel reads floats (or the other way round) is refused when the pass is recorded
 	const r = new CpuRunner();
 	const prog = await r.program(matvecRow, { K: 4, N: 1 }, { x: 'array', w: 'array', KS: 'scalar' }, { groupSum: 1 });
@@ -251,7 +251,7 @@ test('every blocked kernel translates to WGSL', () => {
 		matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
 		normApplyBlocked, normCombine, normSlices, convAndState, scanOutputBlocked, scanStarts, scanStep, embedGather,
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
-		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, // the grouped decode plan
+		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, // the row decode plan
 	};
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
@@ -290,7 +290,7 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 25, `${n} kernels`);
+	assert.ok(n >= 26, `${n} kernels`);
 	assert.throws(() => halvesWGSL('fn main() {}', ['w']), /no read-only binding user_w/);
 	assert.throws(() => groupSumWGSL('fn main() {}', 16, 1), /not a 1-D gpu.js kernel/);
 	assert.throws(() => groupSumWGSL('', 12, 1), /power of two/);

@@ -121,6 +121,7 @@ export class ResidentMamba implements LanguageModel {
 	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts), of how many. */
 	get halfMatrices(): { half: number; of: number } {
 		const rows = this.dev.layers.flatMap((L) => (L.rows ? [L.rows.inProj, L.rows.xProj, L.rows.dtProj, L.rows.outProj] : []));
+		if (this.dev.headRows) rows.push(this.dev.headRows.head);
 		return { half: rows.filter((m) => m.w.half).length, of: rows.length };
 	}
 

@@ -25,6 +25,8 @@
 //   inProj  matvecRowNorm → Pin (one slice: [dot, Σx, Σx², 0] per row)   conv  convStep (SI = 1)
 //   xProj   matvecRow → Px (SX slices)     dt  matvecRowSummed (dt_r as Σ Px) → Pdt (one slice)
 //   scan    scanStepFused (DS = 1)         outProj matvecRowResidual → the next x (the residual added by lane 0)
+// Its residual stream is plain (embedRow; out_proj writes one value a row), because every row's workgroup reads
+// all of x and the blocked layout puts x's values 16 bytes apart; the head is matvecRowNorm + matvecNormReduce.
 // (dt_proj inside the scan, R multiply-adds a thread, cost 19x the pass it saves on the H200: a thread's chain of
 // dependent loads, bench/results/h200-webgpu-decode-session7-run1.txt.)
 import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
@@ -173,7 +175,7 @@ export function groupedDecodePlan(r: Runner, c: MambaConfig, dev: Uploaded, spli
 	return passes;
 }
 
-/** The row passes of one decode step (6 a layer; see the top); x_proj's slices within `split` threads. */
+/** The row passes of one decode step (6 a layer, 2 for the head; see the top); x_proj's slices within `split` threads. */
 export function rowDecodePlan(r: Runner, c: MambaConfig, dev: Uploaded, split: number): Pass[] {
 	const p = dev.programs;
 	const b = dev.bufs;
@@ -181,14 +183,15 @@ export function rowDecodePlan(r: Runner, c: MambaConfig, dev: Uploaded, split: n
 	const RC = R + 2 * N;
 	const one = (buf: DeviceBuffer, cols: number) => range(buf, 0, cols * 4); // one block
 	const passes: Pass[] = [];
-	passes.push(r.pass(p.embed, { tokens: range(b.tokens, 0, 4), emb: whole(b.embedding) }, one(b.xA, d), d));
+	const plain = (buf: DeviceBuffer) => range(buf, 0, d); // the residual stream, plain
+	passes.push(r.pass(p.embedRow, { tokens: range(b.tokens, 0, 4), emb: whole(b.embedding) }, plain(b.xA), d));
 	let x = b.xA, next = b.xB;
 	dev.layers.forEach((L, l) => {
 		const rows = L.rows;
 		if (!rows) throw new Error('internal: the row decode plan on a shape without row weights');
 		const xs = range(L.convOut, 0, E * 4);
 		const pin = range(b.Pin, 0, 2 * E * 4);
-		passes.push(r.pass(rows.inProj.program, { x: one(x, d), w: whole(rows.inProj.w), nw: rows.norm }, pin, 2 * E * 64));
+		passes.push(r.pass(rows.inProj.program, { x: plain(x), w: whole(rows.inProj.w), nw: rows.norm }, pin, 2 * E * 64));
 		const conv = { pin, cc: L.inProj.cc, state: workConv(c, b, l), w: L.convWeight, b: L.convBias, SI: 1 };
 		passes.push(r.pass(p.convStep, conv, range(L.convOut, 0, E * 4 + E * (K - 1)), E + (E * (K - 1)) / 4));
 		const SX = rowSlices(E, RC, split);
@@ -198,14 +201,14 @@ export function rowDecodePlan(r: Runner, c: MambaConfig, dev: Uploaded, split: n
 		passes.push(r.pass(rows.dtProj.program, { px, w: whole(rows.dtProj.w), XS: SX }, pdt, E * 64));
 		const step = { pdt, x: xs, px, pin, cc: L.inProj.cc, p: L.scanParams, h0: workSsm(c, b, l), DS: 1, SX, SI: 1 };
 		passes.push(r.pass(p.stepFused, step, range(L.H, 0, E * 4 + E * N), E + (E * N) / 4));
-		passes.push(r.pass(rows.outProj.program, { x: range(L.H, 0, E * 4), w: whole(rows.outProj.w), r: one(x, d) }, one(next, d), d * 64));
+		passes.push(r.pass(rows.outProj.program, { x: range(L.H, 0, E * 4), w: whole(rows.outProj.w), r: plain(x) }, plain(next), d * 64));
 		[x, next] = [next, x];
 	});
-	// the head as the split-K plan's: the norm in front of it folded, partial sums then the reduction
-	const m = dev.head;
-	const S = vecSlices(m.K, m.N, split);
-	const P = range(b.P, 0, S * m.N * 4);
-	passes.push(r.pass(m.vecPartial, { x: one(x, d), wt: whole(m.wt), KS: m.K / S }, P, S * m.N));
-	passes.push(r.pass(m.vecReduce, { p: P, c1: m.c1, c2: m.c2, S }, one(b.logits, V), m.N));
+	// the head: one slice of [dot, Σx, Σx², 0] per row, then the norm finished with its folded c1 and c2
+	const h = dev.headRows;
+	if (!h) throw new Error('internal: the row decode plan on a shape without row weights');
+	const P = range(b.P, 0, V * 4);
+	passes.push(r.pass(h.head.program, { x: plain(x), w: whole(h.head.w), nw: h.norm }, P, V * 64));
+	passes.push(r.pass(dev.head.vecReduce, { p: P, c1: dev.head.c1, c2: dev.head.c2, S: 1 }, one(b.logits, V), V));
 	return passes;
 }

@@ -5,7 +5,7 @@ import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
 	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, Epi,
 } from '../../../kernels/projection.js';
-import { embedGather } from '../../../kernels/embedding.js';
+import { embedGather, embedRow } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
 import { convAndState, convStep } from '../../../kernels/conv.js';
 import { scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
@@ -55,7 +55,7 @@ interface Layer {
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
 }
 
-type ProgramName = 'embed' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
+type ProgramName = 'embed' | 'embedRow' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
 type BufferName =
 	| 'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones'
 	| 'Pin' | 'Px' | 'Pdt' // the grouped decode plan's partial sums of in_proj, x_proj and dt_proj, read after later passes
@@ -66,6 +66,7 @@ export interface Uploaded {
 	programs: Record<ProgramName, Program>;
 	layers: Layer[];
 	head: Mat;
+	headRows: { head: RowMat; norm: View } | null; // the row plan's head (matvecRowNorm, then head.vecReduce)
 	bufs: Record<BufferName, DeviceBuffer>;
 }
 
@@ -108,6 +109,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const norm = { D: d, S: NS, eps, layer };
 	const programs = {
 		embed: await r.program(embedGather, { D: d }, { tokens: A, emb: A }),
+		embedRow: await r.program(embedRow, { D: d }, { tokens: A, emb: A }),
 		slices: await r.program(normSlices, norm, { x: A }),
 		combine: await r.program(normCombine, norm, { p: A }),
 		apply: await r.program(normApplyBlocked, norm, { x: A, stats: A, w: A, b: A }),
@@ -219,8 +221,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		[layerW.inProj, layerW.xProj, layerW.dtProj, layerW.outProj].forEach(need);
 		layers.push(layerW);
 	}
-	const head = await mat(denseWeight(w.lmHead ?? w.embedding), V, d, d, Epi.None, [w.normF, w.normFBias]);
+	const headW = denseWeight(w.lmHead ?? w.embedding);
+	const head = await mat(headW, V, d, d, Epi.None, [w.normF, w.normFBias]);
 	need(head);
+	const headRows = rowsFit(c) ? { head: await rowMat(headW, V, d, 'norm'), norm: put(w.normF) } : null;
 	const act = (cols: number) => r.alloc(TBm * cols * 4);
 	const bufs = {
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
@@ -228,5 +232,5 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		ones: put(new Float32Array(d).fill(1)).buf, embedding: put(denseWeight(w.embedding)).buf,
 		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
 	};
-	return { programs, layers, head, bufs };
+	return { programs, layers, head, headRows, bufs };
 }
