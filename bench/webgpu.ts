@@ -7,7 +7,8 @@
 //   4. speculative decoding with the shipped pair, both resident (`--profile`: where each mode's round time goes).
 // `--ab` instead compares decoding with and without recording the next step ahead (ResidentMamba.pipelineSteps).
 // `--decode` runs only what the decode plans need: the parity checks, then each plan's decode speed and profile on
-// the shipped model and the 353M and 972M shapes, in float32 and in float16 values (16-bit on the device).
+// the shipped model and the 353M and 972M shapes, in float32 and in float16 values (16-bit on the device);
+// `--972m` leaves out the 353M shape.
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -222,6 +223,7 @@ async function main() {
 
 	const shapes: [number, number, boolean][] = [[1024, 53, false], [1024, 53, true], [1792, 48, false], [1792, 48, true]];
 	if (decodeOnly) shapes.reverse(); // the 972M shape first: the issue's target
+	if (process.argv.includes('--972m')) shapes.splice(0, shapes.length, ...shapes.filter(([d]) => d === 1792)); // only it
 	for (const [d, L, half] of shapes) {
 		let ckpt: Checkpoint | null = null;
 		let model: ResidentMamba | null = null;
