@@ -47,6 +47,26 @@ test('an arm far below plain (a sampled draft mostly rejected: ~0.1x) costs abou
 	}
 });
 
+test('the start-up is short when one side is far ahead: a ~0.1x draft runs 2 rounds, not 5, in a short generation', () => {
+	for (const seed of [1, 2, 3]) {
+		// ~4,800 plain bytes, a few seconds: the old start-up (5 draft rounds) gave 0.966-0.974x here
+		const { speed, schedule } = simulate([1, 0.08, 0.1, 0.12], 600, undefined, seed);
+		assert.is(schedule.best, 0);
+		assert.ok(speed >= 0.975, `throughput ${speed.toFixed(4)} of plain (seed ${seed})`);
+		const { share } = simulate([1, 0.08, 0.1, 0.12], 10, undefined, seed);
+		assert.ok(share[0] > 0.5, `the first 10 rounds mostly plain: ${share.map((x) => x.toFixed(2))}`);
+	}
+	// and the opposite: a draft at 3x plain takes over after one measurement of each (and the warm-up)
+	const s = new DraftSchedule(3);
+	const arms: number[] = [];
+	for (let i = 0; i < 6; i++) {
+		const m = s.choose();
+		arms.push(m);
+		s.record(m, m === 0 ? PLAIN_STRETCH : 9, m === 0 ? PLAIN_STRETCH : 3);
+	}
+	assert.equal(arms, [3, 3, 0, 3, 3, 3], 'warm-up, one of each, then the draft');
+});
+
 test('drafting that pays is found, and the best draft length with it', () => {
 	for (const [rates, want] of [[[1, 1.3, 1.6, 1.5], 2], [[1, 1.2, 1.4, 1.9], 3], [[1, 1.5, 1.1, 0.9], 1]] as const) {
 		const { speed, schedule, share } = simulate([...rates], 3000);

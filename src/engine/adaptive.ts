@@ -16,8 +16,14 @@
 
 /** Bytes a plain stretch decodes before the schedule chooses again. */
 export const PLAIN_STRETCH = 8;
-/** Measurements of the full draft and of plain decoding before the first choice. */
+/** Measurements of the full draft and of plain decoding before the first choice… */
 const BOOT = 4;
+/**
+ * … or one of each when one measured more than DECISIVE_RATIO times faster than the other: a sampled draft that is
+ * mostly rejected runs at ~0.1x of plain, and each start-up round of it cost ~0.4% of a 3,000-byte generation. A
+ * wrong call is undone by exploring (the arms are re-measured).
+ */
+const DECISIVE_RATIO = 2;
 /** What re-measuring the arms other than the incumbent may cost, as a share of the time (see above). */
 export const EXPLORE_COST = 0.01;
 /** Weight of the incumbent's older measurements at each new one (its rate follows the machine's load). */
@@ -49,7 +55,7 @@ export class DraftSchedule {
 	private round = 0;
 	private totalMs = 0;
 	private exploreCost = 0; // Σ over exploring rounds of ms · (1 − that round's rate / the incumbent's), ≥ 0 each
-	/** Until both have BOOT measurements, the full draft and plain decoding alternate (not counted as exploring). */
+	/** Until both have BOOT measurements (or one is far ahead), the full draft and plain decoding alternate. */
 	private booting = true;
 	private bootSeen = 0;
 	private readonly boot = [{ bytes: 0, ms: 0, n: 0 }, { bytes: 0, ms: 0, n: 0 }]; // plain, full draft
@@ -106,10 +112,12 @@ export class DraftSchedule {
 		b.n++;
 		this.arms[arm].last = this.round;
 		this.totalMs += ms;
-		if (this.boot[0].n < BOOT || this.boot[1].n < BOOT) return;
+		const [plain, full] = this.boot;
+		const ratio = full.bytes / full.ms / (plain.bytes / plain.ms);
+		const decisive = plain.n >= 1 && full.n >= 1 && (ratio > DECISIVE_RATIO || ratio < 1 / DECISIVE_RATIO);
+		if (!decisive && (plain.n < BOOT || full.n < BOOT)) return;
 		// the faster of the two is the incumbent; the other is measured relative to it
 		this.booting = false;
-		const [plain, full] = this.boot;
 		const winner = plain.bytes / plain.ms >= full.bytes / full.ms ? 0 : 1;
 		const w = this.boot[winner], l = this.boot[1 - winner];
 		this.incumbent = winner === 0 ? 0 : this.maxSubwords;
@@ -119,6 +127,8 @@ export class DraftSchedule {
 		loser.ms = l.ms;
 		loser.incumbentMs = (l.bytes * w.ms) / w.bytes;
 		loser.n = 1;
+		// what the loser's start-up rounds cost counts as exploring: no re-measuring until the budget has caught up
+		this.exploreCost += Math.max(0, loser.ms - loser.incumbentMs);
 	}
 
 	/** What an arm gave: committed bytes in ms of wall time. */
