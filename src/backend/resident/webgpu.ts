@@ -110,6 +110,7 @@ export class WebGpuRunner implements Runner {
 		const { kernel } = program as WebGpuProgram;
 		const args = positional(program.name, program.params, named);
 		checkWidths(program, args);
+		if (out.buf.half) throw new Error(`internal: ${program.name} writes a 16-bit buffer`);
 		const layout = kernel.paramsLayout;
 		const dispatch = kernel._computeDispatch([threads, 1, 1]);
 		const params = new ArrayBuffer(layout.byteLength);
