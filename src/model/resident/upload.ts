@@ -1,6 +1,8 @@
 // Setting up the GPU-resident forward: compile the blocked kernels and upload the weights, once. Projections are
 // stored transposed, Wᵀ (K, N), so neighbouring threads read neighbouring floats, and the norm in front of in_proj
-// and lm_head is folded into them (kernels/projection.ts says how): W' = W·diag(w), c1 = W' 1, c2 = W b.
+// and lm_head is folded into them (kernels/projection.ts says how): W' = W·diag(w), c1 = W' 1, c2 = W b. The row
+// decode plan (plans.ts) gets a second copy as the checkpoint holds it, row-major, unfolded, in 16 bits where every
+// value is a float16 (RowMat).
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
 	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, Epi,
@@ -70,10 +72,10 @@ export interface Uploaded {
 	bufs: Record<BufferName, DeviceBuffer>;
 }
 
-/** Floats between two layers' scan parameters [A (E, N) | D (E) | b_dt (E)] in bufs.params. */
 /** Whether the row decode plan runs this shape: its projections take k in pairs, its scan threads 4 states each. */
 export const rowsFit = (c: MambaConfig): boolean => c.dModel % 2 === 0 && c.dInner % 2 === 0 && c.dState % 4 === 0;
 
+/** Floats between two layers' scan parameters [A (E, N) | D (E) | b_dt (E)] in bufs.params. */
 export const paramsStride = (c: MambaConfig): number => aligned(c.dInner * c.dState + 2 * c.dInner);
 
 /** Wᵀ (K, N) of a row-major W (N, K), each column k scaled by colScale[k] when given (a folded norm weight). */
