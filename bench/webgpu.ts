@@ -6,8 +6,9 @@
 //      shipped model and the 972M shape;
 //   4. speculative decoding with the shipped pair, both resident (`--profile`: where each mode's round time goes).
 // `--ab` instead compares decoding with and without recording the next step ahead (ResidentMamba.pipelineSteps).
-// `--decode` runs only what the decode plans need: the parity checks, then each plan's decode speed and profile on
-// the shipped model and the 353M and 972M shapes, in float32 and in float16 values (16-bit on the device);
+// `--decode` runs only what the decode and chunk plans need: the parity checks, the verify passes with each chunk
+// plan, then each plan's decode and prefill speed and the profile on the shipped model and the 353M and 972M shapes,
+// in float32 and in float16 values (16-bit on the device);
 // `--972m` leaves out the 353M shape.
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { benchModel, benchSpeculative } from '../src/cli/bench.js';
 import { loadCheckpoint, loadModel } from '../src/checkpoint/index.js';
 import { randomCheckpoint, shapeConfig } from '../src/model/random.js';
 import { Mamba } from '../src/model/mamba.js';
-import { ResidentMamba, type DecodeKind } from '../src/model/resident.js';
+import { ResidentMamba, type ChunkKind, type DecodeKind } from '../src/model/resident.js';
 import type { Checkpoint, Weight } from '../src/model/types.js';
 import type { Kernels } from '../src/backend/types.js';
 import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
@@ -78,6 +79,20 @@ async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Ker
 		}
 	}
 	m.decodeKind = 'rows';
+}
+
+const CHUNK_KINDS: ChunkKind[] = ['split-K', 'rows'];
+
+/** Prefill with each chunk plan (split-K, the default, and row projections), interleaved, and the passes of each. */
+async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
+	for (let round = 0; round < 2; round++) {
+		for (const chunks of CHUNK_KINDS) {
+			m.chunkKind = chunks;
+			const r = await benchModel(c, kernels, { prefill: 512, decode: 1, repeats: 3 }, m);
+			log({ chunk_plan: chunks, passes_T64: m.plan(64).length, round, model: r.model, prefill: r.prefill_bytes_per_second });
+		}
+	}
+	m.chunkKind = 'split-K';
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -145,14 +160,21 @@ async function main() {
 			const raw = readFileSync(path.join(dir, 'logits.bin'));
 			const m = await resident(loadCheckpoint(dir));
 			log({ fixture: name, decode_plan: m.decodeKind, matrices_16_bit: m.halfMatrices });
-			await parity(`${name} vs PyTorch`, m, input, new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
+			const want = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+			await parity(`${name} vs PyTorch`, m, input, want);
+			m.chunkKind = 'rows';
+			await parity(`${name} vs PyTorch, row chunks`, m, input, want);
 		}
 	});
 	await stage('parity byte-model', async () => {
 		const c = loadModel(DEFAULT_MODEL);
 		const bytes = text.subarray(0, 100);
 		const ref = new Mamba(c, referenceKernels);
-		await parity('byte-model vs reference kernels', await resident(c), bytes, await ref.forward(bytes, ref.newState()));
+		const m = await resident(c);
+		const want = await ref.forward(bytes, ref.newState());
+		await parity('byte-model vs reference kernels', m, bytes, want);
+		m.chunkKind = 'rows';
+		await parity('byte-model vs reference kernels, row chunks', m, bytes, want);
 	});
 
 	const decodeOnly = process.argv.includes('--decode');
@@ -178,29 +200,36 @@ async function main() {
 	}
 	await stage('decode plans byte-model', async () => void (await decodePlans(shipped[0][1], await resident(shipped[0][1]), kernels)));
 	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner, decodeOnly ? [1] : [1, 64]));
-	if (!decodeOnly) await stage('verify passes', async () => {
-		// what a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run
+	await stage('verify passes', async () => {
+		// what a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run,
+		// with each chunk plan (split-K or row projections), interleaved
 		const m = await resident(shipped[0][1]);
 		const s = m.newState();
 		await m.forward(text.subarray(0, 64), s);
-		const stepMs: number[] = [];
-		for (let i = 0; i < 40; i++) {
-			const t = now();
-			await m.step(text[64 + (i % 32)], s);
-			stepMs.push((now() - t) * 1e3);
-		}
-		const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
-		for (const T of [2, 4, 8, 12, 16, 32]) {
-			const ms: number[] = [];
-			for (let i = 0; i < 24; i++) {
-				const t = now();
-				const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
-				await v.keep(T >> 1);
-				ms.push((now() - t) * 1e3);
+		for (let round = 0; round < 2; round++) {
+			for (const chunks of CHUNK_KINDS) {
+				m.chunkKind = chunks;
+				const stepMs: number[] = [];
+				for (let i = 0; i < 40; i++) {
+					const t = now();
+					await m.step(text[64 + (i % 32)], s);
+					stepMs.push((now() - t) * 1e3);
+				}
+				const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
+				for (const T of [2, 4, 8, 12, 16, 32]) {
+					const ms: number[] = [];
+					for (let i = 0; i < 24; i++) {
+						const t = now();
+						const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
+						await v.keep(T >> 1);
+						ms.push((now() - t) * 1e3);
+					}
+					row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
+				}
+				log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', chunks, round, passes_T8: m.plan(8).length, ...row });
 			}
-			row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
 		}
-		log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', ...row });
+		m.chunkKind = 'split-K';
 	});
 	if (!decodeOnly) await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
@@ -241,11 +270,16 @@ async function main() {
 			await stage('parity 353M', async () => {
 				const bytes = text.subarray(0, 6);
 				const ref = new Mamba(c, referenceKernels);
-				await parity(`${c.name} vs reference kernels`, m, bytes, await ref.forward(bytes, ref.newState()));
+				const want = await ref.forward(bytes, ref.newState());
+				await parity(`${c.name} vs reference kernels`, m, bytes, want);
+				m.chunkKind = 'rows';
+				await parity(`${c.name} vs reference kernels, row chunks`, m, bytes, want);
+				m.chunkKind = 'split-K';
 			});
 		}
 		await stage(`bench ${c.name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
 		await stage(`decode plans ${c.name}`, async () => void (await decodePlans(c, m, kernels)));
+		await stage(`chunk plans ${c.name}`, async () => void (await chunkPlans(c, m, kernels)));
 		if (d === 1792) {
 			await stage(`profile ${c.name}`, async () => {
 				for (const kind of ['rows', 'split-K'] as const) {

@@ -593,3 +593,86 @@ export function matvecRowSummed(this: KernelThis<RowSummedConstants>, px: number
 	}
 	return a;
 }
+
+// ---- chunks, a row per workgroup (src/model/resident/plans.ts chunkPlan with rows) --------------------------------
+// matvecRow's shape for TB blocks of 4 positions: workgroup g = (tb, n), g = tb·N + n, its lanes take pairs of k as
+// matvecRow's, and each k's 4 positions are 16 contiguous bytes of blocked x, so a weight feeds 4 positions and a
+// warp reads x whole. The group sum writes the block's 4 outputs where matmulReduce would: y[tb, n, ·]. Needs K even.
+
+interface RowChunkConstants {
+	K: number; // reduction length (even)
+	N: number; // rows
+	epi: number; // Epi.None, Epi.Residual (adds r) or Epi.Bias (adds b[n])
+}
+
+/**
+ * A lane's share of y[tb, n, j] = Σ_k W[n, k]·nw[k]·x[tb, k, j], j < 4, plus (lane 0) the epilogue's r[tb, n, j]
+ * or b[n]. nw: the norm weight in front of in_proj (the chunk plan's norm leaves it out), ones elsewhere.
+ */
+export function matmulRow(this: KernelThis<RowChunkConstants>, x: number[], w: number[], nw: number[], r: number[], b: number[]) {
+	const N = this.constants.N;
+	const K = this.constants.K;
+	const g = Math.floor(this.thread.x / 64);
+	const lane = this.thread.x - g * 64;
+	const tb = Math.floor(g / N);
+	const n = g - tb * N;
+	const row = n * K;
+	const xb = tb * K; // x has K columns
+	let a0 = 0;
+	let a1 = 0;
+	let a2 = 0;
+	let a3 = 0;
+	if (lane === 0 && this.constants.epi === Epi.Residual) {
+		const ri = (tb * N + n) * 4;
+		a0 = r[ri];
+		a1 = r[ri + 1];
+		a2 = r[ri + 2];
+		a3 = r[ri + 3];
+	}
+	if (lane === 0 && this.constants.epi === Epi.Bias) {
+		a0 = b[n];
+		a1 = b[n];
+		a2 = b[n];
+		a3 = b[n];
+	}
+	for (let i = 0; i < this.constants.K; i += 512) {
+		const k = i + lane * 2;
+		if (k < K) {
+			const w0 = w[row + k] * nw[k];
+			const w1 = w[row + k + 1] * nw[k + 1];
+			const xi = (xb + k) * 4;
+			a0 += w0 * x[xi] + w1 * x[xi + 4];
+			a1 += w0 * x[xi + 1] + w1 * x[xi + 5];
+			a2 += w0 * x[xi + 2] + w1 * x[xi + 6];
+			a3 += w0 * x[xi + 3] + w1 * x[xi + 7];
+		}
+		if (k + 128 < K) {
+			const w0 = w[row + k + 128] * nw[k + 128];
+			const w1 = w[row + k + 129] * nw[k + 129];
+			const xi = (xb + k + 128) * 4;
+			a0 += w0 * x[xi] + w1 * x[xi + 4];
+			a1 += w0 * x[xi + 1] + w1 * x[xi + 5];
+			a2 += w0 * x[xi + 2] + w1 * x[xi + 6];
+			a3 += w0 * x[xi + 3] + w1 * x[xi + 7];
+		}
+		if (k + 256 < K) {
+			const w0 = w[row + k + 256] * nw[k + 256];
+			const w1 = w[row + k + 257] * nw[k + 257];
+			const xi = (xb + k + 256) * 4;
+			a0 += w0 * x[xi] + w1 * x[xi + 4];
+			a1 += w0 * x[xi + 1] + w1 * x[xi + 5];
+			a2 += w0 * x[xi + 2] + w1 * x[xi + 6];
+			a3 += w0 * x[xi + 3] + w1 * x[xi + 7];
+		}
+		if (k + 384 < K) {
+			const w0 = w[row + k + 384] * nw[k + 384];
+			const w1 = w[row + k + 385] * nw[k + 385];
+			const xi = (xb + k + 384) * 4;
+			a0 += w0 * x[xi] + w1 * x[xi + 4];
+			a1 += w0 * x[xi + 1] + w1 * x[xi + 5];
+			a2 += w0 * x[xi + 2] + w1 * x[xi + 6];
+			a3 += w0 * x[xi + 3] + w1 * x[xi + 7];
+		}
+	}
+	return [a0, a1, a2, a3];
+}

@@ -23,7 +23,7 @@ import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, projectionReference,
+	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, projectionReference,
 } from '../kernels/projection.js';
 import { groupSumWGSL } from '../src/backend/resident/group-sum.js';
 import { halfBits, halvesWGSL } from '../src/backend/resident/halves.js';
@@ -77,6 +77,9 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 
 		assert.ok(maxAbsDiff(await m.forward(input, m.newState()), want) <= 1e-4, 'one forward');
 		const diff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
 		assert.ok(diff <= 1e-4, `pieces: max abs diff ${diff}`);
+		m.chunkKind = 'rows'; // chunks on the row weights (matmulRow) give the same
+		const rowDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
+		assert.ok(rowDiff <= 1e-4, `row chunks: max abs diff ${rowDiff}`);
 	});
 }
 
@@ -252,10 +255,10 @@ test('every blocked kernel translates to WGSL', () => {
 		normApplyBlocked, normCombine, normSlices, convAndState, scanOutputBlocked, scanStarts, scanStep, embedGather,
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
-		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, // the row decode plan
+		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
 	};
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
-	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed']);
+	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed', 'matmulRow']);
 	const constants = {
 		K: 64, N: 32, XC: 64, U: 4, epi: 3, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
 		hStride: 1024, xStride: 640, dStride: 512, bStride: 576, pStride: 1088, cStride: 128, zStride: 1024,
@@ -290,7 +293,7 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 26, `${n} kernels`);
+	assert.ok(n >= 27, `${n} kernels`);
 	assert.throws(() => halvesWGSL('fn main() {}', ['w']), /no read-only binding user_w/);
 	assert.throws(() => groupSumWGSL('fn main() {}', 16, 1), /not a 1-D gpu.js kernel/);
 	assert.throws(() => groupSumWGSL('', 12, 1), /power of two/);

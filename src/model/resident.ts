@@ -27,6 +27,7 @@ interface LivePass {
 }
 
 export type DecodeKind = 'rows' | 'split-K' | 'grouped';
+export type ChunkKind = 'rows' | 'split-K';
 const DECODE_PLANS = { rows: rowDecodePlan, 'split-K': decodePlan, grouped: groupedDecodePlan } as const;
 
 export class ResidentMamba implements LanguageModel {
@@ -39,6 +40,7 @@ export class ResidentMamba implements LanguageModel {
 	private vecSplit = 1 << 18;
 	private fused = true; // a fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
 	private kind: DecodeKind; // which fused decode plan (plans.ts): 'rows' where the shape allows, else 'split-K'
+	private chunks: ChunkKind = 'split-K'; // which projections the chunk and verify plans run (plans.ts chunkPlan)
 	private readonly canFuse: boolean; // the split-K and grouped decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
 	private nextVerify: { state: DeviceState; size: number; prepared: Prepared } | null = null; // the next verify pass, recorded
@@ -118,6 +120,27 @@ export class ResidentMamba implements LanguageModel {
 		this.next = null;
 	}
 
+	/**
+	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
+	 * 14 passes a layer; the default, measured) or 'rows' (matmulRow, 11; where the shape has row weights). Not yet
+	 * measured against each other on a GPU: bench/webgpu.ts compares them.
+	 */
+	get chunkKind(): ChunkKind {
+		return this.chunks;
+	}
+	set chunkKind(kind: ChunkKind) {
+		if (kind === 'rows' && !rowsFit(this.config)) throw new Error('internal: row chunks need the row weights (rowsFit)');
+		this.chunks = kind;
+		this.plans.clear();
+		this.verifyPlans.clear();
+		this.next = null;
+		this.nextVerify = null;
+	}
+
+	private get rowChunks(): boolean {
+		return this.chunks === 'rows';
+	}
+
 	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts), of how many. */
 	get halfMatrices(): { half: number; of: number } {
 		const rows = this.dev.layers.flatMap((L) => (L.rows ? [L.rows.inProj, L.rows.xProj, L.rows.dtProj, L.rows.outProj] : []));
@@ -135,7 +158,7 @@ export class ResidentMamba implements LanguageModel {
 		if (!passes) {
 			passes = T === 1 && this.fusedDecode
 				? DECODE_PLANS[this.kind](this.runner, this.config, this.dev, this.vecSplit)
-				: chunkPlan(this.runner, this.config, this.dev, T, this.split);
+				: chunkPlan(this.runner, this.config, this.dev, T, this.split, undefined, this.rowChunks);
 			this.plans.set(T, passes);
 		}
 		return passes;
@@ -370,7 +393,7 @@ export class ResidentMamba implements LanguageModel {
 	/** The passes of a verify pass of T tokens (a chunk plan writing the records), built once per T. */
 	private verifyPlan(T: number, rec: Records): readonly Pass[] {
 		let passes = this.verifyPlans.get(T);
-		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec)));
+		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec, this.rowChunks)));
 		return passes;
 	}
 }

@@ -33,7 +33,7 @@ import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } fr
 import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
 import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, vecSlices } from './split.js';
-import type { Mat, Uploaded } from './upload.js';
+import type { Mat, RowMat, Uploaded } from './upload.js';
 import type { Records } from './records.js';
 
 /** Layer l's h (E, N) in the work buffer the plans read and write. */
@@ -45,9 +45,11 @@ const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
 
 /**
  * The passes of a chunk of T tokens, split-K partial passes at most `split` threads. With `rec` (a verify pass),
- * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j).
+ * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j). With `rows`,
+ * in_proj, x_proj, out_proj and the head are one matmulRow pass each (the row plan's weights; 11 passes a layer
+ * instead of 14), where the shape has row weights.
  */
-export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records): Pass[] {
+export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records, rows = false): Pass[] {
 	const p = dev.programs;
 	const b = dev.bufs;
 	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
@@ -63,6 +65,12 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 		passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS: Math.ceil(m.K / S) }, P, S * TB * m.N));
 		passes.push(r.pass(m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
 	};
+	// one pass: a workgroup per (block, row) sums over K itself (kernels/projection.ts matmulRow)
+	const rowMatmul = (m: RowMat, x: View, out: View, nw: View, residual: View, bias: View) => {
+		if (!m.chunk) throw new Error('internal: a row matrix without a chunk program');
+		passes.push(r.pass(m.chunk, { x, w: whole(m.w), nw, r: residual, b: bias }, out, TB * m.N * 64));
+	};
+	const ones = whole(b.ones);
 	// (x − μ)·rstd; the norm weight and bias are folded into the next projection
 	const norm = (x: View) => {
 		passes.push(r.pass(p.slices, { x }, range(b.normP, 0, TB * NS * 8), TB * NS * 2));
@@ -78,19 +86,24 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 		const xs = range(to.conv.buf, to.conv.offset, TB * E * 4);
 		const H = range(L.H, 0, (TB + 1) * E * N);
 		norm(act(x, d));
-		matmul(L.inProj, act(b.u, d), to.xz, zeros, L.inProj.c2);
+		const lr = rows ? L.rows : null;
+		if (lr) rowMatmul(lr.inProj, act(b.u, d), to.xz, lr.norm, zeros, L.inProj.c2);
+		else matmul(L.inProj, act(b.u, d), to.xz, zeros, L.inProj.c2);
 		const conv = { xz: to.xz, state: workConv(c, b, l), w: L.convWeight, b: L.convBias, T };
 		passes.push(r.pass(p.conv, conv, to.conv, TB * E + (E * (K - 1)) / 4));
-		matmul(L.xProj, xs, to.dbc, zeros, zeros);
+		if (lr) rowMatmul(lr.xProj, xs, to.dbc, ones, zeros, zeros);
+		else matmul(L.xProj, xs, to.dbc, zeros, zeros);
 		matmul(L.dtProj, to.dbc, to.delta, zeros, L.dtBias);
 		const scan = { delta: to.delta, x: xs, dbc: to.dbc, p: L.scanParams };
 		passes.push(r.pass(p.starts, { ...scan, h0: workSsm(c, b, l), T }, H, (TB + 1) * E * N));
 		passes.push(r.pass(p.scanOut, { ...scan, H, xz: to.xz }, act(b.y, E), TB * E));
-		matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);
+		if (lr) rowMatmul(lr.outProj, act(b.y, E), act(next, d), ones, act(x, d), zeros);
+		else matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);
 		[x, next] = [next, x];
 	});
 	norm(act(x, d));
-	matmul(dev.head, act(b.u, d), act(b.logits, V), zeros, dev.head.c2);
+	if (rows && dev.headRows) rowMatmul(dev.headRows.head, act(b.u, d), act(b.logits, V), dev.headRows.norm, zeros, dev.head.c2);
+	else matmul(dev.head, act(b.u, d), act(b.logits, V), zeros, dev.head.c2);
 	return passes;
 }
 

@@ -5,7 +5,7 @@
 // value is a float16 (RowMat).
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
-	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, Epi,
+	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, Epi,
 } from '../../../kernels/projection.js';
 import { embedGather, embedRow } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
@@ -41,6 +41,7 @@ export interface RowMat {
 	K: number;
 	N: number;
 	program: Program; // matvecRowNorm (in_proj), matvecRow (x_proj), matvecRowSummed (dt_proj) or matvecRowResidual (out_proj)
+	chunk: Program | null; // matmulRow with this matrix's epilogue, for chunks (plans.ts chunkPlan with rows); not dt_proj
 }
 
 interface Layer {
@@ -181,7 +182,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		else r.upload(whole(wBuf), data);
 		const [fn, kinds] = rowKernels[kind];
 		const options = { groupSum: 1, halves: bits ? ['w'] : [] };
-		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${!!bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, options)) };
+		const epi = kind === 'norm' ? Epi.Bias : kind === 'residual' ? Epi.Residual : Epi.None;
+		const chunk = kind === 'summed' ? null : await once(`rowc:${K_}:${N_}:${epi}:${!!bits}`, () =>
+			r.program(matmulRow, { K: K_, N: N_, epi }, { x: A, w: A, nw: A, r: A, b: A }, options));
+		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${!!bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, options)), chunk };
 	};
 	// the partial-sum buffer is shared by every projection: sized for the largest split any plan may use
 	let pMax = 0;
@@ -231,7 +235,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const bufs = {
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
 		P: r.alloc(pMax), Pin, Px, Pdt, xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
-		ones: put(new Float32Array(d).fill(1)).buf, embedding: put(denseWeight(w.embedding)).buf,
+		ones: put(new Float32Array(Math.max(d, E)).fill(1)).buf, // a norm weight of ones (also matmulRow's nw where no norm precedes)
+		embedding: put(denseWeight(w.embedding)).buf,
 		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
 	};
 	return { programs, layers, head, headRows, bufs };
