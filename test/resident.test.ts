@@ -143,6 +143,26 @@ test('16-bit weights: a checkpoint of float16 values runs the row plan on 16-bit
 	assert.throws(() => r.pass(prog, { x: whole(r.alloc(16)), w: whole(w16), KS: 4 }, whole(r.alloc(1)), 64), /w bound to a 16-bit buffer/);
 });
 
+test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_rank) steps and chunks as the host forward', async () => {
+	// the row kernels' unrolled pairs (k + 128 … k + 896), their second loop step and x_proj's slices only run at this
+	// width; its logits reach ~600, so float32 sums in another order differ by up to ~2e-4 (a wrong pair of weights
+	// in any of the four kernels: 4e-3 to 80)
+	for (const half of [false, true]) {
+		const c = randomCheckpoint(shapeConfig(1030, 1), 21, { half });
+		const m = await resident(c);
+		assert.is(m.decodeKind, 'rows');
+		assert.is(m.halfMatrices.half, half ? 5 : 0);
+		const host = new Mamba(c, referenceKernels);
+		const bytes = input.subarray(0, 12);
+		const want = await host.forward(bytes, host.newState());
+		const steps = maxAbsDiff(await piecewise(m, bytes, [5, 6, 7, 8, 9, 10, 11]), want);
+		assert.ok(steps <= 5e-4, `${half ? 'f16' : 'f32'} steps: max abs diff ${steps}`);
+		m.chunkKind = 'rows';
+		const chunks = maxAbsDiff(await piecewise(m, bytes, [4, 11]), want);
+		assert.ok(chunks <= 5e-4, `${half ? 'f16' : 'f32'} row chunks: max abs diff ${chunks}`);
+	}
+});
+
 test('halfBits: the float16 bits of values that are float16s, null for any that is not', () => {
 	const exact = Float32Array.from([0, -0, 1, -2.5, 65504, 6.103515625e-5, 5.960464477539063e-8, -3.0517578125e-5, 0.0999755859375]);
 	const bits = halfBits(exact);

@@ -53,18 +53,34 @@ test('the start-up is short when one side is far ahead: a ~0.1x draft runs 2 rou
 		const { speed, schedule } = simulate([1, 0.08, 0.1, 0.12], 600, undefined, seed);
 		assert.is(schedule.best, 0);
 		assert.ok(speed >= 0.975, `throughput ${speed.toFixed(4)} of plain (seed ${seed})`);
-		const { share } = simulate([1, 0.08, 0.1, 0.12], 10, undefined, seed);
-		assert.ok(share[0] > 0.5, `the first 10 rounds mostly plain: ${share.map((x) => x.toFixed(2))}`);
 	}
-	// and the opposite: a draft at 3x plain takes over after one measurement of each (and the warm-up)
+	// the full draft's start-up: the warm-up and one measured round, not the warm-up and four
+	const s0 = new DraftSchedule(3);
+	let full = 0;
+	for (let i = 0; i < 12; i++) {
+		const m = s0.choose();
+		if (m === 3) full++;
+		s0.record(m, m === 0 ? PLAIN_STRETCH : 2, m === 0 ? PLAIN_STRETCH : 20); // the draft at 0.1x
+	}
+	assert.is(full, 2, 'rounds of the full draft in the first 12');
+	// and the opposite: a draft at 3x plain is the incumbent after the warm-up and one measurement of each
 	const s = new DraftSchedule(3);
 	const arms: number[] = [];
-	for (let i = 0; i < 6; i++) {
+	for (let i = 0; i < 3; i++) {
 		const m = s.choose();
 		arms.push(m);
 		s.record(m, m === 0 ? PLAIN_STRETCH : 9, m === 0 ? PLAIN_STRETCH : 3);
 	}
-	assert.equal(arms, [3, 3, 0, 3, 3, 3], 'warm-up, one of each, then the draft');
+	assert.equal(arms, [3, 3, 0], 'warm-up, one of each');
+	assert.ok(!s.startingUp, 'the start-up is over');
+	assert.is(s.best, 3, 'the draft is the incumbent');
+});
+
+test('a short draft that pays is found soon when the full draft loses at the start-up (a short generation)', () => {
+	// the full draft at 0.45x ends the start-up after one round of each; m = 1 at 1.5x must still be found early
+	let mean = 0;
+	for (let seed = 1; seed <= 20; seed++) mean += simulate([1, 1.5, 1.1, 0.45], 300, undefined, seed).speed / 20;
+	assert.ok(mean >= 0.95, `mean throughput ${mean.toFixed(3)} of the best arm over 20 seeds`);
 });
 
 test('drafting that pays is found, and the best draft length with it', () => {

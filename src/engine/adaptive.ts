@@ -21,7 +21,7 @@ const BOOT = 4;
 /**
  * … or one of each when one measured more than DECISIVE_RATIO times faster than the other: a sampled draft that is
  * mostly rejected runs at ~0.1x of plain, and each start-up round of it cost ~0.4% of a 3,000-byte generation. A
- * wrong call is undone by exploring (the arms are re-measured).
+ * wrong call is undone by exploring, which starts right after (the shorter drafts, never measured, first).
  */
 const DECISIVE_RATIO = 2;
 /** What re-measuring the arms other than the incumbent may cost, as a share of the time (see above). */
@@ -76,6 +76,11 @@ export class DraftSchedule {
 		return s;
 	}
 
+	/** Whether the start-up (the full draft and plain decoding in turn) is still on. */
+	get startingUp(): boolean {
+		return this.booting;
+	}
+
 	/** The arm that runs when not exploring. */
 	get best(): number {
 		return this.incumbent;
@@ -127,8 +132,6 @@ export class DraftSchedule {
 		loser.ms = l.ms;
 		loser.incumbentMs = (l.bytes * w.ms) / w.bytes;
 		loser.n = 1;
-		// what the loser's start-up rounds cost counts as exploring: no re-measuring until the budget has caught up
-		this.exploreCost += Math.max(0, loser.ms - loser.incumbentMs);
 	}
 
 	/** What an arm gave: committed bytes in ms of wall time. */
