@@ -427,8 +427,8 @@ export function matvecGroupSummed(this: KernelThis<SummedConstants>, px: number[
 // W as checkpoints store it, row-major (N, K), in 32 or 16 bits (src/backend/resident/halves.ts). Workgroup g is
 // row n of slice s (g = s·N + n); its 64 threads take pairs k = s·KS + 2·lane + 128·i, k + 1, eight pairs a loop
 // step, so a warp reads one row's neighbouring values and the group sum (C = 1) adds the 64 shares. Eight pairs
-// because these passes are bound by the loads a thread has in flight, not by bandwidth: at four, float16 weights
-// ran no faster than float32 (bench/results/h200-webgpu-decode-session7-run2.txt). Many rows keep the GPU's memory busy without split-K, so a projection is one pass and leaves
+// measured no worse than four on the H200 (bench/results/h200-webgpu-decode-session7-run2.txt, -run3.txt); at both,
+// float16 weights run no faster than float32 there: these passes are not bound by the bytes of W they read. Many rows keep the GPU's memory busy without split-K, so a projection is one pass and leaves
 // its consumer at most a few slices to add. Needs K and KS even (matvecRowSummed: any K). Threads: S·N·64.
 
 interface RowConstants {

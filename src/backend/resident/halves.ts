@@ -4,7 +4,7 @@
 // to a u32 (element 2m in the low half of word m, as WGSL's unpack2x16float reads it), and the kernel still reads
 // w[i] as element i: the JavaScript function is unchanged, and CpuRunner (runner.ts), which keeps such a buffer as
 // the float16 values themselves, gives the same meaning. Which weights go 16-bit: those whose every value is a
-// float16 exactly (halfBits), so a checkpoint stored in F16 (or BF16 within float16's range) keeps its values and
+// float16 exactly (halfBits), so a checkpoint stored in F16 (or BF16 with every value in float16's normal range) keeps its values and
 // the parity with PyTorch, and a float32 one is never rounded.
 //
 // On WebGPU this is a rewrite of the WGSL gpu.js generates: the binding's element type becomes u32 and its getter

@@ -28,7 +28,8 @@
 // Its residual stream is plain (embedRow; out_proj writes one value a row), because every row's workgroup reads
 // all of x and the blocked layout puts x's values 16 bytes apart; the head is matvecRowNorm + matvecNormReduce.
 // (dt_proj inside the scan, R multiply-adds a thread, took 6.5 ms over the 972M shape's 48 layers on the H200 against
-// 1.3 ms for the two passes: a thread's chain of dependent loads; bench/results/h200-webgpu-decode-session7-run1.txt.)
+// 1.3 ms for the two passes apart: a thread's chain of dependent loads; bench/results/h200-webgpu-decode-session7-run1.txt
+// and -run2.txt.)
 import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
 import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
