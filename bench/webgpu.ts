@@ -165,6 +165,13 @@ async function main() {
 			m.chunkKind = 'rows';
 			await parity(`${name} vs PyTorch, row chunks`, m, input, want);
 		}
+		// bfloat16 buffers: the BF16 fixture with one value per matrix that no float16 holds, against the reference
+		const c = loadCheckpoint('test/fixtures/tiny-hf-bf16');
+		for (const l of c.weights.layers) for (const w of [l.inProj, l.xProj, l.dtProj, l.outProj]) w[3] = 1.5 * 2 ** -24;
+		const m = await resident(c);
+		log({ fixture: 'tiny-hf-bf16, bfloat16 buffers', matrices_16_bit: m.halfMatrices });
+		const ref = new Mamba(c, referenceKernels);
+		await parity('tiny-hf-bf16 (bfloat16 buffers) vs reference kernels', m, input, await ref.forward(input, ref.newState()));
 	});
 	await stage('parity byte-model', async () => {
 		const c = loadModel(DEFAULT_MODEL);
@@ -257,7 +264,7 @@ async function main() {
 		let ckpt: Checkpoint | null = null;
 		let model: ResidentMamba | null = null;
 		await stage(`build ${d}x${L}`, async () => {
-			ckpt = randomCheckpoint(shapeConfig(d, L), 1, { half });
+			ckpt = randomCheckpoint(shapeConfig(d, L), 1, half ? { sixteen: 'f16' } : {});
 			ckpt.name = `random ${d}x${L} ${half ? 'f16' : 'f32'}`;
 			const t = now();
 			model = await resident(ckpt);

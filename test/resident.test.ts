@@ -26,7 +26,7 @@ import {
 	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, projectionReference,
 } from '../kernels/projection.js';
 import { groupSumWGSL } from '../src/backend/resident/group-sum.js';
-import { halfBits, halvesWGSL } from '../src/backend/resident/halves.js';
+import { bfloat16Bits, halfBits, halvesWGSL, sixteenBits } from '../src/backend/resident/halves.js';
 import { floatToHalf } from '../src/tensor/dtypes.js';
 import { half } from '../src/tensor/dequant.js';
 import { normApplyBlocked, normCombine, normSlices } from '../kernels/norms.js';
@@ -127,20 +127,22 @@ for (const [norm, tied] of [['rms', true], ['layer', false]] as const) {
 }
 
 test('16-bit weights: a checkpoint of float16 values runs the row plan on 16-bit buffers and matches the host forward', async () => {
-	const c = randomCheckpoint(shapeConfig(64, 2), 7, { half: true });
+	const c = randomCheckpoint(shapeConfig(64, 2), 7, { sixteen: 'f16' });
 	const m = await resident(c);
-	assert.equal(m.halfMatrices, { half: 9, of: 9 });
+	assert.equal(m.halfMatrices, { half: 9, bf16: 0, of: 9 });
 	const host = new Mamba(c, referenceKernels);
 	const bytes = input.subarray(0, 12);
 	const diff = maxAbsDiff(await piecewise(m, bytes, [3, 4, 5, 6, 7, 8, 9, 10, 11]), await host.forward(bytes, host.newState()));
 	assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
 	// float32 values are never rounded: the same shape with float32 weights keeps them in 32 bits
-	assert.equal((await resident(fusable('rms', true, 7))).halfMatrices, { half: 0, of: 9 });
+	assert.equal((await resident(fusable('rms', true, 7))).halfMatrices, { half: 0, bf16: 0, of: 9 });
 	// a 16-bit buffer bound where a kernel reads floats (or the other way round) is refused when the pass is recorded
 	const r = new CpuRunner();
 	const prog = await r.program(matvecRow, { K: 4, N: 1 }, { x: 'array', w: 'array', KS: 'scalar' }, { groupSum: 1 });
-	const w16 = r.alloc(4, true);
-	assert.throws(() => r.pass(prog, { x: whole(r.alloc(16)), w: whole(w16), KS: 4 }, whole(r.alloc(1)), 64), /w bound to a 16-bit buffer/);
+	const w16 = r.alloc(4, 'f16');
+	assert.throws(() => r.pass(prog, { x: whole(r.alloc(16)), w: whole(w16), KS: 4 }, whole(r.alloc(1)), 64), /w bound to a f16 buffer, not float32/);
+	const progBf = await r.program(matvecRow, { K: 4, N: 1 }, { x: 'array', w: 'array', KS: 'scalar' }, { groupSum: 1, halves: { w: 'bf16' } });
+	assert.throws(() => r.pass(progBf, { x: whole(r.alloc(16)), w: whole(w16), KS: 4 }, whole(r.alloc(1)), 64), /w bound to a f16 buffer, not bf16/);
 });
 
 test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_rank) steps and chunks as the host forward', async () => {
@@ -148,7 +150,7 @@ test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_ra
 	// width; its logits reach ~600, so float32 sums in another order differ by up to ~2e-4 (a wrong pair of weights
 	// in any of the four kernels: 4e-3 to 80)
 	for (const half of [false, true]) {
-		const c = randomCheckpoint(shapeConfig(1030, 1), 21, { half });
+		const c = randomCheckpoint(shapeConfig(1030, 1), 21, half ? { sixteen: 'f16' } : {});
 		const m = await resident(c);
 		assert.is(m.decodeKind, 'rows');
 		assert.is(m.halfMatrices.half, half ? 5 : 0);
@@ -161,6 +163,27 @@ test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_ra
 		const chunks = maxAbsDiff(await piecewise(m, bytes, [4, 11]), want);
 		assert.ok(chunks <= 5e-4, `${half ? 'f16' : 'f32'} row chunks: max abs diff ${chunks}`);
 	}
+});
+
+test('BF16 weights with values no float16 holds stay 16-bit as bfloat16, and match the host forward', async () => {
+	const c = randomCheckpoint(shapeConfig(64, 2), 8, { sixteen: 'bf16' });
+	// a bfloat16 value below float16's subnormal step (here 1.5·2^-24) is no float16: such a matrix goes bfloat16
+	for (const l of c.weights.layers) for (const w of [l.inProj, l.xProj, l.dtProj, l.outProj]) w[3] = 1.5 * 2 ** -24;
+	const m = await resident(c);
+	assert.equal(m.halfMatrices, { half: 9, bf16: 8, of: 9 }, 'every matrix 16-bit: 8 bfloat16, the head float16');
+	const host = new Mamba(c, referenceKernels);
+	const bytes = input.subarray(0, 12);
+	const want = await host.forward(bytes, host.newState());
+	const diff = maxAbsDiff(await piecewise(m, bytes, [3, 4, 5, 6, 7, 8, 9, 10, 11]), want);
+	assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
+	m.chunkKind = 'rows';
+	assert.ok(maxAbsDiff(await piecewise(m, bytes, [5]), want) <= 1e-4, 'row chunks');
+	assert.equal(sixteenBits(Float32Array.of(1, 1.5 * 2 ** -24))?.kind, 'bf16');
+	assert.equal(sixteenBits(Float32Array.of(1, 1.5 * 2 ** -20))?.kind, 'f16', 'a float16 subnormal');
+	assert.equal(sixteenBits(Float32Array.of(1, 0.5))?.kind, 'f16');
+	assert.is(sixteenBits(Float32Array.of(1, 0.1)), null);
+	assert.equal(Array.from(bfloat16Bits(Float32Array.of(-2, 1.5 * 2 ** -24))!), [0xc000, 0x33c0]);
+	assert.is(bfloat16Bits(Float32Array.of(1, Infinity)), null);
 });
 
 test('halfBits: the float16 bits of values that are float16s, null for any that is not', () => {
@@ -297,7 +320,10 @@ test('every blocked kernel translates to WGSL', () => {
 		let wgsl = k.assembleWGSL();
 		if (rowKernels.has(name)) {
 			// 16-bit weights (src/backend/resident/halves.ts), then a group sum over the whole workgroup
-			wgsl = groupSumWGSL(halvesWGSL(wgsl, ['w']), 1, (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4);
+			const components = (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4;
+			const bf16 = halvesWGSL(wgsl, { w: 'bf16' });
+			assert.match(bf16, /bitcast<f32>\(select\(word << 16u, word & 0xffff0000u, \(i & 1u\) == 1u\)\)/, name);
+			wgsl = groupSumWGSL(halvesWGSL(wgsl, { w: 'f16' }), 1, components);
 			assert.match(wgsl, /var<storage, read> user_w : array<u32>;/, name);
 			assert.match(wgsl, /unpack2x16float\(user_w\[i >> 1u\]\)/, name);
 			assert.is(wgsl.match(/workgroupBarrier\(\);/g)?.length, 7, name);
@@ -314,7 +340,7 @@ test('every blocked kernel translates to WGSL', () => {
 		n++;
 	}
 	assert.ok(n >= 27, `${n} kernels`);
-	assert.throws(() => halvesWGSL('fn main() {}', ['w']), /no read-only binding user_w/);
+	assert.throws(() => halvesWGSL('fn main() {}', { w: 'f16' }), /no read-only binding user_w/);
 	assert.throws(() => groupSumWGSL('fn main() {}', 16, 1), /not a 1-D gpu.js kernel/);
 	assert.throws(() => groupSumWGSL('', 12, 1), /power of two/);
 });

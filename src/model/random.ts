@@ -43,18 +43,27 @@ function roundToHalf(v: Float32Array): Float32Array {
 	return v;
 }
 
+/** `v` rounded to bfloat16 values (to nearest even at the top 16 bits), in place. */
+function roundToBf16(v: Float32Array): Float32Array {
+	const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+	for (let i = 0; i < u.length; i++) u[i] = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) & 0xffff0000;
+	return v;
+}
+
 /**
- * Random weights of shape `c`. `half`: the matrices (projections, embedding, head) rounded to float16 values, as a
- * checkpoint stored in F16 holds them, so that the GPU keeps them in 16 bits (src/backend/resident/halves.ts).
+ * Random weights of shape `c`. `sixteen`: the matrices (projections, embedding, head) rounded to float16 or bfloat16
+ * values, as a checkpoint stored in F16 or BF16 holds them, so that the GPU keeps them in 16 bits
+ * (src/backend/resident/halves.ts).
  */
-export function randomCheckpoint(c: MambaConfig, seed = 1, { half = false } = {}): Checkpoint {
+export function randomCheckpoint(c: MambaConfig, seed = 1, { sixteen }: { sixteen?: 'f16' | 'bf16' } = {}): Checkpoint {
 	const r = rng(seed);
 	const uni = (n: number, scale: number, offset = 0) => {
 		const out = new Float32Array(n);
 		for (let i = 0; i < n; i++) out[i] = offset + (r() * 2 - 1) * scale;
 		return out;
 	};
-	const mat = (n: number, scale: number) => (half ? roundToHalf(uni(n, scale)) : uni(n, scale));
+	const round = sixteen === 'f16' ? roundToHalf : sixteen === 'bf16' ? roundToBf16 : (v: Float32Array) => v;
+	const mat = (n: number, scale: number) => round(uni(n, scale));
 	const E = c.dInner, d = c.dModel, N = c.dState, R = c.dtRank, k = c.dConv;
 	const layer = (): LayerWeights => ({
 		norm: uni(d, 0.1, 1),
@@ -70,7 +79,7 @@ export function randomCheckpoint(c: MambaConfig, seed = 1, { half = false } = {}
 		outProj: mat(d * E, 1 / Math.sqrt(E) / Math.sqrt(c.nLayer)),
 	});
 	return {
-		dir: '(random)', name: `random-d${d}-l${c.nLayer}`, format: 'hf', dtype: half ? 'F16' : 'F32', config: c,
+		dir: '(random)', name: `random-d${d}-l${c.nLayer}`, format: 'hf', dtype: sixteen === 'f16' ? 'F16' : sixteen === 'bf16' ? 'BF16' : 'F32', config: c,
 		weights: {
 			embedding: mat(c.vocabSize * d, 1),
 			layers: Array.from({ length: c.nLayer }, layer),

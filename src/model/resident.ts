@@ -144,11 +144,11 @@ export class ResidentMamba implements LanguageModel {
 		return this.chunks === 'rows';
 	}
 
-	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts), of how many. */
-	get halfMatrices(): { half: number; of: number } {
+	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts; bf16 of them as bfloat16), of how many. */
+	get halfMatrices(): { half: number; bf16: number; of: number } {
 		const rows = this.dev.layers.flatMap((L) => (L.rows ? [L.rows.inProj, L.rows.xProj, L.rows.dtProj, L.rows.outProj] : []));
 		if (this.dev.headRows) rows.push(this.dev.headRows.head);
-		return { half: rows.filter((m) => m.w.half).length, of: rows.length };
+		return { half: rows.filter((m) => m.w.half).length, bf16: rows.filter((m) => m.w.half === 'bf16').length, of: rows.length };
 	}
 
 	newState(): DeviceState {

@@ -7,11 +7,11 @@
 //                             obviously correct, so the plan (buffer wiring, layouts, state copies) is tested in CI
 // Sizes and offsets are in elements: floats, or float16 values in a 16-bit buffer (halves.ts), which is bound whole.
 import { GROUP, validGroup } from './group-sum.js';
-import { f16ToF32 } from '../../tensor/dtypes.js';
+import { halfValues, type HalfKind } from './halves.js';
 
 export interface DeviceBuffer {
 	readonly length: number;
-	readonly half: boolean; // float16 elements (halves.ts)
+	readonly half: HalfKind | null; // 16-bit elements, float16 or bfloat16 (halves.ts); null: float32
 }
 
 /** A range of a buffer, bound as a kernel argument or output. */
@@ -32,7 +32,7 @@ export interface Program {
 	readonly name: string;
 	readonly params: readonly string[]; // the kernel function's parameters, in order
 	readonly groupSum: number; // 0, or the columns per workgroup whose values are summed (group-sum.ts)
-	readonly halves: readonly string[]; // the arguments that are 16-bit buffers (halves.ts)
+	readonly halves: Readonly<Record<string, HalfKind>>; // the arguments that are 16-bit buffers, and their kind (halves.ts)
 }
 
 /**
@@ -41,7 +41,7 @@ export interface Program {
  */
 export interface ProgramOptions {
 	groupSum?: number;
-	halves?: readonly string[];
+	halves?: Readonly<Record<string, HalfKind>>;
 }
 
 /** How many floats a pass of `threads` writes: one value (or 4) per thread, or per column of a workgroup. */
@@ -65,11 +65,11 @@ export interface Prepared {
 
 export interface Runner {
 	readonly name: string;
-	/** A buffer of `length` floats, or of float16 values (`half`: weights only, uploaded and bound whole). */
-	alloc(length: number, half?: boolean): DeviceBuffer;
+	/** A buffer of `length` floats, or of 16-bit values of kind `half` (weights only, uploaded and bound whole). */
+	alloc(length: number, half?: HalfKind | null): DeviceBuffer;
 	/** Write `data` at `to` (a float buffer). */
 	upload(to: View, data: Float32Array): void;
-	/** Fill a 16-bit buffer with these float16 bits (halves.ts halfBits). */
+	/** Fill a 16-bit buffer with these bits, of its kind (halves.ts sixteenBits). */
 	uploadHalves(to: DeviceBuffer, bits: Uint16Array): void;
 	/** Compile a kernel function; `kinds` says, by parameter name, which arguments are arrays and which scalars. */
 	program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>, options?: ProgramOptions): Promise<Program>;
@@ -118,18 +118,19 @@ export function positional<V>(name: string, params: readonly string[], named: Re
 }
 
 /** The 16-bit arguments of `options`, refused unless each is an array parameter. */
-export function checkHalves(name: string, params: readonly string[], kinds: ArgKind[], options: ProgramOptions): readonly string[] {
-	const halves = options.halves ?? [];
-	for (const h of halves) if (kinds[params.indexOf(h)] !== 'array') throw new Error(`internal: kernel ${name}: 16-bit ${h} is not an array parameter`);
+export function checkHalves(name: string, params: readonly string[], kinds: ArgKind[], options: ProgramOptions): Readonly<Record<string, HalfKind>> {
+	const halves = options.halves ?? {};
+	for (const h of Object.keys(halves)) if (kinds[params.indexOf(h)] !== 'array') throw new Error(`internal: kernel ${name}: 16-bit ${h} is not an array parameter`);
 	return halves;
 }
 
-/** Refuses a pass that binds a 16-bit buffer where the program reads floats, or the other way round. */
+/** Refuses a pass that binds a 16-bit buffer where the program reads floats (or another 16-bit kind), or the other way round. */
 export function checkWidths(p: Program, args: Arg[]): void {
 	p.params.forEach((name, i) => {
 		const a = args[i];
 		if (typeof a === 'number') return;
-		if (a.buf.half !== p.halves.includes(name)) throw new Error(`internal: ${p.name} argument ${name} bound to a ${a.buf.half ? '16' : '32'}-bit buffer`);
+		const want = p.halves[name] ?? null;
+		if (a.buf.half !== want) throw new Error(`internal: ${p.name} argument ${name} bound to a ${a.buf.half ?? 'float32'} buffer, not ${want ?? 'float32'}`);
 		if (a.buf.half && (a.offset !== 0 || a.length !== a.buf.length)) throw new Error(`internal: ${p.name} argument ${name}: a 16-bit buffer is bound whole`);
 	});
 }
@@ -145,8 +146,8 @@ export function checkGroup(name: string, options: ProgramOptions): number {
 // CpuRunner
 
 class CpuBuffer implements DeviceBuffer {
-	readonly data: Float32Array; // a 16-bit buffer holds its float16 values
-	constructor(readonly length: number, readonly half: boolean) {
+	readonly data: Float32Array; // a 16-bit buffer holds its values
+	constructor(readonly length: number, readonly half: HalfKind | null) {
 		this.data = new Float32Array(length);
 	}
 }
@@ -168,7 +169,7 @@ const sub = (v: View) => (v.buf as CpuBuffer).data.subarray(v.offset, v.offset +
 export class CpuRunner implements Runner {
 	readonly name = 'cpu-reference';
 
-	alloc(length: number, half = false): DeviceBuffer {
+	alloc(length: number, half: HalfKind | null = null): DeviceBuffer {
 		return new CpuBuffer(length, half);
 	}
 
@@ -179,7 +180,7 @@ export class CpuRunner implements Runner {
 
 	uploadHalves(to: DeviceBuffer, bits: Uint16Array): void {
 		if (!to.half || bits.length !== to.length) throw new Error('internal: 16-bit upload does not fit its buffer');
-		f16ToF32(bits, (to as CpuBuffer).data);
+		halfValues(to.half, bits, (to as CpuBuffer).data);
 	}
 
 	async program(fn: Function, constants: Record<string, number>, kinds: Record<string, ArgKind>, options: ProgramOptions = {}): Promise<Program> {

@@ -5,7 +5,7 @@
 // encoder with one compute pass between copies, one submit and at most one mapAsync.
 import type { GPU as GPUType } from 'gpu.js';
 import { groupSumWGSL } from './group-sum.js';
-import { halfBytes, halvesWGSL } from './halves.js';
+import { halfBytes, halvesWGSL, type HalfKind } from './halves.js';
 import { checkBindings, checkGroup, checkHalves, checkWidths, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
@@ -31,7 +31,7 @@ interface BuiltKernel {
 }
 
 class WebGpuBuffer implements DeviceBuffer {
-	constructor(readonly gpu: Gpu, readonly length: number, readonly half: boolean) {}
+	constructor(readonly gpu: Gpu, readonly length: number, readonly half: HalfKind | null) {}
 }
 
 interface WebGpuProgram extends Program {
@@ -74,11 +74,11 @@ export class WebGpuRunner implements Runner {
 			loopMaxIterations: 1 << 24,
 		} as never) as unknown as { kernel: BuiltKernel };
 		const kernel = shortcut.kernel;
-		if (groupSum || halves.length) {
+		if (groupSum || Object.keys(halves).length) {
 			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts, halves.ts)
 			const assemble = kernel.assembleWGSL.bind(kernel);
 			kernel.assembleWGSL = () => {
-				const wgsl = halves.length ? halvesWGSL(assemble(), halves) : assemble();
+				const wgsl = halvesWGSL(assemble(), halves);
 				return groupSum ? groupSumWGSL(wgsl, groupSum, kernel.componentCount === 1 ? 1 : 4) : wgsl;
 			};
 		}
@@ -88,7 +88,7 @@ export class WebGpuRunner implements Runner {
 		return { name: fn.name, params, kernel, groupSum, halves } as WebGpuProgram;
 	}
 
-	alloc(length: number, half = false): DeviceBuffer {
+	alloc(length: number, half: HalfKind | null = null): DeviceBuffer {
 		const size = half ? halfBytes(length) : Math.max(16, Math.ceil((length * 4) / 16) * 16);
 		return new WebGpuBuffer(this.dev.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST }), length, half);
 	}

@@ -12,8 +12,8 @@ import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norm
 import { convAndState, convStep } from '../../../kernels/conv.js';
 import { scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
-import { range, whole, type DeviceBuffer, type Program, type Runner, type View } from '../../backend/resident/runner.js';
-import { halfBits } from '../../backend/resident/halves.js';
+import { range, whole, type DeviceBuffer, type Program, type ProgramOptions, type Runner, type View } from '../../backend/resident/runner.js';
+import { sixteenBits } from '../../backend/resident/halves.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
@@ -37,7 +37,7 @@ export interface Mat {
 
 /** A decode projection of the row plan (plans.ts rowDecodePlan): W as the checkpoint holds it, 16-bit where exact. */
 export interface RowMat {
-	w: DeviceBuffer; // W (N, K) row-major, float16 when every value is one (halves.ts), else float32
+	w: DeviceBuffer; // W (N, K) row-major: float16 or bfloat16 when every value is one (halves.ts), else float32
 	K: number;
 	N: number;
 	program: Program; // matvecRowNorm (in_proj), matvecRow (x_proj), matvecRowSummed (dt_proj) or matvecRowResidual (out_proj)
@@ -176,16 +176,17 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		residual: [matvecRowResidual, { x: A, w: A, r: A }],
 	} as const;
 	const rowMat = async (data: Float32Array, N_: number, K_: number, kind: keyof typeof rowKernels): Promise<RowMat> => {
-		const bits = halfBits(data);
-		const wBuf = r.alloc(N_ * K_, !!bits);
-		if (bits) r.uploadHalves(wBuf, bits);
+		const sixteen = sixteenBits(data);
+		const wBuf = r.alloc(N_ * K_, sixteen?.kind ?? null);
+		if (sixteen) r.uploadHalves(wBuf, sixteen.bits);
 		else r.upload(whole(wBuf), data);
+		const bits = sixteen?.kind ?? 'f32';
 		const [fn, kinds] = rowKernels[kind];
-		const options = { groupSum: 1, halves: bits ? ['w'] : [] };
+		const options: ProgramOptions = { groupSum: 1, halves: sixteen ? { w: sixteen.kind } : {} };
 		const epi = kind === 'norm' ? Epi.Bias : kind === 'residual' ? Epi.Residual : Epi.None;
-		const chunk = kind === 'summed' ? null : await once(`rowc:${K_}:${N_}:${epi}:${!!bits}`, () =>
+		const chunk = kind === 'summed' ? null : await once(`rowc:${K_}:${N_}:${epi}:${bits}`, () =>
 			r.program(matmulRow, { K: K_, N: N_, epi }, { x: A, w: A, nw: A, r: A, b: A }, options));
-		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${!!bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, options)), chunk };
+		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, options)), chunk };
 	};
 	// the partial-sum buffer is shared by every projection: sized for the largest split any plan may use
 	let pMax = 0;
