@@ -68,31 +68,33 @@ async function parity(name: string, m: ResidentMamba, bytes: Uint8Array, expecte
 	log({ parity: name, T: bytes.length, max_abs_diff: maxDiff(got, expected), step_max_abs_diff: stepDiff });
 }
 
-/** Decode with each fused plan (the row plan is the default), interleaved, and the passes of each. */
-async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
-	const kinds: DecodeKind[] = ['rows', 'split-K'];
+/** Each of `kinds` set in turn by `use`, two interleaved rounds of `measure`; the first kind is left set. */
+async function interleaved<K>(kinds: readonly K[], use: (k: K) => void, measure: (k: K, round: number) => Promise<void>) {
 	for (let round = 0; round < 2; round++) {
-		for (const kind of kinds) {
-			m.decodeKind = kind;
-			const r = await benchModel(c, kernels, { prefill: 64, decode: 64, repeats: 3 }, m);
-			log({ decode_plan: kind, passes: m.plan(1).length, round, model: r.model, decode: r.decode_bytes_per_second });
+		for (const k of kinds) {
+			use(k);
+			await measure(k, round);
 		}
 	}
-	m.decodeKind = 'rows';
+	use(kinds[0]);
+}
+
+/** Decode with each fused plan (the row plan is the default), interleaved, and the passes of each. */
+async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
+	await interleaved<DecodeKind>(['rows', 'split-K'], (k) => (m.decodeKind = k), async (kind, round) => {
+		const r = await benchModel(c, kernels, { prefill: 64, decode: 64, repeats: 3 }, m);
+		log({ decode_plan: kind, passes: m.plan(1).length, round, model: r.model, decode: r.decode_bytes_per_second });
+	});
 }
 
 const CHUNK_KINDS: ChunkKind[] = ['split-K', 'rows'];
 
 /** Prefill with each chunk plan (split-K, the default, and row projections), interleaved, and the passes of each. */
 async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
-	for (let round = 0; round < 2; round++) {
-		for (const chunks of CHUNK_KINDS) {
-			m.chunkKind = chunks;
-			const r = await benchModel(c, kernels, { prefill: 512, decode: 1, repeats: 3 }, m);
-			log({ chunk_plan: chunks, passes_T64: m.plan(64).length, round, model: r.model, prefill: r.prefill_bytes_per_second });
-		}
-	}
-	m.chunkKind = 'split-K';
+	await interleaved(CHUNK_KINDS, (k) => (m.chunkKind = k), async (chunks, round) => {
+		const r = await benchModel(c, kernels, { prefill: 512, decode: 1, repeats: 3 }, m);
+		log({ chunk_plan: chunks, passes_T64: m.plan(64).length, round, model: r.model, prefill: r.prefill_bytes_per_second });
+	});
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -213,30 +215,26 @@ async function main() {
 		const m = await resident(shipped[0][1]);
 		const s = m.newState();
 		await m.forward(text.subarray(0, 64), s);
-		for (let round = 0; round < 2; round++) {
-			for (const chunks of CHUNK_KINDS) {
-				m.chunkKind = chunks;
-				const stepMs: number[] = [];
-				for (let i = 0; i < 40; i++) {
-					const t = now();
-					await m.step(text[64 + (i % 32)], s);
-					stepMs.push((now() - t) * 1e3);
-				}
-				const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
-				for (const T of [2, 4, 8, 12, 16, 32]) {
-					const ms: number[] = [];
-					for (let i = 0; i < 24; i++) {
-						const t = now();
-						const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
-						await v.keep(T >> 1);
-						ms.push((now() - t) * 1e3);
-					}
-					row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
-				}
-				log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', chunks, round, passes_T8: m.plan(8).length, ...row });
+		await interleaved(CHUNK_KINDS, (k) => (m.chunkKind = k), async (chunks, round) => {
+			const stepMs: number[] = [];
+			for (let i = 0; i < 40; i++) {
+				const t = now();
+				await m.step(text[64 + (i % 32)], s);
+				stepMs.push((now() - t) * 1e3);
 			}
-		}
-		m.chunkKind = 'split-K';
+			const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
+			for (const T of [2, 4, 8, 12, 16, 32]) {
+				const ms: number[] = [];
+				for (let i = 0; i < 24; i++) {
+					const t = now();
+					const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
+					await v.keep(T >> 1);
+					ms.push((now() - t) * 1e3);
+				}
+				row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
+			}
+			log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', chunks, round, passes_T8: m.plan(8).length, ...row });
+		});
 	});
 	if (!decodeOnly) await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
