@@ -31,6 +31,14 @@ export async function settle(turns = 20): Promise<void> {
 	for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
+/**
+ * settle() until `ready()` holds, at most `rounds` times: React's scheduler slices its work by time, so on a loaded
+ * machine a render can take more event-loop turns than one settle() gives it.
+ */
+export async function settleUntil(ready: () => boolean, rounds = 100): Promise<void> {
+	for (let i = 0; i < rounds && !ready(); i++) await settle();
+}
+
 export const tinyModel: ModelIdentity = { name: 'tiny-test', dModel: 8, nLayer: 2, dInner: 16, dState: 4, dConv: 4, vocabSize: 256 };
 
 export class FakeSession implements ChatSession {
