@@ -9,7 +9,9 @@
 // `--decode` runs only what the decode and chunk plans need: the parity checks, the verify passes with each chunk
 // plan, then each plan's decode and prefill speed and the profile on the shipped model and the 353M and 972M shapes,
 // in float32 and in float16 values (16-bit on the device);
-// `--972m` leaves out the 353M shape.
+// `--972m` leaves out the 353M shape. `--prefill` runs only what the chunk plans need: parity with each chunk plan,
+// then prefill with each (split-K, tiles, rows) at chunks of 64 and 256 on the 972M and 353M shapes, the tile
+// plan's split-K width, its profile, and the verify passes of the shipped model with each.
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -87,13 +89,13 @@ async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Ker
 	});
 }
 
-const CHUNK_KINDS: ChunkKind[] = ['split-K', 'rows'];
+const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'rows'];
 
-/** Prefill with each chunk plan (split-K, the default, and row projections), interleaved, and the passes of each. */
-async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels) {
-	await interleaved(CHUNK_KINDS, (k) => (m.chunkKind = k), async (chunks, round) => {
-		const r = await benchModel(c, kernels, { prefill: 512, decode: 1, repeats: 3 }, m);
-		log({ chunk_plan: chunks, passes_T64: m.plan(64).length, round, model: r.model, prefill: r.prefill_bytes_per_second });
+/** Prefill with each chunk plan (split-K, the default, tiles and row projections), interleaved, and the passes of each. */
+async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels, kinds = CHUNK_KINDS, prefill = 512) {
+	await interleaved(kinds, (k) => (m.chunkKind = k), async (chunks, round) => {
+		const r = await benchModel(c, kernels, { prefill, decode: 1, repeats: 3 }, m);
+		log({ chunk_plan: chunks, chunk: m.chunk, passes_T64: m.plan(64).length, round, model: r.model, prefill: r.prefill_bytes_per_second });
 	});
 }
 
@@ -147,6 +149,105 @@ async function ab(resident: (c: Checkpoint<Weight>) => Promise<ResidentMamba>, k
 	}
 }
 
+/**
+ * What a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run, with
+ * each chunk plan, interleaved.
+ */
+async function verifyPasses(m: ResidentMamba) {
+	const s = m.newState();
+	await m.forward(text.subarray(0, 64), s);
+	await interleaved(CHUNK_KINDS, (k) => (m.chunkKind = k), async (chunks, round) => {
+		const stepMs: number[] = [];
+		for (let i = 0; i < 40; i++) {
+			const t = now();
+			await m.step(text[64 + (i % 32)], s);
+			stepMs.push((now() - t) * 1e3);
+		}
+		const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
+		for (const T of [2, 4, 8, 12, 16, 32]) {
+			const ms: number[] = [];
+			for (let i = 0; i < 24; i++) {
+				const t = now();
+				const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
+				await v.keep(T >> 1);
+				ms.push((now() - t) * 1e3);
+			}
+			row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
+		}
+		log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', chunks, round, passes_T8: m.plan(8).length, ...row });
+	});
+}
+
+/** `--prefill`: the chunk plans' parity, then prefill at chunks of 64 and 256 (see the top). */
+async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
+	const create = (c: Checkpoint<Weight>, chunk = 64) => ResidentMamba.create(c, runner, kernels, chunk);
+	await stage('parity fixtures, chunk plans', async () => {
+		const input = new Uint8Array(readFileSync('test/fixtures/input.txt'));
+		for (const name of ['tiny-hf', 'tiny-ssm-ln', 'tiny-hf-f16']) {
+			const dir = path.join('test/fixtures', name);
+			const raw = readFileSync(path.join(dir, 'logits.bin'));
+			const want = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+			for (const chunk of [64, 256]) {
+				const m = await create(loadCheckpoint(dir), chunk);
+				for (const kind of CHUNK_KINDS) {
+					m.chunkKind = kind;
+					await parity(`${name} vs PyTorch, ${kind} chunks of ${chunk}`, m, input, want);
+				}
+			}
+		}
+	});
+	const byte = loadModel(DEFAULT_MODEL);
+	await stage('parity byte-model, chunk plans', async () => {
+		const bytes = text.subarray(0, 300);
+		const ref = new Mamba(byte, referenceKernels);
+		const want = await ref.forward(bytes, ref.newState());
+		for (const chunk of [64, 256]) {
+			const m = await create(byte, chunk);
+			for (const kind of CHUNK_KINDS) {
+				m.chunkKind = kind;
+				await parity(`byte-model vs reference kernels, ${kind} chunks of ${chunk}`, m, bytes, want);
+			}
+		}
+	});
+	await stage('verify passes', async () => verifyPasses(await create(byte)));
+	for (const [d, L] of [[1792, 48], [1024, 53]]) {
+		const c = randomCheckpoint(shapeConfig(d, L), 1);
+		c.name = `random ${d}x${L} f32`;
+		if (d === 1024) await stage('parity 353M, chunk plans', async () => {
+			const bytes = text.subarray(0, 20);
+			const ref = new Mamba(c, referenceKernels);
+			const want = await ref.forward(bytes, ref.newState());
+			const m = await create(c);
+			for (const kind of CHUNK_KINDS) {
+				m.chunkKind = kind;
+				await parity(`${c.name} vs reference kernels, ${kind} chunks`, m, bytes, want);
+			}
+		});
+		for (const chunk of [64, 256]) {
+			let m: ResidentMamba | null = null;
+			await stage(`build ${c.name}, chunks of ${chunk}`, async () => void (m = await create(c, chunk)));
+			if (!m) continue;
+			const model: ResidentMamba = m;
+			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, chunk === 64 ? CHUNK_KINDS : ['tiles', 'split-K'], 1024));
+			await stage(`tile split-K width ${c.name}, chunks of ${chunk}`, async () => {
+				model.chunkKind = 'tiles';
+				for (const split of [1 << 18, 1 << 19, 1 << 20]) {
+					model.splitThreads = [split, model.splitThreads[1]];
+					const r = await benchModel(c, kernels, { prefill: 1024, decode: 1, repeats: 3 }, model);
+					log({ tile_split_threads: split, chunk, model: c.name, prefill: r.prefill_bytes_per_second });
+				}
+				model.splitThreads = [1 << 20, model.splitThreads[1]];
+			});
+			await stage(`profile ${c.name}, chunks of ${chunk}`, async () => {
+				for (const kind of ['tiles', 'split-K'] as const) {
+					model.chunkKind = kind;
+					await profile(`${c.name} ${kind} chunks`, model, runner, [chunk]);
+				}
+			});
+		}
+	}
+}
+
 async function main() {
 	const t0 = now();
 	const { kernels } = await selectBackend('webgpu');
@@ -154,6 +255,7 @@ async function main() {
 	log({ stage: 'webgpu ready', seconds: now() - t0 });
 	const resident = (c: Checkpoint<Weight>) => ResidentMamba.create(c, runner, kernels);
 	if (process.argv.includes('--ab')) return ab(resident, kernels);
+	if (process.argv.includes('--prefill')) return prefillBench(runner, kernels);
 
 	await stage('parity fixtures', async () => {
 		const input = new Uint8Array(readFileSync('test/fixtures/input.txt'));
@@ -209,33 +311,7 @@ async function main() {
 	}
 	await stage('decode plans byte-model', async () => void (await decodePlans(shipped[0][1], await resident(shipped[0][1]), kernels)));
 	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner, decodeOnly ? [1] : [1, 64]));
-	await stage('verify passes', async () => {
-		// what a speculative round's verify pass + keep costs against a decode step, on one state as the rounds run,
-		// with each chunk plan (split-K or row projections), interleaved
-		const m = await resident(shipped[0][1]);
-		const s = m.newState();
-		await m.forward(text.subarray(0, 64), s);
-		await interleaved(CHUNK_KINDS, (k) => (m.chunkKind = k), async (chunks, round) => {
-			const stepMs: number[] = [];
-			for (let i = 0; i < 40; i++) {
-				const t = now();
-				await m.step(text[64 + (i % 32)], s);
-				stepMs.push((now() - t) * 1e3);
-			}
-			const row: Record<string, number> = { step: +median(stepMs.slice(8)).toFixed(3) };
-			for (const T of [2, 4, 8, 12, 16, 32]) {
-				const ms: number[] = [];
-				for (let i = 0; i < 24; i++) {
-					const t = now();
-					const v = await m.verify(text.subarray(100 + i, 100 + i + T), s);
-					await v.keep(T >> 1);
-					ms.push((now() - t) * 1e3);
-				}
-				row[`verify_${T}`] = +median(ms.slice(4)).toFixed(3);
-			}
-			log({ verify_ms: 'byte-model, verify(T) + keep(T/2) on one state, medians', chunks, round, passes_T8: m.plan(8).length, ...row });
-		});
-	});
+	await stage('verify passes', async () => verifyPasses(await resident(shipped[0][1])));
 	if (!decodeOnly) await stage('speculative', async () => {
 		const model = await resident(shipped[0][1]);
 		// the drafter resident on the GPU too, and on the CPU (native) beside it: a drafter step is mostly the

@@ -183,6 +183,58 @@ export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt
 	return [a0, a1, a2, a3];
 }
 
+/**
+ * matmulPartial with 8 rows a thread (a wide kernel: 32 outputs, src/backend/resident/wide.ts): threads (s, tb, g),
+ * g fastest over N/8 groups of rows, each writing P[s, tb, 8g … 8g + 7, 0..3], where matmulPartial's threads
+ * would, so matmulReduce finishes it. A k step loads 8 weights and 4 values of x for 32 multiply-adds (matmulPartial:
+ * 5 loads for 4). Needs N % 8 = 0.
+ */
+export function matmulTile(this: KernelThis<MatmulConstants>, x: number[], wt: number[], TB: number, KS: number) {
+	const N = this.constants.N;
+	const XC = this.constants.XC;
+	const G = N / 8;
+	const q = Math.floor(this.thread.x / G);
+	const n = (this.thread.x - q * G) * 8;
+	const s = Math.floor(q / TB);
+	const tb = q - s * TB;
+	const k0 = s * KS;
+	// aRC: row n + R, position C of the block
+	let a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+	let a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+	let a40 = 0, a41 = 0, a42 = 0, a43 = 0, a50 = 0, a51 = 0, a52 = 0, a53 = 0;
+	let a60 = 0, a61 = 0, a62 = 0, a63 = 0, a70 = 0, a71 = 0, a72 = 0, a73 = 0;
+	for (let i = 0; i < this.constants.K; i++) {
+		const k = k0 + i;
+		if (i >= KS || k >= this.constants.K) break;
+		const wi = k * N + n;
+		const w0 = wt[wi];
+		const w1 = wt[wi + 1];
+		const w2 = wt[wi + 2];
+		const w3 = wt[wi + 3];
+		const w4 = wt[wi + 4];
+		const w5 = wt[wi + 5];
+		const w6 = wt[wi + 6];
+		const w7 = wt[wi + 7];
+		const xi = (tb * XC + k) * 4;
+		const x0 = x[xi];
+		const x1 = x[xi + 1];
+		const x2 = x[xi + 2];
+		const x3 = x[xi + 3];
+		a00 += w0 * x0; a01 += w0 * x1; a02 += w0 * x2; a03 += w0 * x3;
+		a10 += w1 * x0; a11 += w1 * x1; a12 += w1 * x2; a13 += w1 * x3;
+		a20 += w2 * x0; a21 += w2 * x1; a22 += w2 * x2; a23 += w2 * x3;
+		a30 += w3 * x0; a31 += w3 * x1; a32 += w3 * x2; a33 += w3 * x3;
+		a40 += w4 * x0; a41 += w4 * x1; a42 += w4 * x2; a43 += w4 * x3;
+		a50 += w5 * x0; a51 += w5 * x1; a52 += w5 * x2; a53 += w5 * x3;
+		a60 += w6 * x0; a61 += w6 * x1; a62 += w6 * x2; a63 += w6 * x3;
+		a70 += w7 * x0; a71 += w7 * x1; a72 += w7 * x2; a73 += w7 * x3;
+	}
+	return [
+		a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
+		a40, a41, a42, a43, a50, a51, a52, a53, a60, a61, a62, a63, a70, a71, a72, a73,
+	];
+}
+
 /** Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). */
 export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], TB: number, S: number) {
 	const N = this.constants.N;

@@ -6,11 +6,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GpuJsKernels } from '../src/backend/gpujs.js';
-import { CpuRunner, whole } from '../src/backend/resident/runner.js';
+import { CpuRunner, whole, type ProgramOptions } from '../src/backend/resident/runner.js';
 import { rng } from '../src/model/random.js';
 import { columns, fromBlocked, rows, splitDbc, splitXz, toBlocked } from '../kernels/layout.js';
 import {
-	matmulPartial, matmulReduce, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
+	matmulPartial, matmulReduce, matmulTile, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
 } from '../kernels/projection.js';
 import { normApplyBlocked, normCombine, normReference, normSlices } from '../kernels/norms.js';
 import { convAndState, convReference, nextConvState } from '../kernels/conv.js';
@@ -92,7 +92,7 @@ test('host logProb matches the reference', async () => {
 const runner = new CpuRunner();
 
 /** One pass of `fn` over `threads` threads; arrays are uploaded, numbers are scalars. Returns the output. */
-async function pass(fn: Function, constants: Record<string, number>, args: Record<string, Float32Array | number>, out: number, threads: number) {
+async function pass(fn: Function, constants: Record<string, number>, args: Record<string, Float32Array | number>, out: number, threads: number, options: ProgramOptions = {}) {
 	const kinds = Object.fromEntries(Object.entries(args).map(([k, v]) => [k, typeof v === 'number' ? 'scalar' : 'array'] as const));
 	const bound = Object.fromEntries(Object.entries(args).map(([k, v]) => {
 		if (typeof v === 'number') return [k, v];
@@ -101,7 +101,7 @@ async function pass(fn: Function, constants: Record<string, number>, args: Recor
 		return [k, b];
 	}));
 	const o = whole(runner.alloc(out));
-	return (await runner.run([{ pass: runner.pass(await runner.program(fn, constants, kinds), bound, o, threads) }], o))!;
+	return (await runner.run([{ pass: runner.pass(await runner.program(fn, constants, kinds, options), bound, o, threads) }], o))!;
 }
 
 test('blocked matmul (split-K partial sums, then the reduction with each epilogue) matches the reference', async () => {
@@ -122,6 +122,24 @@ test('blocked matmul (split-K partial sums, then the reduction with each epilogu
 			close(fromBlocked(y, T, N), want, `N=${N} K=${K} XC=${XC} S=${S} T=${T} epi ${epi}`);
 		}
 	}
+});
+
+test('matmulTile (8 rows a thread, 32 outputs) gives matmulPartial\'s partial sums, and the reduction the reference', async () => {
+	// (N, K, XC, S slices, T): N a multiple of 8; K not a multiple of S (the last slice short); dt_proj's XC > K
+	for (const [N, K, XC, S, T] of [[16, 16, 16, 2, 5], [8, 24, 30, 3, 8], [24, 7, 7, 4, 1], [8, 40, 40, 1, 12]]) {
+		const TB = Math.ceil(T / 4), KS = Math.ceil(K / S);
+		const W = uniform(N * K), x = uniform(T * XC, -2, 2), res = uniform(T * N);
+		const args = { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS };
+		const tile = await pass(matmulTile, { K, N, XC, U: 1 }, args, S * TB * N * 4, (S * TB * N) / 8, { outputs: 32 });
+		const partial = await pass(matmulPartial, { K, N, XC, U: 1 }, args, S * TB * N * 4, S * TB * N);
+		close(tile, partial, `partial sums N=${N} K=${K} S=${S} T=${T}`);
+		const y = await pass(matmulReduce, { N, epi: Epi.Residual }, { p: tile, r: toBlocked(res, T, N), b: new Float32Array(N), TB, S }, TB * N * 4, TB * N);
+		close(fromBlocked(y, T, N), projectionReference({ data: W, rows: N, cols: K }, columns(x, 0, XC), T, { residual: res }), `N=${N} K=${K} S=${S} T=${T}`);
+	}
+	// a wide kernel must return exactly its outputs
+	const wrong = await pass(matmulTile, { K: 8, N: 8, XC: 8, U: 1 }, { x: new Float32Array(32), wt: new Float32Array(64), TB: 1, KS: 8 }, 64, 1, { outputs: 16 })
+		.then(() => 'ran', (e: Error) => e.message);
+	assert.match(wrong, /returned 32 values, not 16/);
 });
 
 test('blocked matvec (decode: one position, many slices) matches the reference', async () => {

@@ -23,8 +23,9 @@ import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, projectionReference,
+	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, projectionReference,
 } from '../kernels/projection.js';
+import { wideSource, wideWGSL } from '../src/backend/resident/wide.js';
 import { groupSumWGSL } from '../src/backend/resident/group-sum.js';
 import { bfloat16Bits, halfBits, halvesWGSL, sixteenBits } from '../src/backend/resident/halves.js';
 import { floatToHalf } from '../src/tensor/dtypes.js';
@@ -80,6 +81,11 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 
 		m.chunkKind = 'rows'; // chunks on the row weights (matmulRow) give the same
 		const rowDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
 		assert.ok(rowDiff <= 1e-4, `row chunks: max abs diff ${rowDiff}`);
+		m.chunkKind = 'tiles'; // and the partial sums 8 rows a thread (matmulTile; x_proj's 35 rows stay matmulPartial)
+		const tiles = m.plan(16).filter((p) => p.program.name === 'matmulTile').length;
+		assert.is(tiles, 3 * m.config.nLayer + 1, 'in_proj, dt_proj, out_proj and the head');
+		const tileDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
+		assert.ok(tileDiff <= 1e-4, `tile chunks: max abs diff ${tileDiff}`);
 	});
 }
 
@@ -162,6 +168,22 @@ test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_ra
 		m.chunkKind = 'rows';
 		const chunks = maxAbsDiff(await piecewise(m, bytes, [4, 11]), want);
 		assert.ok(chunks <= 5e-4, `${half ? 'f16' : 'f32'} row chunks: max abs diff ${chunks}`);
+		m.chunkKind = 'tiles'; // d 1030 is no multiple of 8: out_proj stays matmulPartial
+		const tiles = maxAbsDiff(await piecewise(m, bytes, [4, 11]), want);
+		assert.ok(tiles <= 5e-4, `${half ? 'f16' : 'f32'} tile chunks: max abs diff ${tiles}`);
+	}
+});
+
+test('chunks of 256 (the webgpu prefill length) with each chunk plan match the host forward', async () => {
+	const c = fusable('rms', true, 11);
+	const host = new Mamba(c, referenceKernels);
+	const bytes = Uint8Array.from({ length: 300 }, (_, i) => input[i % input.length]);
+	const want = await host.forward(bytes, host.newState());
+	const m = await resident(c, 256);
+	for (const kind of ['split-K', 'tiles', 'rows'] as const) {
+		m.chunkKind = kind;
+		const diff = maxAbsDiff(await piecewise(m, bytes, [256]), want);
+		assert.ok(diff <= 1e-4, `${kind}: max abs diff ${diff}`);
 	}
 });
 
@@ -299,7 +321,9 @@ test('every blocked kernel translates to WGSL', () => {
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
+		matmulTile, // tile chunks: 32 outputs a thread (src/backend/resident/wide.ts)
 	};
+	const wide: Record<string, number> = { matmulTile: 32 };
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
 	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed', 'matmulRow']);
 	const constants = {
@@ -311,13 +335,20 @@ test('every blocked kernel translates to WGSL', () => {
 		const params = (fn.toString().match(/^function\s*\w*\(([^)]*)\)/)?.[1] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
 		// arrays are the parameters gpu.js sees indexed; scalars are the upper-case ones (TB, KS, S, T, DS)
 		const args = params.map((p) => (/^[A-Z]{1,2}$/.test(p) && !['A', 'D', 'H'].includes(p) ? 1.5 : new Float32Array(4)));
-		const k = new WebGPUKernel(fn.toString(), { output: [64], constants, precision: 'single', loopMaxIterations: 1 << 24 });
+		const w = wide[name] ? wideSource(fn, wide[name]) : null;
+		const k = new WebGPUKernel(w?.source ?? fn.toString(), { output: [64], constants, precision: 'single', loopMaxIterations: 1 << 24 });
 		k.setupConstants();
 		k.setupArguments(args);
 		k.validateSettings(args);
 		k.translateSource();
 		k.paramsLayout = k.computeParamsLayout();
 		let wgsl = k.assembleWGSL();
+		if (w) {
+			// each thread writes its 32 values, at result[data_index * 32 + j], and nothing else
+			wgsl = wideWGSL(wgsl, w.names);
+			for (let j = 0; j < 32; j++) assert.match(wgsl, new RegExp(`result\\[data_index \\* 32 \\+ ${j}\\] = user_${w.names[j]};`), `${name} output ${j}`);
+			assert.is(wgsl.match(/result\[/g)?.length, 32, name);
+		}
 		if (rowKernels.has(name)) {
 			// 16-bit weights (src/backend/resident/halves.ts), then a group sum over the whole workgroup
 			const components = (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4;
@@ -339,7 +370,10 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 27, `${n} kernels`);
+	assert.ok(n >= 28, `${n} kernels`);
+	assert.throws(() => wideSource(function f() { return [1, 2]; }, 8), /lists 2 values; 8 local variables/);
+	assert.throws(() => wideSource(function f() { return [1, 2, 3, 4]; }, 6), /not a multiple of 4/);
+	assert.throws(() => wideWGSL('fn main() {}', ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']), /0 result writes/);
 	assert.throws(() => halvesWGSL('fn main() {}', { w: 'f16' }), /no read-only binding user_w/);
 	assert.throws(() => groupSumWGSL('fn main() {}', 16, 1), /not a 1-D gpu.js kernel/);
 	assert.throws(() => groupSumWGSL('', 12, 1), /power of two/);

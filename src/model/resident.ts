@@ -15,7 +15,7 @@ import { range, whole, type Command, type Pass, type Prepared, type Runner } fro
 import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Verification, Weight } from './types.js';
 import { verifyPass } from './verification.js';
 import { convStride, DeviceState, ssmStride } from './resident/device-state.js';
-import { chunkPlan, decodePlan, groupedDecodePlan, rowDecodePlan } from './resident/plans.js';
+import { chunkPlan, decodePlan, groupedDecodePlan, rowDecodePlan, type ChunkKind } from './resident/plans.js';
 import { SPLIT_MAX } from './resident/split.js';
 import { rowsFit, upload, type Uploaded } from './resident/upload.js';
 import { recordCapacity, Records } from './resident/records.js';
@@ -27,7 +27,7 @@ interface LivePass {
 }
 
 export type DecodeKind = 'rows' | 'split-K' | 'grouped';
-export type ChunkKind = 'rows' | 'split-K';
+export type { ChunkKind } from './resident/plans.js';
 const DECODE_PLANS = { rows: rowDecodePlan, 'split-K': decodePlan, grouped: groupedDecodePlan } as const;
 
 export class ResidentMamba implements LanguageModel {
@@ -122,8 +122,8 @@ export class ResidentMamba implements LanguageModel {
 
 	/**
 	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
-	 * 14 passes a layer; the default, measured) or 'rows' (matmulRow, 11; where the shape has row weights). Not yet
-	 * measured against each other on a GPU: bench/webgpu.ts compares them.
+	 * 14 passes a layer; the default, measured), 'tiles' (the same passes, the partial sums 8 rows a thread) or 'rows'
+	 * (matmulRow, 11; where the shape has row weights). bench/webgpu.ts compares them.
 	 */
 	get chunkKind(): ChunkKind {
 		return this.chunks;
@@ -138,10 +138,6 @@ export class ResidentMamba implements LanguageModel {
 		this.verifyPlans.clear();
 		this.next = null;
 		this.nextVerify = null;
-	}
-
-	private get rowChunks(): boolean {
-		return this.chunks === 'rows';
 	}
 
 	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts; bf16 of them as bfloat16), of how many. */
@@ -161,7 +157,7 @@ export class ResidentMamba implements LanguageModel {
 		if (!passes) {
 			passes = T === 1 && this.fusedDecode
 				? DECODE_PLANS[this.kind](this.runner, this.config, this.dev, this.vecSplit)
-				: chunkPlan(this.runner, this.config, this.dev, T, this.split, undefined, this.rowChunks);
+				: chunkPlan(this.runner, this.config, this.dev, T, this.split, undefined, this.chunks);
 			this.plans.set(T, passes);
 		}
 		return passes;
@@ -396,7 +392,7 @@ export class ResidentMamba implements LanguageModel {
 	/** The passes of a verify pass of T tokens (a chunk plan writing the records), built once per T. */
 	private verifyPlan(T: number, rec: Records): readonly Pass[] {
 		let passes = this.verifyPlans.get(T);
-		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec, this.rowChunks)));
+		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec, this.chunks)));
 		return passes;
 	}
 }

@@ -8,6 +8,7 @@
 // Sizes and offsets are in elements: floats, or float16 values in a 16-bit buffer (halves.ts), which is bound whole.
 import { GROUP, validGroup } from './group-sum.js';
 import { halfValues, type HalfKind } from './halves.js';
+import { validOutputs } from './wide.js';
 
 export interface DeviceBuffer {
 	readonly length: number;
@@ -33,19 +34,22 @@ export interface Program {
 	readonly params: readonly string[]; // the kernel function's parameters, in order
 	readonly groupSum: number; // 0, or the columns per workgroup whose values are summed (group-sum.ts)
 	readonly halves: Readonly<Record<string, HalfKind>>; // the arguments that are 16-bit buffers, and their kind (halves.ts)
+	readonly outputs: number; // 0 (gpu.js's own: one value or 4 a thread), or the values each thread writes (wide.ts)
 }
 
 /**
  * Options beyond gpu.js's own: `groupSum` C sums each column's values over its workgroup (group-sum.ts); `halves`
- * names the array arguments bound to 16-bit buffers (halves.ts).
+ * names the array arguments bound to 16-bit buffers (halves.ts); `outputs` M lets each thread write M values (wide.ts).
  */
 export interface ProgramOptions {
 	groupSum?: number;
 	halves?: Readonly<Record<string, HalfKind>>;
+	outputs?: number;
 }
 
-/** How many floats a pass of `threads` writes: one value (or 4) per thread, or per column of a workgroup. */
+/** How many floats a pass of `threads` writes: one value (or 4, or M) per thread, or per column of a workgroup. */
 export function outputLength(p: Program, threads: number, components: number): number {
+	if (p.outputs) return threads * p.outputs;
 	if (!p.groupSum) return threads * components;
 	if (threads % GROUP !== 0) throw new Error(`internal: ${p.name} sums groups of ${GROUP} threads; ${threads} is not a multiple`);
 	return (threads / GROUP) * p.groupSum * components;
@@ -142,6 +146,14 @@ export function checkGroup(name: string, options: ProgramOptions): number {
 	return C;
 }
 
+/** The values a thread of `options` writes (0: gpu.js's own), refused unless valid and without a group sum. */
+export function checkOutputs(name: string, options: ProgramOptions): number {
+	const M = options.outputs ?? 0;
+	if (M && !validOutputs(M)) throw new Error(`internal: kernel ${name}: ${M} outputs a thread is not a multiple of 4 in 8..64`);
+	if (M && options.groupSum) throw new Error(`internal: kernel ${name}: a group sum writes one value a column, not ${M} a thread`);
+	return M;
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // CpuRunner
 
@@ -188,7 +200,8 @@ export class CpuRunner implements Runner {
 		const positionalKinds = positional(fn.name, params, kinds);
 		checkBindings(fn.name, positionalKinds);
 		const halves = checkHalves(fn.name, params, positionalKinds, options);
-		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options), halves } as CpuProgram;
+		const outputs = checkOutputs(fn.name, options);
+		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options), halves, outputs } as CpuProgram;
 	}
 
 	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass {
@@ -207,6 +220,9 @@ export class CpuRunner implements Runner {
 		for (let i = 0; i < p.threads; i++) {
 			self.thread.x = i;
 			const v = p.program.fn.apply(self, args) as number | number[];
+			if (p.program.outputs && (typeof v === 'number' || v.length !== p.program.outputs)) {
+				throw new Error(`internal: ${p.program.name} returned ${typeof v === 'number' ? 1 : v.length} values, not ${p.program.outputs}`);
+			}
 			// a group sum adds the thread's value into its column's output (group-sum.ts), else it is written
 			const o = C ? Math.floor(i / GROUP) * C + ((i % GROUP) % C) : i;
 			const add = C > 0 && i % GROUP >= C; // the column's first part (lanes below C) starts its sum

@@ -6,7 +6,8 @@
 import type { GPU as GPUType } from 'gpu.js';
 import { groupSumWGSL } from './group-sum.js';
 import { halfBytes, halvesWGSL, type HalfKind } from './halves.js';
-import { checkBindings, checkGroup, checkHalves, checkWidths, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
+import { wideSource, wideWGSL } from './wide.js';
+import { checkBindings, checkGroup, checkHalves, checkOutputs, checkWidths, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
 const MAP_READ = 0x0001, COPY_SRC = 0x0004, COPY_DST = 0x0008, UNIFORM = 0x0040, STORAGE = 0x0080;
@@ -67,25 +68,28 @@ export class WebGpuRunner implements Runner {
 		checkBindings(fn.name, kinds);
 		const groupSum = checkGroup(fn.name, options);
 		const halves = checkHalves(fn.name, params, kinds, options);
-		const shortcut = this.gpu.createKernel(fn as never, {
+		const outputs = checkOutputs(fn.name, options);
+		const wide = outputs ? wideSource(fn, outputs) : null; // gpu.js is given the first four (wide.ts)
+		const shortcut = this.gpu.createKernel((wide?.source ?? fn) as never, {
 			output: [64],
 			constants: constants as never,
 			precision: 'single',
 			loopMaxIterations: 1 << 24,
 		} as never) as unknown as { kernel: BuiltKernel };
 		const kernel = shortcut.kernel;
-		if (groupSum || Object.keys(halves).length) {
-			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts, halves.ts)
+		if (groupSum || outputs || Object.keys(halves).length) {
+			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts, halves.ts, wide.ts)
 			const assemble = kernel.assembleWGSL.bind(kernel);
 			kernel.assembleWGSL = () => {
 				const wgsl = halvesWGSL(assemble(), halves);
+				if (wide) return wideWGSL(wgsl, wide.names);
 				return groupSum ? groupSumWGSL(wgsl, groupSum, kernel.componentCount === 1 ? 1 : 4) : wgsl;
 			};
 		}
 		// gpu.js infers argument types from sample values: arrays become storage buffers, numbers f32 scalars.
 		await kernel.build(...kinds.map((k) => (k === 'array' ? new Float32Array(4) : 0.5)));
 		this.device ??= kernel._device;
-		return { name: fn.name, params, kernel, groupSum, halves } as WebGpuProgram;
+		return { name: fn.name, params, kernel, groupSum, halves, outputs } as WebGpuProgram;
 	}
 
 	alloc(length: number, half: HalfKind | null = null): DeviceBuffer {

@@ -18,6 +18,21 @@ export function slices(TB: number, K: number, N: number, threads: number): numbe
 	return S;
 }
 
+/** Rows a matmulTile thread computes (kernels/projection.ts). */
+export const TILE_ROWS = 8;
+
+/**
+ * Split-K slices of a matmulTile pass given a chunk's split-K budget of `threads`: as slices() with N/8 threads a
+ * block within a quarter of the budget (a tile thread does 8 times the work, so this is twice matmulPartial's
+ * slices: enough threads to hide the loads' latency), and few enough that the partial sums (S·TB·N·4 floats) stay
+ * below 2^24, where gpu.js's f32 indices are exact.
+ */
+export function tileSlices(TB: number, K: number, N: number, threads: number): number {
+	let S = slices(TB, K, N / TILE_ROWS, threads / 4);
+	while (S > 1 && S * TB * N * 4 >= 1 << 24) S /= 2;
+	return S;
+}
+
 /** Decode split-K slices for matvecPartial: as slices(), each slice a multiple of 4 long, at most 64 to reduce. */
 export function vecSlices(K: number, N: number, threads: number): number {
 	let S = 1;
