@@ -118,28 +118,32 @@ test('blocked matmul (split-K partial sums, then the reduction with each epilogu
 			[Epi.Bias, projectionReference(w, xv, T).map((v, i) => v + bias[i % N]), bias],
 		];
 		for (const [epi, want, b] of cases) {
-			const y = await pass(matmulReduce, { N, epi }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
+			const y = await pass(matmulReduce, { N, epi, tile: 0 }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
 			close(fromBlocked(y, T, N), want, `N=${N} K=${K} XC=${XC} S=${S} T=${T} epi ${epi}`);
 		}
 	}
 });
 
-test('matmulTile (8 rows a thread, 32 outputs) gives matmulPartial\'s partial sums, and the reduction the reference', async () => {
-	// (N, K, XC, S slices, T): N a multiple of 8; K not a multiple of S (the last slice short); dt_proj's XC > K
-	for (const [N, K, XC, S, T] of [[16, 16, 16, 2, 5], [8, 24, 30, 3, 8], [24, 7, 7, 4, 1], [8, 40, 40, 1, 12]]) {
-		const TB = Math.ceil(T / 4), KS = Math.ceil(K / S);
-		const W = uniform(N * K), x = uniform(T * XC, -2, 2), res = uniform(T * N);
-		const args = { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS };
-		const tile = await pass(matmulTile, { K, N, XC, U: 1 }, args, S * TB * N * 4, (S * TB * N) / 8, { outputs: 32 });
-		const partial = await pass(matmulPartial, { K, N, XC, U: 1 }, args, S * TB * N * 4, S * TB * N);
-		close(tile, partial, `partial sums N=${N} K=${K} S=${S} T=${T}`);
-		const y = await pass(matmulReduce, { N, epi: Epi.Residual }, { p: tile, r: toBlocked(res, T, N), b: new Float32Array(N), TB, S }, TB * N * 4, TB * N);
-		close(fromBlocked(y, T, N), projectionReference({ data: W, rows: N, cols: K }, columns(x, 0, XC), T, { residual: res }), `N=${N} K=${K} S=${S} T=${T}`);
+test('matmulTile (4 rows × 16 positions a thread, 64 outputs) and the reduction of its layout match the reference', async () => {
+	// (N, K, XC, S slices, T): N a multiple of 4, T of 16 (4 blocks); K not a multiple of S (the last slice short); XC > K (dt_proj)
+	for (const [N, K, XC, S, T] of [[16, 16, 16, 2, 16], [8, 24, 30, 3, 32], [12, 7, 7, 4, 16], [4, 40, 40, 1, 48]]) {
+		const TB = T / 4, KS = Math.ceil(K / S);
+		const W = uniform(N * K), x = uniform(T * XC, -2, 2), res = uniform(T * N), bias = uniform(N, -25, 25);
+		const P = await pass(matmulTile, { K, N, XC, U: 1 }, { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS }, S * TB * N * 4, (S * TB * N) / 16, { outputs: 64 });
+		const w = { data: W, rows: N, cols: K }, xv = columns(x, 0, XC);
+		const cases: [Epi, Float32Array, Float32Array][] = [
+			[Epi.Residual, projectionReference(w, xv, T, { residual: res }), new Float32Array(N)],
+			[Epi.Softplus, projectionReference(w, xv, T, { softplusBias: bias }), bias],
+		];
+		for (const [epi, want, b] of cases) {
+			const y = await pass(matmulReduce, { N, epi, tile: 1 }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
+			close(fromBlocked(y, T, N), want, `N=${N} K=${K} XC=${XC} S=${S} T=${T} epi ${epi}`);
+		}
 	}
 	// a wide kernel must return exactly its outputs
-	const wrong = await pass(matmulTile, { K: 8, N: 8, XC: 8, U: 1 }, { x: new Float32Array(32), wt: new Float32Array(64), TB: 1, KS: 8 }, 64, 1, { outputs: 16 })
+	const wrong = await pass(matmulTile, { K: 8, N: 4, XC: 8, U: 1 }, { x: new Float32Array(128), wt: new Float32Array(32), TB: 4, KS: 8 }, 64, 1, { outputs: 32 })
 		.then(() => 'ran', (e: Error) => e.message);
-	assert.match(wrong, /returned 32 values, not 16/);
+	assert.match(wrong, /returned 64 values, not 32/);
 });
 
 test('blocked matvec (decode: one position, many slices) matches the reference', async () => {

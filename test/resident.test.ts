@@ -26,6 +26,7 @@ import {
 	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, projectionReference,
 } from '../kernels/projection.js';
 import { wideSource, wideWGSL } from '../src/backend/resident/wide.js';
+import { integerSum, intIndexWGSL } from '../src/backend/resident/int-index.js';
 import { groupSumWGSL } from '../src/backend/resident/group-sum.js';
 import { bfloat16Bits, halfBits, halvesWGSL, sixteenBits } from '../src/backend/resident/halves.js';
 import { floatToHalf } from '../src/tensor/dtypes.js';
@@ -81,7 +82,7 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 
 		m.chunkKind = 'rows'; // chunks on the row weights (matmulRow) give the same
 		const rowDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
 		assert.ok(rowDiff <= 1e-4, `row chunks: max abs diff ${rowDiff}`);
-		m.chunkKind = 'tiles'; // and the partial sums 8 rows a thread (matmulTile; x_proj's 35 rows stay matmulPartial)
+		m.chunkKind = 'tiles'; // and the partial sums 4 rows × 16 positions a thread (matmulTile; x_proj's 35 rows stay matmulPartial)
 		const tiles = m.plan(16).filter((p) => p.program.name === 'matmulTile').length;
 		assert.is(tiles, 3 * m.config.nLayer + 1, 'in_proj, dt_proj, out_proj and the head');
 		const tileDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
@@ -168,8 +169,9 @@ test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_ra
 		m.chunkKind = 'rows';
 		const chunks = maxAbsDiff(await piecewise(m, bytes, [4, 11]), want);
 		assert.ok(chunks <= 5e-4, `${half ? 'f16' : 'f32'} row chunks: max abs diff ${chunks}`);
-		m.chunkKind = 'tiles'; // d 1030 is no multiple of 8: out_proj stays matmulPartial
-		const tiles = maxAbsDiff(await piecewise(m, bytes, [4, 11]), want);
+		m.chunkKind = 'tiles'; // a chunk of 16 runs in_proj, dt_proj and the head as tiles; d 1030 is no multiple of 4: out_proj stays matmulPartial
+		const twenty = input.subarray(0, 20);
+		const tiles = maxAbsDiff(await piecewise(m, twenty, [16]), await host.forward(twenty, host.newState()));
 		assert.ok(tiles <= 5e-4, `${half ? 'f16' : 'f32'} tile chunks: max abs diff ${tiles}`);
 	}
 });
@@ -321,13 +323,14 @@ test('every blocked kernel translates to WGSL', () => {
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
-		matmulTile, // tile chunks: 32 outputs a thread (src/backend/resident/wide.ts)
+		matmulTile, // tile chunks: 64 outputs a thread (src/backend/resident/wide.ts)
 	};
-	const wide: Record<string, number> = { matmulTile: 32 };
+	const wide: Record<string, number> = { matmulTile: 64 };
+	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulReduce']);
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
 	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed', 'matmulRow']);
 	const constants = {
-		K: 64, N: 32, XC: 64, U: 4, epi: 3, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
+		K: 64, N: 32, XC: 64, U: 4, epi: 3, tile: 1, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
 		hStride: 1024, xStride: 640, dStride: 512, bStride: 576, pStride: 1088, cStride: 128, zStride: 1024,
 	};
 	let n = 0;
@@ -344,10 +347,17 @@ test('every blocked kernel translates to WGSL', () => {
 		k.paramsLayout = k.computeParamsLayout();
 		let wgsl = k.assembleWGSL();
 		if (w) {
-			// each thread writes its 32 values, at result[data_index * 32 + j], and nothing else
+			// each thread writes its 64 values, value j in plane j (result[j * threads + i]), and nothing else
 			wgsl = wideWGSL(wgsl, w.names);
-			for (let j = 0; j < 32; j++) assert.match(wgsl, new RegExp(`result\\[data_index \\* 32 \\+ ${j}\\] = user_${w.names[j]};`), `${name} output ${j}`);
-			assert.is(wgsl.match(/result\[/g)?.length, 32, name);
+			for (let j = 0; j < 64; j++) assert.match(wgsl, new RegExp(`result\\[${j} \\* i32\\(params.outputX\\) \\+ data_index\\] = user_${w.names[j]};`), `${name} output ${j}`);
+			assert.is(wgsl.match(/result\[/g)?.length, 64, name);
+		}
+		if (intIndexed.has(name)) {
+			// integer index sums (src/backend/resident/int-index.ts): x's 4 or 16 loads a step convert one index, not each
+			const before = wgsl.match(/i32\(/g)!.length;
+			wgsl = intIndexWGSL(wgsl);
+			assert.not.match(wgsl, /get_user_x\(0, 0, i32\(\(user_xi\+/, name);
+			assert.ok(wgsl.match(/i32\(/g)!.length >= before, name); // conversions written out: each term its own
 		}
 		if (rowKernels.has(name)) {
 			// 16-bit weights (src/backend/resident/halves.ts), then a group sum over the whole workgroup
@@ -372,6 +382,12 @@ test('every blocked kernel translates to WGSL', () => {
 	}
 	assert.ok(n >= 28, `${n} kernels`);
 	assert.throws(() => wideSource(function f() { return [1, 2]; }, 8), /lists 2 values; 8 local variables/);
+	// an index sum split at its top-level + and −, literals as integers, products and quotients converted whole
+	assert.is(integerSum('((user_xi+(1.0*user_XC4))+2.0)'), '((i32(user_xi) + i32(1.0*user_XC4)) + 2)');
+	assert.is(integerSum('(((user_k+1.0)*user_N)-user_n)'), '(i32((user_k+1.0)*user_N) - i32(user_n))');
+	assert.is(integerSum('(-user_a+floor((user_q/4.0)))'), '(i32(-user_a) + i32(floor((user_q/4.0))))');
+	assert.is(integerSum('user_wi'), 'i32(user_wi)');
+	assert.throws(() => intIndexWGSL('fn main() {}'), /no getter call/);
 	assert.throws(() => wideSource(function f() { return [1, 2, 3, 4]; }, 6), /not a multiple of 4/);
 	assert.throws(() => wideWGSL('fn main() {}', ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']), /0 result writes/);
 	assert.throws(() => halvesWGSL('fn main() {}', { w: 'f16' }), /no read-only binding user_w/);

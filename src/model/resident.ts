@@ -15,7 +15,7 @@ import { range, whole, type Command, type Pass, type Prepared, type Runner } fro
 import type { Checkpoint, LanguageModel, MambaConfig, ModelState, Verification, Weight } from './types.js';
 import { verifyPass } from './verification.js';
 import { convStride, DeviceState, ssmStride } from './resident/device-state.js';
-import { chunkPlan, decodePlan, groupedDecodePlan, rowDecodePlan, type ChunkKind } from './resident/plans.js';
+import { chunkPlan, decodePlan, groupedDecodePlan, rowDecodePlan, type PlanKind } from './resident/plans.js';
 import { SPLIT_MAX } from './resident/split.js';
 import { rowsFit, upload, type Uploaded } from './resident/upload.js';
 import { recordCapacity, Records } from './resident/records.js';
@@ -27,7 +27,10 @@ interface LivePass {
 }
 
 export type DecodeKind = 'rows' | 'split-K' | 'grouped';
-export type { ChunkKind } from './resident/plans.js';
+/** Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens, else split-K. */
+export type ChunkKind = PlanKind | 'auto';
+/** The longest pass 'auto' runs on row weights: verify passes (README, Speed: a row verify pass of 8 costs half a split-K one). */
+export const ROWS_UP_TO = 32;
 const DECODE_PLANS = { rows: rowDecodePlan, 'split-K': decodePlan, grouped: groupedDecodePlan } as const;
 
 export class ResidentMamba implements LanguageModel {
@@ -40,7 +43,7 @@ export class ResidentMamba implements LanguageModel {
 	private vecSplit = 1 << 18;
 	private fused = true; // a fused decode plan (bench/webgpu.ts compares it with running T = 1 as a chunk)
 	private kind: DecodeKind; // which fused decode plan (plans.ts): 'rows' where the shape allows, else 'split-K'
-	private chunks: ChunkKind = 'split-K'; // which projections the chunk and verify plans run (plans.ts chunkPlan)
+	private chunks: ChunkKind = 'auto'; // which projections the chunk and verify plans run (plans.ts chunkPlan)
 	private readonly canFuse: boolean; // the split-K and grouped decode kernels take 4 reduction steps at a time
 	private next: { state: DeviceState; plan: readonly Pass[]; prepared: Prepared } | null = null; // the next step, recorded
 	private nextVerify: { state: DeviceState; size: number; prepared: Prepared } | null = null; // the next verify pass, recorded
@@ -122,8 +125,9 @@ export class ResidentMamba implements LanguageModel {
 
 	/**
 	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
-	 * 14 passes a layer; the default, measured), 'tiles' (the same passes, the partial sums 8 rows a thread) or 'rows'
-	 * (matmulRow, 11; where the shape has row weights). bench/webgpu.ts compares them.
+	 * 14 passes a layer), 'tiles' (the same passes, the partial sums 4 rows × 16 positions a thread), 'rows'
+	 * (matmulRow, 11; where the shape has row weights), or 'auto' (the default: rows for passes up to ROWS_UP_TO
+	 * tokens where the shape allows, split-K above). bench/webgpu.ts compares them.
 	 */
 	get chunkKind(): ChunkKind {
 		return this.chunks;
@@ -132,12 +136,20 @@ export class ResidentMamba implements LanguageModel {
 		if (kind === 'rows' && !rowsFit(this.config)) throw new Error('internal: row chunks need the row weights (rowsFit)');
 		// matmulRow runs TB·N·64 threads, and gpu.js's thread index is an f32 too: exact below 2^24
 		const c = this.config, threads = (this.chunk / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
+		if (kind !== 'auto' && kind !== 'split-K' && kind !== 'tiles' && kind !== 'rows') throw new Error(`internal: no chunk kind ${String(kind)}`);
 		if (kind === 'rows' && threads >= 1 << 24) throw new Error(`internal: row chunks of ${this.chunk} would run ${threads} threads a pass; gpu.js indexes them exactly only below 2^24`);
 		this.chunks = kind;
 		this.plans.clear();
 		this.verifyPlans.clear();
 		this.next = null;
 		this.nextVerify = null;
+	}
+
+	/** The plan kind a pass of T tokens runs (chunkKind, with 'auto' resolved). */
+	planKind(T: number): PlanKind {
+		if (this.chunks !== 'auto') return this.chunks;
+		const c = this.config, threads = Math.ceil(T / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
+		return T <= ROWS_UP_TO && rowsFit(c) && threads < 1 << 24 ? 'rows' : 'split-K';
 	}
 
 	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts; bf16 of them as bfloat16), of how many. */
@@ -157,7 +169,7 @@ export class ResidentMamba implements LanguageModel {
 		if (!passes) {
 			passes = T === 1 && this.fusedDecode
 				? DECODE_PLANS[this.kind](this.runner, this.config, this.dev, this.vecSplit)
-				: chunkPlan(this.runner, this.config, this.dev, T, this.split, undefined, this.chunks);
+				: chunkPlan(this.runner, this.config, this.dev, T, this.split, undefined, this.planKind(T));
 			this.plans.set(T, passes);
 		}
 		return passes;
@@ -392,7 +404,7 @@ export class ResidentMamba implements LanguageModel {
 	/** The passes of a verify pass of T tokens (a chunk plan writing the records), built once per T. */
 	private verifyPlan(T: number, rec: Records): readonly Pass[] {
 		let passes = this.verifyPlans.get(T);
-		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec, this.chunks)));
+		if (!passes) this.verifyPlans.set(T, (passes = chunkPlan(this.runner, this.config, this.dev, T, this.split, rec, this.planKind(T))));
 		return passes;
 	}
 }

@@ -34,17 +34,20 @@ export interface Program {
 	readonly params: readonly string[]; // the kernel function's parameters, in order
 	readonly groupSum: number; // 0, or the columns per workgroup whose values are summed (group-sum.ts)
 	readonly halves: Readonly<Record<string, HalfKind>>; // the arguments that are 16-bit buffers, and their kind (halves.ts)
-	readonly outputs: number; // 0 (gpu.js's own: one value or 4 a thread), or the values each thread writes (wide.ts)
+	readonly outputs: number; // 0 (gpu.js's own: one value or 4 a thread), or the values each thread writes, in planes (wide.ts)
+	readonly intIndex: boolean; // index sums computed in integers (int-index.ts)
 }
 
 /**
  * Options beyond gpu.js's own: `groupSum` C sums each column's values over its workgroup (group-sum.ts); `halves`
- * names the array arguments bound to 16-bit buffers (halves.ts); `outputs` M lets each thread write M values (wide.ts).
+ * names the array arguments bound to 16-bit buffers (halves.ts); `outputs` M lets each thread write M values (wide.ts);
+ * `intIndex` computes index sums in integers, for kernels whose index terms are whole numbers (int-index.ts).
  */
 export interface ProgramOptions {
 	groupSum?: number;
 	halves?: Readonly<Record<string, HalfKind>>;
 	outputs?: number;
+	intIndex?: boolean;
 }
 
 /** How many floats a pass of `threads` writes: one value (or 4, or M) per thread, or per column of a workgroup. */
@@ -201,7 +204,7 @@ export class CpuRunner implements Runner {
 		checkBindings(fn.name, positionalKinds);
 		const halves = checkHalves(fn.name, params, positionalKinds, options);
 		const outputs = checkOutputs(fn.name, options);
-		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options), halves, outputs } as CpuProgram;
+		return { name: fn.name, params, fn, constants, groupSum: checkGroup(fn.name, options), halves, outputs, intIndex: !!options.intIndex } as CpuProgram;
 	}
 
 	pass(program: Program, args: Record<string, Arg>, out: View, threads: number): Pass {
@@ -222,6 +225,11 @@ export class CpuRunner implements Runner {
 			const v = p.program.fn.apply(self, args) as number | number[];
 			if (p.program.outputs && (typeof v === 'number' || v.length !== p.program.outputs)) {
 				throw new Error(`internal: ${p.program.name} returned ${typeof v === 'number' ? 1 : v.length} values, not ${p.program.outputs}`);
+			}
+			if (p.program.outputs) {
+				const v_ = v as number[]; // a wide kernel writes value j of thread i at j·threads + i (wide.ts)
+				for (let j = 0; j < v_.length; j++) out[j * p.threads + i] = v_[j];
+				continue;
 			}
 			// a group sum adds the thread's value into its column's output (group-sum.ts), else it is written
 			const o = C ? Math.floor(i / GROUP) * C + ((i % GROUP) % C) : i;

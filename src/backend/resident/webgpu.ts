@@ -7,6 +7,7 @@ import type { GPU as GPUType } from 'gpu.js';
 import { groupSumWGSL } from './group-sum.js';
 import { halfBytes, halvesWGSL, type HalfKind } from './halves.js';
 import { wideSource, wideWGSL } from './wide.js';
+import { intIndexWGSL } from './int-index.js';
 import { checkBindings, checkGroup, checkHalves, checkOutputs, checkWidths, kernelParams, outputLength, positional, type Arg, type ArgKind, type Command, type DeviceBuffer, type Pass, type Prepared, type Program, type ProgramOptions, type Runner, type View } from './runner.js';
 
 // WebGPU's numeric flags (pinned by the spec; the globals exist only where Dawn is loaded).
@@ -77,11 +78,14 @@ export class WebGpuRunner implements Runner {
 			loopMaxIterations: 1 << 24,
 		} as never) as unknown as { kernel: BuiltKernel };
 		const kernel = shortcut.kernel;
-		if (groupSum || outputs || Object.keys(halves).length) {
-			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts, halves.ts, wide.ts)
+		const intIndex = !!options.intIndex;
+		if (groupSum || outputs || intIndex || Object.keys(halves).length) {
+			// gpu.js assembles the WGSL in build(), after translating the body: rewrite it there (group-sum.ts, halves.ts,
+			// wide.ts, int-index.ts)
 			const assemble = kernel.assembleWGSL.bind(kernel);
 			kernel.assembleWGSL = () => {
-				const wgsl = halvesWGSL(assemble(), halves);
+				const translated = assemble();
+				const wgsl = halvesWGSL(intIndex ? intIndexWGSL(translated) : translated, halves);
 				if (wide) return wideWGSL(wgsl, wide.names);
 				return groupSum ? groupSumWGSL(wgsl, groupSum, kernel.componentCount === 1 ? 1 : 4) : wgsl;
 			};
@@ -89,7 +93,7 @@ export class WebGpuRunner implements Runner {
 		// gpu.js infers argument types from sample values: arrays become storage buffers, numbers f32 scalars.
 		await kernel.build(...kinds.map((k) => (k === 'array' ? new Float32Array(4) : 0.5)));
 		this.device ??= kernel._device;
-		return { name: fn.name, params, kernel, groupSum, halves, outputs } as WebGpuProgram;
+		return { name: fn.name, params, kernel, groupSum, halves, outputs, intIndex } as WebGpuProgram;
 	}
 
 	alloc(length: number, half: HalfKind | null = null): DeviceBuffer {

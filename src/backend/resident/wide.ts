@@ -2,8 +2,9 @@
 // `outputs: M`). gpu.js lets a thread return one value or an Array(4), so a matmul thread computes at most 4
 // outputs and loads a weight for every 4 multiply-adds; a thread that computes 8 rows × 4 positions loads 12 values
 // for 32. With outputs M (a multiple of 4, up to 64), the kernel function ends in one `return [v0, …, v(M−1)]` of
-// M local variables, and thread i writes them at out[i·M … i·M + M − 1]. CpuRunner (runner.ts) gives that meaning
-// as it stands: it writes whatever array a thread returns.
+// M local variables, and of a pass of n threads, thread i writes value j at out[j·n + i]: planes of one value per
+// thread, so that neighbouring threads write (and the next pass reads) neighbouring floats. CpuRunner (runner.ts)
+// implements the same meaning.
 //
 // On WebGPU it is two rewrites around gpu.js: the source gpu.js translates returns only the first four (an
 // Array(4), which gpu.js knows), and in the WGSL the write of that vec4 becomes M writes of the variables, which
@@ -33,9 +34,8 @@ export function wideSource(fn: Function, M: number): { source: string; names: st
 
 const VEC_WRITE = /let (\w+) : vec4<f32> = vec4<f32>\(([^)]*)\);\s*result\[data_index \* 4 \+ 0\] = \1\.x;\s*result\[data_index \* 4 \+ 1\] = \1\.y;\s*result\[data_index \* 4 \+ 2\] = \1\.z;\s*result\[data_index \* 4 \+ 3\] = \1\.w;\s*return;/g;
 
-/** gpu.js's WGSL for a wide kernel (wideSource) rewritten to write all of `names`, M = names.length a thread. */
+/** gpu.js's WGSL for a wide kernel (wideSource) rewritten to write all of `names`, in planes (see above). */
 export function wideWGSL(wgsl: string, names: string[]): string {
-	const M = names.length;
 	const writes = [...wgsl.matchAll(VEC_WRITE)];
 	if (writes.length !== 1) throw new Error(`internal: wide kernel: ${writes.length} result writes in the WGSL, one expected`);
 	const first = writes[0][2].split(',').map((s) => s.trim());
@@ -43,6 +43,6 @@ export function wideWGSL(wgsl: string, names: string[]): string {
 	for (const n of names) {
 		if (!new RegExp(`\\b(var|let) user_${n.replace(/\$/g, '\\$')} : f32`).test(wgsl)) throw new Error(`internal: wide kernel: no f32 variable user_${n} in the WGSL`);
 	}
-	const stores = names.map((n, j) => `result[data_index * ${M} + ${j}] = user_${n};`).join('\n');
+	const stores = names.map((n, j) => `result[${j} * i32(params.outputX) + data_index] = user_${n};`).join('\n');
 	return wgsl.replace(VEC_WRITE, `${stores}\nreturn;`);
 }

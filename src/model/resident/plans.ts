@@ -33,7 +33,7 @@
 import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
 import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
-import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, TILE_ROWS, tileSlices, vecSlices } from './split.js';
+import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, TILE, tileFits, tileSlices, vecSlices } from './split.js';
 import type { Mat, RowMat, Uploaded } from './upload.js';
 import type { Records } from './records.js';
 
@@ -44,17 +44,17 @@ const workSsm = (c: MambaConfig, b: Uploaded['bufs'], l: number): View => range(
 const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
 	range(b.workConv, l * convStride(c), c.dInner * (c.dConv - 1));
 
-/** Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 8 rows a thread (matmulTile), or rows (matmulRow). */
-export type ChunkKind = 'split-K' | 'tiles' | 'rows';
+/** Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 4 rows × 16 positions a thread (matmulTile), or rows (matmulRow). */
+export type PlanKind = 'split-K' | 'tiles' | 'rows';
 
 /**
  * The passes of a chunk of T tokens, split-K partial passes at most `split` threads. With `rec` (a verify pass),
  * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j). With 'tiles',
- * the partial sums of every projection whose N is a multiple of 8 come from matmulTile (8 rows × 4 positions a
- * thread) instead of matmulPartial, the same passes. With 'rows', in_proj, x_proj, out_proj and the head are one
+ * the partial sums of every projection whose N is a multiple of 4 come from matmulTile (4 rows × 16 positions a
+ * thread) instead of matmulPartial where the chunk is a multiple of 16 long, the same passes. With 'rows', in_proj, x_proj, out_proj and the head are one
  * matmulRow pass each (the row plan's weights; 11 passes a layer instead of 14), where the shape has row weights.
  */
-export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records, kind: ChunkKind = 'split-K'): Pass[] {
+export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records, kind: PlanKind = 'split-K'): Pass[] {
 	const rows = kind === 'rows';
 	const p = dev.programs;
 	const b = dev.bufs;
@@ -66,12 +66,13 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 	const zeros = whole(b.zeros);
 	const passes: Pass[] = [];
 	const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
-		const tile = kind === 'tiles' ? m.tile : null;
+		const tile = kind === 'tiles' && tileFits(TB, m.N) ? m.tile : null;
 		const S = tile ? tileSlices(TB, m.K, m.N, split) : slices(TB, m.K, m.N, split);
 		const P = range(b.P, 0, S * TB * m.N * 4);
-		if (tile) passes.push(r.pass(tile, { x, wt: whole(m.wt), TB, KS: Math.ceil(m.K / S) }, P, (S * TB * m.N) / TILE_ROWS));
-		else passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS: Math.ceil(m.K / S) }, P, S * TB * m.N));
-		passes.push(r.pass(m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
+		const KS = Math.ceil(m.K / S);
+		if (tile) passes.push(r.pass(tile, { x, wt: whole(m.wt), TB, KS }, P, (S * TB * m.N) / (TILE.rows * TILE.blocks)));
+		else passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS }, P, S * TB * m.N));
+		passes.push(r.pass(tile ? m.tileReduce : m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
 	};
 	// one pass: a workgroup per (block, row) sums over K itself (kernels/projection.ts matmulRow)
 	const rowMatmul = (m: RowMat, x: View, out: View, nw: View, residual: View, bias: View) => {

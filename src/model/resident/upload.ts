@@ -17,7 +17,7 @@ import { sixteenBits } from '../../backend/resident/halves.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
-import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILE_ROWS, tileSlices, vecSlices } from './split.js';
+import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILE, tileFits, tileSlices, vecSlices } from './split.js';
 
 /** A projection on the device: its weights and the programs of its chunk and decode passes. */
 export interface Mat {
@@ -25,8 +25,9 @@ export interface Mat {
 	K: number;
 	N: number;
 	partial: Program;
-	tile: Program | null; // matmulTile (8 rows a thread) where N % 8 = 0, for chunkKind 'tiles' (plans.ts chunkPlan)
+	tile: Program | null; // matmulTile (4 rows × 16 positions a thread) where N % 4 = 0, for chunkKind 'tiles' (plans.ts chunkPlan)
 	reduce: Program; // for chunks, with the matrix's epilogue
+	tileReduce: Program; // the same, reading matmulTile's partial sums
 	vecPartial: Program; // decode
 	vecReduce: Program;
 	group: Program; // decode with group sums (plans.ts groupedDecodePlan): matvecGroup, matvecNormGroup or, for dt_proj, matvecGroupSummed
@@ -159,11 +160,12 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			C,
 			cc: fold ? put(Float32Array.from([...c1!, ...(c2 ?? new Float32Array(N_))])) : whole(zeros),
 			wt, K: K_, N: N_,
-			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S })),
-			tile: N_ % TILE_ROWS
+			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S }, { intIndex: true })),
+			tile: N_ % TILE.rows
 				? null
-				: await once(`mt:${K_}:${N_}:${XC}`, () => r.program(matmulTile, { K: K_, N: N_, XC, U: 1 }, { x: A, wt: A, TB: S, KS: S }, { outputs: TILE_ROWS * 4 })),
-			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi }, { p: A, r: A, b: A, TB: S, S })),
+				: await once(`mt:${K_}:${N_}:${XC}`, () => r.program(matmulTile, { K: K_, N: N_, XC, U: 1 }, { x: A, wt: A, TB: S, KS: S }, { outputs: TILE.rows * TILE.blocks * 4, intIndex: true })),
+			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 0 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
+			tileReduce: await once(`mtr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 1 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
 			vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!fold}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
 			vecReduce: fold
 				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
@@ -196,7 +198,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	let pMax = 0;
 	const need = (m: Mat) => {
 		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
-		if (m.tile) for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
+		for (let TB = 1; TB <= TBm; TB++) if (m.tile && tileFits(TB, m.N)) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
 		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		pMax = Math.max(pMax, groupSlices(m.K, m.N, 64 / m.C, SPLIT_MAX, GROUP_SLICES.out) * m.N * 4);
 	};
