@@ -14,7 +14,7 @@ import {
 } from '../kernels/projection.js';
 import { normApplyBlocked, normCombine, normReference, normSlices } from '../kernels/norms.js';
 import { convAndState, convReference, nextConvState } from '../kernels/conv.js';
-import { scanOutputBlocked, scanReference, scanStarts, scanStep } from '../kernels/scan.js';
+import { scanBlocks, scanCarry, scanOutputBlocked, scanReference, scanStarts, scanStep } from '../kernels/scan.js';
 import { embedGather } from '../kernels/embedding.js';
 import { logProbReference } from '../kernels/softmax.js';
 
@@ -217,6 +217,9 @@ test('blocked scan (block-start states, then the outputs) matches the reference'
 		const constants = { E, N, RC, Bc: R, Cc: R + N, TMAX: 16 };
 		const blocked = { delta: toBlocked(delta, T, E), x: toBlocked(s.x, T, E), dbc: toBlocked(s.dbc, T, RC), p: s.p };
 		const H = await pass(scanStarts, constants, { ...blocked, h0: s.h0, T }, (TB + 1) * E * N, (TB + 1) * E * N);
+		// long chunks: each block alone, then the state carried across blocks, gives the same block starts
+		const ends = await pass(scanBlocks, constants, { ...blocked, T }, TB * E * N * 2, TB * E * N);
+		close(await pass(scanCarry, constants, { blocks: ends, h0: s.h0 }, (TB + 1) * E * N, (TB + 1) * E * N), H, `block starts carried, T=${T}`);
 		const y = await pass(scanOutputBlocked, constants, { ...blocked, H, xz: toBlocked(s.xz, T, 2 * E) }, TB * E * 4, TB * E);
 		const { B, C } = splitDbc(s.dbc, R, N);
 		const h = s.h0.slice();

@@ -27,10 +27,12 @@ interface LivePass {
 }
 
 export type DecodeKind = 'rows' | 'split-K' | 'grouped';
-/** Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens, else split-K. */
+/** Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens, else tiles. */
 export type ChunkKind = PlanKind | 'auto';
 /** The longest pass 'auto' runs on row weights: verify passes (README, Speed: a row verify pass of 8 costs half a split-K one). */
 export const ROWS_UP_TO = 32;
+/** The chunk length a forward runs at once where the shape allows (preferredChunk). */
+export const LONG_CHUNK = 256;
 const DECODE_PLANS = { rows: rowDecodePlan, 'split-K': decodePlan, grouped: groupedDecodePlan } as const;
 
 export class ResidentMamba implements LanguageModel {
@@ -68,14 +70,22 @@ export class ResidentMamba implements LanguageModel {
 	 */
 	static unsupported(c: MambaConfig, chunk = 64): string | null {
 		const E = c.dInner, RC = c.dtRank + 2 * c.dState;
-		const largest = Math.max(2 * E * c.dModel, RC * E, c.vocabSize * c.dModel, (chunk / 4 + 1) * E * c.dState, (chunk / 4) * 2 * E * 4);
+		const largest = Math.max(2 * E * c.dModel, RC * E, c.vocabSize * c.dModel, (chunk / 4 + 1) * E * c.dState, (chunk / 4) * 2 * E * 4, (chunk / 4) * E * c.dState * 2);
 		if (largest >= 1 << 24) return `a ${largest}-float buffer; gpu.js indexes exactly only below 2^24`;
 		if ((E * (c.dConv - 1)) % 4 !== 0) return `d_inner·(d_conv − 1) = ${E * (c.dConv - 1)} is not a multiple of 4`;
 		return null;
 	}
 
+	/**
+	 * The longest chunk a forward runs at once: 256 where the shape's buffers allow it, else 64. Longer chunks give
+	 * each weight load more positions (matmulTile) and each pass more work for its fixed cost (README, Speed).
+	 */
+	static preferredChunk(c: MambaConfig): number {
+		return ResidentMamba.unsupported(c, LONG_CHUNK) ? 64 : LONG_CHUNK;
+	}
+
 	/** Compile the kernels and upload the weights. `kernels`: the backend the runner runs on (it names it). */
-	static async create(checkpoint: Checkpoint<Weight>, runner: Runner, kernels: Kernels, chunk = 64): Promise<ResidentMamba> {
+	static async create(checkpoint: Checkpoint<Weight>, runner: Runner, kernels: Kernels, chunk = ResidentMamba.preferredChunk(checkpoint.config)): Promise<ResidentMamba> {
 		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
 		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
@@ -127,7 +137,8 @@ export class ResidentMamba implements LanguageModel {
 	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
 	 * 14 passes a layer), 'tiles' (the same passes, the partial sums 4 rows × 16 positions a thread), 'rows'
 	 * (matmulRow, 11; where the shape has row weights), or 'auto' (the default: rows for passes up to ROWS_UP_TO
-	 * tokens where the shape allows, split-K above). bench/webgpu.ts compares them.
+	 * tokens where the shape allows, tiles above; each the fastest there on the H200, README). bench/webgpu.ts
+	 * compares them.
 	 */
 	get chunkKind(): ChunkKind {
 		return this.chunks;
@@ -149,7 +160,7 @@ export class ResidentMamba implements LanguageModel {
 	planKind(T: number): PlanKind {
 		if (this.chunks !== 'auto') return this.chunks;
 		const c = this.config, threads = Math.ceil(T / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
-		return T <= ROWS_UP_TO && rowsFit(c) && threads < 1 << 24 ? 'rows' : 'split-K';
+		return T <= ROWS_UP_TO && rowsFit(c) && threads < 1 << 24 ? 'rows' : 'tiles';
 	}
 
 	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts; bf16 of them as bfloat16), of how many. */

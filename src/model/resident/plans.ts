@@ -9,7 +9,8 @@
 //   x = silu(self.conv1d(x)[..., :T])          convAndState (also the next conv state)
 //   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce        matvecPartial + matvecReduce
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
-//   y = selective_scan(...) * silu(z)          scanStarts, scanOutputBlocked       scanStep (y and the new h)
+//   y = selective_scan(...) * silu(z)          scanStarts (or scanBlocks +         scanStep (y and the new h)
+//                                              scanCarry), scanOutputBlocked
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
 // then logits = lm_head(norm_f(x)), the norm folded into lm_head. The grouped decode plan (groupedDecodePlan, opt-in:
 // slower on an H100 so far, README) cuts the decode step to 7 passes a layer: its projections sum over K inside each workgroup (a group
@@ -43,6 +44,13 @@ const workSsm = (c: MambaConfig, b: Uploaded['bufs'], l: number): View => range(
 /** Layer l's conv state (E, k−1) in the work buffer. */
 const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
 	range(b.workConv, l * convStride(c), c.dInner * (c.dConv - 1));
+
+/**
+ * Blocks of 4 above which a chunk's scan carries the state across blocks (scanBlocks + scanCarry, one pass more)
+ * instead of replaying it from h0 in every block (scanStarts, whose cost grows with T²): verify passes (up to 32
+ * tokens) keep the one pass, prefill chunks (64, 256) take the two.
+ */
+export const CARRY_ABOVE = 8;
 
 /** Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 4 rows × 16 positions a thread (matmulTile), or rows (matmulRow). */
 export type PlanKind = 'split-K' | 'tiles' | 'rows';
@@ -104,7 +112,11 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 		else matmul(L.xProj, xs, to.dbc, zeros, zeros);
 		matmul(L.dtProj, to.dbc, to.delta, zeros, L.dtBias);
 		const scan = { delta: to.delta, x: xs, dbc: to.dbc, p: L.scanParams };
-		passes.push(r.pass(p.starts, { ...scan, h0: workSsm(c, b, l), T }, H, (TB + 1) * E * N));
+		if (TB > CARRY_ABOVE) {
+			const ends = range(b.blocks, 0, TB * E * N * 2);
+			passes.push(r.pass(p.blocks, { ...scan, T }, ends, TB * E * N));
+			passes.push(r.pass(p.carry, { blocks: ends, h0: workSsm(c, b, l) }, H, (TB + 1) * E * N));
+		} else passes.push(r.pass(p.starts, { ...scan, h0: workSsm(c, b, l), T }, H, (TB + 1) * E * N));
 		passes.push(r.pass(p.scanOut, { ...scan, H, xz: to.xz }, act(b.y, E), TB * E));
 		if (lr) rowMatmul(lr.outProj, act(b.y, E), act(next, d), ones, act(x, d), zeros);
 		else matmul(L.outProj, act(b.y, E), act(next, d), act(x, d), zeros);

@@ -10,7 +10,7 @@ import {
 import { embedGather, embedRow } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
 import { convAndState, convStep } from '../../../kernels/conv.js';
-import { scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
+import { scanBlocks, scanCarry, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
 import { range, whole, type DeviceBuffer, type Program, type ProgramOptions, type Runner, type View } from '../../backend/resident/runner.js';
 import { sixteenBits } from '../../backend/resident/halves.js';
@@ -60,10 +60,11 @@ interface Layer {
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
 }
 
-type ProgramName = 'embed' | 'embedRow' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
+type ProgramName = 'embed' | 'embedRow' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'blocks' | 'carry' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
 type BufferName =
 	| 'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones'
 	| 'Pin' | 'Px' | 'Pdt' // the grouped decode plan's partial sums of in_proj, x_proj and dt_proj, read after later passes
+	| 'blocks' // a long chunk's scan: each block's [end, decay] (kernels/scan.ts scanBlocks)
 	| 'embedding' | 'workSsm' | 'workConv' | 'params';
 
 /** Everything the plans bind: programs, per-layer weights, the head, and the activation and work buffers. */
@@ -120,6 +121,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		apply: await r.program(normApplyBlocked, norm, { x: A, stats: A, w: A, b: A }),
 		conv: await r.program(convAndState, { E, K }, { xz: A, state: A, w: A, b: A, T: S }),
 		starts: await r.program(scanStarts, scan, { delta: A, x: A, dbc: A, p: A, h0: A, T: S }),
+		blocks: await r.program(scanBlocks, scan, { delta: A, x: A, dbc: A, p: A, T: S }),
+		carry: await r.program(scanCarry, scan, { blocks: A, h0: A }, { intIndex: true }),
 		scanOut: await r.program(scanOutputBlocked, scan, { H: A, delta: A, x: A, dbc: A, xz: A, p: A }),
 		step: await r.program(scanStep, scan, { pdt: A, x: A, dbc: A, xz: A, p: A, h0: A, DS: S }),
 		convStep: await r.program(convStep, { E, K, D: d, eps, layer }, { pin: A, cc: A, state: A, w: A, b: A, SI: S }),
@@ -242,7 +245,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const act = (cols: number) => r.alloc(TBm * cols * 4);
 	const bufs = {
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
-		P: r.alloc(pMax), Pin, Px, Pdt, xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
+		P: r.alloc(pMax), Pin, Px, Pdt, blocks: r.alloc(TBm * E * N * 2), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
 		ones: put(new Float32Array(Math.max(d, E)).fill(1)).buf, // a norm weight of ones (also matmulRow's nw where no norm precedes)
 		embedding: put(denseWeight(w.embedding)).buf,
 		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
