@@ -89,7 +89,7 @@ async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Ker
 	});
 }
 
-const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'rows'];
+const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'tiles8', 'rows'];
 
 /** Prefill with each chunk plan (split-K, the default, tiles and row projections), interleaved, and the passes of each. */
 async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels, kinds = CHUNK_KINDS, prefill = 512) {
@@ -210,6 +210,10 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 		}
 	});
 	await stage('verify passes', async () => verifyPasses(await create(byte)));
+	await stage('chunk plans byte-model', async () => {
+		const m = await create(byte);
+		await chunkPlans(byte, m, kernels, ['auto', 'split-K', 'tiles', 'tiles8'], 1024);
+	});
 	for (const [d, L] of [[1792, 48], [1024, 53]]) {
 		const c = randomCheckpoint(shapeConfig(d, L), 1);
 		c.name = `random ${d}x${L} f32`;
@@ -223,23 +227,27 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 				await parity(`${c.name} vs reference kernels, ${kind} chunks`, m, bytes, want);
 			}
 		});
-		for (const chunk of [64, 256]) {
+		// chunks of 64 on these shapes: bench/results/h200-webgpu-prefill-session8-run1..4.txt (slower than 256 with tiles)
+		for (const chunk of process.argv.includes('--chunk64') ? [64, 256] : [256]) {
 			let m: ResidentMamba | null = null;
 			await stage(`build ${c.name}, chunks of ${chunk}`, async () => void (m = await create(c, chunk)));
 			if (!m) continue;
 			const model: ResidentMamba = m;
-			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, chunk === 64 ? CHUNK_KINDS : ['tiles', 'split-K'], 1024));
+			// row chunks prefill a third as fast as split-K on these shapes (bench/results/h200-webgpu-prefill-session8-run*.txt)
+			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, ['tiles8', 'tiles', 'split-K'], 1024));
 			await stage(`tile split-K width ${c.name}, chunks of ${chunk}`, async () => {
-				model.chunkKind = 'tiles';
-				for (const split of [1 << 18, 1 << 19, 1 << 20]) {
-					model.splitThreads = [split, model.splitThreads[1]];
-					const r = await benchModel(c, kernels, { prefill: 1024, decode: 1, repeats: 3 }, model);
-					log({ tile_split_threads: split, chunk, model: c.name, prefill: r.prefill_bytes_per_second });
+				for (const kind of ['tiles8', 'tiles'] as const) {
+					model.chunkKind = kind;
+					for (const split of [1 << 18, 1 << 19, 1 << 20]) {
+						model.splitThreads = [split, model.splitThreads[1]];
+						const r = await benchModel(c, kernels, { prefill: 1024, decode: 1, repeats: 3 }, model);
+						log({ tile_split_threads: split, kind, chunk, model: c.name, prefill: r.prefill_bytes_per_second });
+					}
 				}
 				model.splitThreads = [1 << 20, model.splitThreads[1]];
 			});
 			await stage(`profile ${c.name}, chunks of ${chunk}`, async () => {
-				for (const kind of ['tiles', 'split-K'] as const) {
+				for (const kind of ['tiles8', 'tiles', 'split-K'] as const) {
 					model.chunkKind = kind;
 					await profile(`${c.name} ${kind} chunks`, model, runner, [chunk]);
 				}

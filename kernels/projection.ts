@@ -132,7 +132,7 @@ interface MatmulConstants {
 interface ReduceConstants {
 	N: number;
 	epi: number; // an Epi
-	tile: number; // 1: p is matmulTile's layout; 0: matmulPartial's
+	tile: number; // R: p is matmulTile's planes of R rows a thread; 0: matmulPartial's layout
 }
 
 interface NormReduceConstants {
@@ -185,82 +185,57 @@ export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt
 }
 
 /**
- * matmulPartial with 4 rows × 4 blocks (16 positions) a thread, a wide kernel of 64 outputs
- * (src/backend/resident/wide.ts): threads i = (s, tq, g), g fastest over G = N/4, each computing rows g, g + G,
- * g + 2G, g + 3G (neighbouring threads read neighbouring weights) for blocks 4tq … 4tq + 3. A weight load feeds 16
+ * matmulPartial with R rows × 4 blocks (16 positions) a thread, a wide kernel of 16R outputs
+ * (src/backend/resident/wide.ts): threads i = (s, tq, g), g fastest over G = N/R, each computing rows g, g + G, …,
+ * g + (R − 1)G (neighbouring threads read neighbouring weights) for blocks 4tq … 4tq + 3. A weight load feeds 16
  * positions (matmulPartial's: 4, so a 64-position chunk read every weight 16 times through the L2 cache; now 4),
- * and a k step loads 4 weights and 16 values of x for 64 multiply-adds. Value (r, j, c), row g + rG of block
+ * and a k step loads R weights and 16 values of x for 16R multiply-adds. Value (r, j, c), row g + rG of block
  * 4tq + j at position c, is written in plane 16r + 4j + c (P[plane·threads + i]), which matmulReduce reads with
- * tile = 1. Needs N % 4 = 0 and TB % 4 = 0; its index sums are whole numbers (intIndex).
+ * tile = R. Needs N % R = 0 and TB % 4 = 0; its index sums are whole numbers (intIndex).
+ *
+ * gpu.js has no local arrays, so the 16R accumulators are named variables, aRJC for row R, block J, position C:
+ * tileKernel writes the function out for a given R, the same text a hand would, in the shape of this one for R = 1:
+ *   for (k in the slice) { w0 = wt[k·N + g]; x00 … x33 = x[block 4tq + J, k, C]; a0JC += w0·xJC }
  */
-export function matmulTile(this: KernelThis<MatmulConstants>, x: number[], wt: number[], TB: number, KS: number) {
+function tileKernel(R: number, name: string): Function {
+	const each = (f: (r: number, j: number, c: number) => string, sep: string) =>
+		Array.from({ length: R * 16 }, (_, i) => f(Math.floor(i / 16), Math.floor(i / 4) % 4, i % 4)).join(sep);
+	const weights = Array.from({ length: R }, (_, r) => `const w${r} = wt[wi${r ? ` + ${r} * G` : ''}];`).join('\n\t\t');
+	const xs = Array.from({ length: 16 }, (_, i) => `const x${i >> 2}${i & 3} = x[xi${i >> 2 ? ` + ${i >> 2} * XC4` : ''}${i & 3 ? ` + ${i & 3}` : ''}];`).join('\n\t\t');
+	const body = `
 	const N = this.constants.N;
-	const XC4 = this.constants.XC * 4; // floats between two blocks of x
-	const G = N / 4;
+	const XC4 = this.constants.XC * 4;
+	const G = N / ${R};
 	const q = Math.floor(this.thread.x / G);
 	const g = this.thread.x - q * G;
 	const TQ = TB / 4;
 	const s = Math.floor(q / TQ);
 	const tq = q - s * TQ;
 	const k0 = s * KS;
-	// aRJC: row g + R·G, block 4tq + J, position C of the block
-	let a000 = 0, a001 = 0, a002 = 0, a003 = 0, a010 = 0, a011 = 0, a012 = 0, a013 = 0, a020 = 0, a021 = 0, a022 = 0, a023 = 0, a030 = 0, a031 = 0, a032 = 0, a033 = 0;
-	let a100 = 0, a101 = 0, a102 = 0, a103 = 0, a110 = 0, a111 = 0, a112 = 0, a113 = 0, a120 = 0, a121 = 0, a122 = 0, a123 = 0, a130 = 0, a131 = 0, a132 = 0, a133 = 0;
-	let a200 = 0, a201 = 0, a202 = 0, a203 = 0, a210 = 0, a211 = 0, a212 = 0, a213 = 0, a220 = 0, a221 = 0, a222 = 0, a223 = 0, a230 = 0, a231 = 0, a232 = 0, a233 = 0;
-	let a300 = 0, a301 = 0, a302 = 0, a303 = 0, a310 = 0, a311 = 0, a312 = 0, a313 = 0, a320 = 0, a321 = 0, a322 = 0, a323 = 0, a330 = 0, a331 = 0, a332 = 0, a333 = 0;
+	${each((r, j, c) => `let a${r}${j}${c} = 0;`, ' ')}
 	for (let i = 0; i < this.constants.K; i++) {
 		const k = k0 + i;
 		if (i >= KS || k >= this.constants.K) break;
 		const wi = k * N + g;
-		const w0 = wt[wi];
-		const w1 = wt[wi + G];
-		const w2 = wt[wi + 2 * G];
-		const w3 = wt[wi + 3 * G];
+		${weights}
 		const xi = tq * 4 * XC4 + k * 4;
-		const x00 = x[xi];
-		const x01 = x[xi + 1];
-		const x02 = x[xi + 2];
-		const x03 = x[xi + 3];
-		const x10 = x[xi + 1 * XC4];
-		const x11 = x[xi + 1 * XC4 + 1];
-		const x12 = x[xi + 1 * XC4 + 2];
-		const x13 = x[xi + 1 * XC4 + 3];
-		const x20 = x[xi + 2 * XC4];
-		const x21 = x[xi + 2 * XC4 + 1];
-		const x22 = x[xi + 2 * XC4 + 2];
-		const x23 = x[xi + 2 * XC4 + 3];
-		const x30 = x[xi + 3 * XC4];
-		const x31 = x[xi + 3 * XC4 + 1];
-		const x32 = x[xi + 3 * XC4 + 2];
-		const x33 = x[xi + 3 * XC4 + 3];
-		a000 += w0 * x00; a001 += w0 * x01; a002 += w0 * x02; a003 += w0 * x03;
-		a010 += w0 * x10; a011 += w0 * x11; a012 += w0 * x12; a013 += w0 * x13;
-		a020 += w0 * x20; a021 += w0 * x21; a022 += w0 * x22; a023 += w0 * x23;
-		a030 += w0 * x30; a031 += w0 * x31; a032 += w0 * x32; a033 += w0 * x33;
-		a100 += w1 * x00; a101 += w1 * x01; a102 += w1 * x02; a103 += w1 * x03;
-		a110 += w1 * x10; a111 += w1 * x11; a112 += w1 * x12; a113 += w1 * x13;
-		a120 += w1 * x20; a121 += w1 * x21; a122 += w1 * x22; a123 += w1 * x23;
-		a130 += w1 * x30; a131 += w1 * x31; a132 += w1 * x32; a133 += w1 * x33;
-		a200 += w2 * x00; a201 += w2 * x01; a202 += w2 * x02; a203 += w2 * x03;
-		a210 += w2 * x10; a211 += w2 * x11; a212 += w2 * x12; a213 += w2 * x13;
-		a220 += w2 * x20; a221 += w2 * x21; a222 += w2 * x22; a223 += w2 * x23;
-		a230 += w2 * x30; a231 += w2 * x31; a232 += w2 * x32; a233 += w2 * x33;
-		a300 += w3 * x00; a301 += w3 * x01; a302 += w3 * x02; a303 += w3 * x03;
-		a310 += w3 * x10; a311 += w3 * x11; a312 += w3 * x12; a313 += w3 * x13;
-		a320 += w3 * x20; a321 += w3 * x21; a322 += w3 * x22; a323 += w3 * x23;
-		a330 += w3 * x30; a331 += w3 * x31; a332 += w3 * x32; a333 += w3 * x33;
+		${xs}
+		${each((r, j, c) => `a${r}${j}${c} += w${r} * x${j}${c};`, ' ')}
 	}
-	return [
-		a000, a001, a002, a003, a010, a011, a012, a013, a020, a021, a022, a023, a030, a031, a032, a033,
-		a100, a101, a102, a103, a110, a111, a112, a113, a120, a121, a122, a123, a130, a131, a132, a133,
-		a200, a201, a202, a203, a210, a211, a212, a213, a220, a221, a222, a223, a230, a231, a232, a233,
-		a300, a301, a302, a303, a310, a311, a312, a313, a320, a321, a322, a323, a330, a331, a332, a333,
-	];
+	return [${each((r, j, c) => `a${r}${j}${c}`, ', ')}];`;
+	const fn = new Function('x', 'wt', 'TB', 'KS', body); // our own source, built from R alone
+	Object.defineProperty(fn, 'name', { value: name });
+	return fn;
 }
 
+/** 4 rows × 16 positions a thread (64 outputs; any N % 4 = 0). */
+export const matmulTile = tileKernel(4, 'matmulTile');
+/** 8 rows × 16 positions a thread (128 outputs): a k step loads 24 values for 128 multiply-adds. */
+export const matmulTile8 = tileKernel(8, 'matmulTile8');
+
 /**
- * Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). With tile = 1, p is matmulTile's planes:
- * y[tb, n, c] in plane 16r + 4j + c of thread (s, tq, g) for n = g + r·N/4, tb = 4tq + j.
+ * Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). With tile = R (4 or 8), p is matmulTile's
+ * planes: y[tb, n, c] in plane 16r + 4j + c of thread (s, tq, g) for n = g + r·N/R, tb = 4tq + j.
  */
 export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], TB: number, S: number) {
 	const N = this.constants.N;
@@ -271,8 +246,8 @@ export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: 
 	let a1 = 0;
 	let a2 = 0;
 	let a3 = 0;
-	if (this.constants.tile === 1) {
-		const G = N / 4;
+	if (this.constants.tile > 0) {
+		const G = N / this.constants.tile;
 		const threads = (S * TB * G) / 4; // matmulTile's
 		const rq = Math.floor(n / G);
 		const tq = Math.floor(tb / 4);

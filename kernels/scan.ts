@@ -135,9 +135,10 @@ export function scanStarts(
 }
 
 // scanStarts replays up to T steps in each of its (TB + 1)·E·N threads, T²/8 steps a channel: cheap for a verify
-// pass, 37 ms of a 256-byte chunk of the 972M shape. Long chunks instead run each block's recurrence alone and then
-// carry the state across blocks: h after block j is decay_j·h + end_j (the recurrence is affine in h), T/4 + T²/32
-// multiply-adds a channel and no exponentials beyond the T of the chunk itself.
+// pass, 37 ms of a 256-byte chunk of the 972M shape. Long chunks instead run each block's recurrence alone, combine
+// the blocks 8 at a time, and carry the state across groups and then across the blocks of one group: h after
+// block j is decay_j·h + end_j (the recurrence is affine in h), at most TB/8 + 7 multiply-adds a thread and no
+// exponentials beyond the T of the chunk itself.
 
 /** Threads (b, e, n) over TB·E·N: block b's recurrence from h = 0, [h at its end, Π exp(Δ·A) over its steps]. */
 export function scanBlocks(this: KernelThis<BlockedScanConstants>, delta: number[], x: number[], dbc: number[], p: number[], T: number) {
@@ -162,13 +163,40 @@ export function scanBlocks(this: KernelThis<BlockedScanConstants>, delta: number
 	return [h, decay];
 }
 
-/** Threads (b, e, n) over (TB + 1)·E·N: h at the start of block b (row TB: after the chunk), from h0 and scanBlocks' [end, decay]. */
-export function scanCarry(this: KernelThis<BlockedScanConstants>, blocks: number[], h0: number[]) {
+/** Threads (g, e, n) over ⌈TB/8⌉·E·N: blocks 8g … 8g + 7 of scanBlocks' [end, decay] combined into the group's. */
+export function scanGroups(this: KernelThis<BlockedScanConstants>, blocks: number[], TB: number) {
+	const EN = this.constants.E * this.constants.N;
+	const g = Math.floor(this.thread.x / EN);
+	const c = this.thread.x - g * EN;
+	let h = 0;
+	let decay = 1;
+	for (let i = 0; i < 8; i++) {
+		const j = g * 8 + i;
+		if (j >= TB) break;
+		const bi = (j * EN + c) * 2;
+		h = blocks[bi + 1] * h + blocks[bi];
+		decay = decay * blocks[bi + 1];
+	}
+	return [h, decay];
+}
+
+/**
+ * Threads (b, e, n) over (TB + 1)·E·N: h at the start of block b (row TB: after the chunk), from h0 carried across
+ * the groups before b's (scanGroups) and then across the blocks of its group before b (scanBlocks).
+ */
+export function scanCarry(this: KernelThis<BlockedScanConstants>, blocks: number[], groups: number[], h0: number[]) {
 	const EN = this.constants.E * this.constants.N;
 	const b = Math.floor(this.thread.x / EN);
 	const c = this.thread.x - b * EN;
+	const g = Math.floor(b / 8);
 	let h = h0[c];
-	for (let j = 0; j < this.constants.TMAX; j++) {
+	for (let i = 0; i < this.constants.TMAX; i++) {
+		if (i >= g) break;
+		const gi = (i * EN + c) * 2;
+		h = groups[gi + 1] * h + groups[gi];
+	}
+	for (let i = 0; i < 8; i++) {
+		const j = g * 8 + i;
 		if (j >= b) break;
 		const bi = (j * EN + c) * 2;
 		h = blocks[bi + 1] * h + blocks[bi];

@@ -10,11 +10,11 @@ import { CpuRunner, whole, type ProgramOptions } from '../src/backend/resident/r
 import { rng } from '../src/model/random.js';
 import { columns, fromBlocked, rows, splitDbc, splitXz, toBlocked } from '../kernels/layout.js';
 import {
-	matmulPartial, matmulReduce, matmulTile, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
+	matmulPartial, matmulReduce, matmulTile, matmulTile8, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
 } from '../kernels/projection.js';
 import { normApplyBlocked, normCombine, normReference, normSlices } from '../kernels/norms.js';
 import { convAndState, convReference, nextConvState } from '../kernels/conv.js';
-import { scanBlocks, scanCarry, scanOutputBlocked, scanReference, scanStarts, scanStep } from '../kernels/scan.js';
+import { scanBlocks, scanCarry, scanGroups, scanOutputBlocked, scanReference, scanStarts, scanStep } from '../kernels/scan.js';
 import { embedGather } from '../kernels/embedding.js';
 import { logProbReference } from '../kernels/softmax.js';
 
@@ -124,26 +124,26 @@ test('blocked matmul (split-K partial sums, then the reduction with each epilogu
 	}
 });
 
-test('matmulTile (4 rows × 16 positions a thread, 64 outputs) and the reduction of its layout match the reference', async () => {
-	// (N, K, XC, S slices, T): N a multiple of 4, T of 16 (4 blocks); K not a multiple of S (the last slice short); XC > K (dt_proj)
-	for (const [N, K, XC, S, T] of [[16, 16, 16, 2, 16], [8, 24, 30, 3, 32], [12, 7, 7, 4, 16], [4, 40, 40, 1, 48]]) {
-		const TB = T / 4, KS = Math.ceil(K / S);
+for (const [fn, R] of [[matmulTile, 4], [matmulTile8, 8]] as const) test(`${fn.name} (${R} rows × 16 positions a thread, ${16 * R} outputs) and the reduction of its planes match the reference`, async () => {
+	// (N, K, XC, S slices, T): N a multiple of R, T of 16 (4 blocks); K not a multiple of S (the last slice short); XC > K (dt_proj)
+	for (const [n, K, XC, S, T] of [[4, 16, 16, 2, 16], [2, 24, 30, 3, 32], [3, 7, 7, 4, 16], [1, 40, 40, 1, 48]]) {
+		const N = n * R, TB = T / 4, KS = Math.ceil(K / S);
 		const W = uniform(N * K), x = uniform(T * XC, -2, 2), res = uniform(T * N), bias = uniform(N, -25, 25);
-		const P = await pass(matmulTile, { K, N, XC, U: 1 }, { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS }, S * TB * N * 4, (S * TB * N) / 16, { outputs: 64 });
+		const P = await pass(fn, { K, N, XC }, { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS }, S * TB * N * 4, (S * TB * N) / (4 * R), { outputs: 16 * R });
 		const w = { data: W, rows: N, cols: K }, xv = columns(x, 0, XC);
 		const cases: [Epi, Float32Array, Float32Array][] = [
 			[Epi.Residual, projectionReference(w, xv, T, { residual: res }), new Float32Array(N)],
 			[Epi.Softplus, projectionReference(w, xv, T, { softplusBias: bias }), bias],
 		];
 		for (const [epi, want, b] of cases) {
-			const y = await pass(matmulReduce, { N, epi, tile: 1 }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
+			const y = await pass(matmulReduce, { N, epi, tile: R }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
 			close(fromBlocked(y, T, N), want, `N=${N} K=${K} XC=${XC} S=${S} T=${T} epi ${epi}`);
 		}
 	}
 	// a wide kernel must return exactly its outputs
-	const wrong = await pass(matmulTile, { K: 8, N: 4, XC: 8, U: 1 }, { x: new Float32Array(128), wt: new Float32Array(32), TB: 4, KS: 8 }, 64, 1, { outputs: 32 })
+	const wrong = await pass(fn, { K: 8, N: R, XC: 8 }, { x: new Float32Array(128), wt: new Float32Array(8 * R), TB: 4, KS: 8 }, 16 * R, 1, { outputs: 32 })
 		.then(() => 'ran', (e: Error) => e.message);
-	assert.match(wrong, /returned 64 values, not 32/);
+	assert.match(wrong, new RegExp(`returned ${16 * R} values, not 32`));
 });
 
 test('blocked matvec (decode: one position, many slices) matches the reference', async () => {
@@ -210,16 +210,19 @@ function scanInputs(T: number, E: number, N: number, R: number) {
 }
 
 test('blocked scan (block-start states, then the outputs) matches the reference', async () => {
-	for (const [T, E, N, R] of [[1, 4, 8, 2], [7, 5, 4, 3], [16, 3, 16, 1], [9, 2, 4, 4]]) {
+	// T = 70: 18 blocks in 3 groups of 8, the last block of 2 positions
+	for (const [T, E, N, R] of [[1, 4, 8, 2], [7, 5, 4, 3], [16, 3, 16, 1], [9, 2, 4, 4], [70, 3, 4, 2]]) {
 		const TB = Math.ceil(T / 4), RC = R + 2 * N;
 		const s = scanInputs(T, E, N, R);
 		const delta = uniform(T * E, 0.01, 0.8);
-		const constants = { E, N, RC, Bc: R, Cc: R + N, TMAX: 16 };
+		const constants = { E, N, RC, Bc: R, Cc: R + N, TMAX: 72 };
 		const blocked = { delta: toBlocked(delta, T, E), x: toBlocked(s.x, T, E), dbc: toBlocked(s.dbc, T, RC), p: s.p };
 		const H = await pass(scanStarts, constants, { ...blocked, h0: s.h0, T }, (TB + 1) * E * N, (TB + 1) * E * N);
-		// long chunks: each block alone, then the state carried across blocks, gives the same block starts
+		// long chunks: each block alone, the blocks 8 at a time, then the state carried across both, gives the same block starts
 		const ends = await pass(scanBlocks, constants, { ...blocked, T }, TB * E * N * 2, TB * E * N);
-		close(await pass(scanCarry, constants, { blocks: ends, h0: s.h0 }, (TB + 1) * E * N, (TB + 1) * E * N), H, `block starts carried, T=${T}`);
+		const NG = Math.ceil(TB / 8);
+		const groups = await pass(scanGroups, constants, { blocks: ends, TB }, NG * E * N * 2, NG * E * N);
+		close(await pass(scanCarry, constants, { blocks: ends, groups, h0: s.h0 }, (TB + 1) * E * N, (TB + 1) * E * N), H, `block starts carried, T=${T}`);
 		const y = await pass(scanOutputBlocked, constants, { ...blocked, H, xz: toBlocked(s.xz, T, 2 * E) }, TB * E * 4, TB * E);
 		const { B, C } = splitDbc(s.dbc, R, N);
 		const h = s.h0.slice();

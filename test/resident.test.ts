@@ -23,7 +23,7 @@ import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, projectionReference,
+	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, matmulTile8, projectionReference,
 } from '../kernels/projection.js';
 import { wideSource, wideWGSL } from '../src/backend/resident/wide.js';
 import { integerSum, intIndexWGSL } from '../src/backend/resident/int-index.js';
@@ -87,6 +87,10 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 
 		assert.is(tiles, 3 * m.config.nLayer + 1, 'in_proj, dt_proj, out_proj and the head');
 		const tileDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
 		assert.ok(tileDiff <= 1e-4, `tile chunks: max abs diff ${tileDiff}`);
+		m.chunkKind = 'tiles8'; // 8 rows a thread: in_proj (96), dt_proj (48), out_proj (24) and the head
+		assert.is(m.plan(16).filter((p) => p.program.name === 'matmulTile8').length, 3 * m.config.nLayer + 1);
+		const tile8Diff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
+		assert.ok(tile8Diff <= 1e-4, `tiles8 chunks: max abs diff ${tile8Diff}`);
 	});
 }
 
@@ -182,7 +186,7 @@ test('chunks of 256 (the webgpu prefill length) with each chunk plan match the h
 	const bytes = Uint8Array.from({ length: 300 }, (_, i) => input[i % input.length]);
 	const want = await host.forward(bytes, host.newState());
 	const m = await resident(c, 256);
-	for (const kind of ['split-K', 'tiles', 'rows'] as const) {
+	for (const kind of ['split-K', 'tiles', 'tiles8', 'rows'] as const) {
 		m.chunkKind = kind;
 		const diff = maxAbsDiff(await piecewise(m, bytes, [256]), want);
 		assert.ok(diff <= 1e-4, `${kind}: max abs diff ${diff}`);
@@ -323,14 +327,14 @@ test('every blocked kernel translates to WGSL', () => {
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
-		matmulTile, // tile chunks: 64 outputs a thread (src/backend/resident/wide.ts)
+		matmulTile, matmulTile8, // tile chunks: 64 and 128 outputs a thread (src/backend/resident/wide.ts)
 	};
-	const wide: Record<string, number> = { matmulTile: 64 };
-	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulReduce']);
+	const wide: Record<string, number> = { matmulTile: 64, matmulTile8: 128 };
+	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulTile8', 'matmulReduce']);
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
 	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed', 'matmulRow']);
 	const constants = {
-		K: 64, N: 32, XC: 64, U: 4, epi: 3, tile: 1, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
+		K: 64, N: 32, XC: 64, U: 4, epi: 3, tile: 4, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
 		hStride: 1024, xStride: 640, dStride: 512, bStride: 576, pStride: 1088, cStride: 128, zStride: 1024,
 	};
 	let n = 0;
@@ -347,10 +351,10 @@ test('every blocked kernel translates to WGSL', () => {
 		k.paramsLayout = k.computeParamsLayout();
 		let wgsl = k.assembleWGSL();
 		if (w) {
-			// each thread writes its 64 values, value j in plane j (result[j * threads + i]), and nothing else
+			// each thread writes its values, value j in plane j (result[j * threads + i]), and nothing else
 			wgsl = wideWGSL(wgsl, w.names);
-			for (let j = 0; j < 64; j++) assert.match(wgsl, new RegExp(`result\\[${j} \\* i32\\(params.outputX\\) \\+ data_index\\] = user_${w.names[j]};`), `${name} output ${j}`);
-			assert.is(wgsl.match(/result\[/g)?.length, 64, name);
+			for (let j = 0; j < wide[name]; j++) assert.match(wgsl, new RegExp(`result\\[${j} \\* i32\\(params.outputX\\) \\+ data_index\\] = user_${w.names[j]};`), `${name} output ${j}`);
+			assert.is(wgsl.match(/result\[/g)?.length, wide[name], name);
 		}
 		if (intIndexed.has(name)) {
 			// integer index sums (src/backend/resident/int-index.ts): x's 4 or 16 loads a step convert one index, not each
@@ -380,7 +384,7 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 28, `${n} kernels`);
+	assert.ok(n >= 29, `${n} kernels`);
 	assert.throws(() => wideSource(function f() { return [1, 2]; }, 8), /lists 2 values; 8 local variables/);
 	// an index sum split at its top-level + and −, literals as integers, products and quotients converted whole
 	assert.is(integerSum('((user_xi+(1.0*user_XC4))+2.0)'), '((i32(user_xi) + i32(1.0*user_XC4)) + 2)');

@@ -152,7 +152,7 @@ export function checkGroup(name: string, options: ProgramOptions): number {
 /** The values a thread of `options` writes (0: gpu.js's own), refused unless valid and without a group sum. */
 export function checkOutputs(name: string, options: ProgramOptions): number {
 	const M = options.outputs ?? 0;
-	if (M && !validOutputs(M)) throw new Error(`internal: kernel ${name}: ${M} outputs a thread is not a multiple of 4 in 8..64`);
+	if (M && !validOutputs(M)) throw new Error(`internal: kernel ${name}: ${M} outputs a thread is not a multiple of 4 in 8..128`);
 	if (M && options.groupSum) throw new Error(`internal: kernel ${name}: a group sum writes one value a column, not ${M} a thread`);
 	return M;
 }

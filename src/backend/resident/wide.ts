@@ -1,7 +1,7 @@
 // This project's third addition to gpu.js's code generation: more outputs per thread (a kernel-level option,
 // `outputs: M`). gpu.js lets a thread return one value or an Array(4), so a matmul thread computes at most 4
 // outputs and loads a weight for every 4 multiply-adds; a thread that computes 8 rows × 4 positions loads 12 values
-// for 32. With outputs M (a multiple of 4, up to 64), the kernel function ends in one `return [v0, …, v(M−1)]` of
+// for 32. With outputs M (a multiple of 4, up to 128), the kernel function ends in one `return [v0, …, v(M−1)]` of
 // M local variables, and of a pass of n threads, thread i writes value j at out[j·n + i]: planes of one value per
 // thread, so that neighbouring threads write (and the next pass reads) neighbouring floats. CpuRunner (runner.ts)
 // implements the same meaning.
@@ -9,7 +9,7 @@
 // On WebGPU it is two rewrites around gpu.js: the source gpu.js translates returns only the first four (an
 // Array(4), which gpu.js knows), and in the WGSL the write of that vec4 becomes M writes of the variables, which
 // gpu.js declared at the function's top level as user_NAME. Refused (at compile time) where either is not found.
-export const MAX_OUTPUTS = 64;
+export const MAX_OUTPUTS = 128;
 
 /** Whether M is a valid output count: a multiple of 4 above 4, up to MAX_OUTPUTS. */
 export const validOutputs = (M: number): boolean => Number.isInteger(M) && M > 4 && M <= MAX_OUTPUTS && M % 4 === 0;

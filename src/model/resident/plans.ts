@@ -9,8 +9,8 @@
 //   x = silu(self.conv1d(x)[..., :T])          convAndState (also the next conv state)
 //   dt_r, B, C = self.x_proj(x).split(...)     matmulPartial + matmulReduce        matvecPartial + matvecReduce
 //   delta = softplus(self.dt_proj(dt_r))       matmulPartial + matmulReduce        matvecPartial, reduced in scanStep
-//   y = selective_scan(...) * silu(z)          scanStarts (or scanBlocks +         scanStep (y and the new h)
-//                                              scanCarry), scanOutputBlocked
+//   y = selective_scan(...) * silu(z)          scanStarts (or scanBlocks,          scanStep (y and the new h)
+//                                              scanGroups, scanCarry), scanOutputBlocked
 //   x = x + self.out_proj(y)                   matmulPartial + matmulReduce        matvecPartial + matvecReduce
 // then logits = lm_head(norm_f(x)), the norm folded into lm_head. The grouped decode plan (groupedDecodePlan, opt-in:
 // slower on an H100 so far, README) cuts the decode step to 7 passes a layer: its projections sum over K inside each workgroup (a group
@@ -34,7 +34,7 @@
 import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
 import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
-import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, TILE, tileFits, tileSlices, vecSlices } from './split.js';
+import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, TILE_BLOCKS, tileFits, tileSlices, vecSlices } from './split.js';
 import type { Mat, RowMat, Uploaded } from './upload.js';
 import type { Records } from './records.js';
 
@@ -46,20 +46,23 @@ const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
 	range(b.workConv, l * convStride(c), c.dInner * (c.dConv - 1));
 
 /**
- * Blocks of 4 above which a chunk's scan carries the state across blocks (scanBlocks + scanCarry, one pass more)
- * instead of replaying it from h0 in every block (scanStarts, whose cost grows with T²): verify passes (up to 32
- * tokens) keep the one pass, prefill chunks (64, 256) take the two.
+ * Blocks of 4 above which a chunk's scan carries the state across blocks (scanBlocks, scanGroups, scanCarry: two
+ * passes more) instead of replaying it from h0 in every block (scanStarts, whose cost grows with T²): verify
+ * passes (up to 32 tokens) keep the one pass, prefill chunks (64, 256) take the three.
  */
 export const CARRY_ABOVE = 8;
 
-/** Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 4 rows × 16 positions a thread (matmulTile), or rows (matmulRow). */
-export type PlanKind = 'split-K' | 'tiles' | 'rows';
+/**
+ * Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 4 or 8 rows × 16 positions a
+ * thread (matmulTile, matmulTile8), or rows (matmulRow).
+ */
+export type PlanKind = 'split-K' | 'tiles' | 'tiles8' | 'rows';
 
 /**
  * The passes of a chunk of T tokens, split-K partial passes at most `split` threads. With `rec` (a verify pass),
- * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j). With 'tiles',
- * the partial sums of every projection whose N is a multiple of 4 come from matmulTile (4 rows × 16 positions a
- * thread) instead of matmulPartial where the chunk is a multiple of 16 long, the same passes. With 'rows', in_proj, x_proj, out_proj and the head are one
+ * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j). With 'tiles'
+ * ('tiles8'), the partial sums of every projection whose N is a multiple of 4 (8) come from matmulTile (4 or 8 rows
+ * × 16 positions a thread) instead of matmulPartial where the chunk is a multiple of 16 long, the same passes. With 'rows', in_proj, x_proj, out_proj and the head are one
  * matmulRow pass each (the row plan's weights; 11 passes a layer instead of 14), where the shape has row weights.
  */
 export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records, kind: PlanKind = 'split-K'): Pass[] {
@@ -74,13 +77,14 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 	const zeros = whole(b.zeros);
 	const passes: Pass[] = [];
 	const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
-		const tile = kind === 'tiles' && tileFits(TB, m.N) ? m.tile : null;
-		const S = tile ? tileSlices(TB, m.K, m.N, split) : slices(TB, m.K, m.N, split);
+		const rows = kind === 'tiles' ? 4 : kind === 'tiles8' ? 8 : 0;
+		const tile = rows && tileFits(TB, m.N, rows) ? m.tiles[rows] : null;
+		const S = tile ? tileSlices(TB, m.K, m.N, split, rows) : slices(TB, m.K, m.N, split);
 		const P = range(b.P, 0, S * TB * m.N * 4);
 		const KS = Math.ceil(m.K / S);
-		if (tile) passes.push(r.pass(tile, { x, wt: whole(m.wt), TB, KS }, P, (S * TB * m.N) / (TILE.rows * TILE.blocks)));
+		if (tile) passes.push(r.pass(tile.tile, { x, wt: whole(m.wt), TB, KS }, P, (S * TB * m.N) / (rows * TILE_BLOCKS)));
 		else passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS }, P, S * TB * m.N));
-		passes.push(r.pass(tile ? m.tileReduce : m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
+		passes.push(r.pass(tile ? tile.reduce : m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
 	};
 	// one pass: a workgroup per (block, row) sums over K itself (kernels/projection.ts matmulRow)
 	const rowMatmul = (m: RowMat, x: View, out: View, nw: View, residual: View, bias: View) => {
@@ -113,9 +117,11 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 		matmul(L.dtProj, to.dbc, to.delta, zeros, L.dtBias);
 		const scan = { delta: to.delta, x: xs, dbc: to.dbc, p: L.scanParams };
 		if (TB > CARRY_ABOVE) {
-			const ends = range(b.blocks, 0, TB * E * N * 2);
+			const ends = range(b.blocks, 0, TB * E * N * 2), NG = Math.ceil(TB / 8);
+			const groups = range(b.groups, 0, NG * E * N * 2);
 			passes.push(r.pass(p.blocks, { ...scan, T }, ends, TB * E * N));
-			passes.push(r.pass(p.carry, { blocks: ends, h0: workSsm(c, b, l) }, H, (TB + 1) * E * N));
+			passes.push(r.pass(p.groups, { blocks: ends, TB }, groups, NG * E * N));
+			passes.push(r.pass(p.carry, { blocks: ends, groups, h0: workSsm(c, b, l) }, H, (TB + 1) * E * N));
 		} else passes.push(r.pass(p.starts, { ...scan, h0: workSsm(c, b, l), T }, H, (TB + 1) * E * N));
 		passes.push(r.pass(p.scanOut, { ...scan, H, xz: to.xz }, act(b.y, E), TB * E));
 		if (lr) rowMatmul(lr.outProj, act(b.y, E), act(next, d), ones, act(x, d), zeros);

@@ -4,20 +4,20 @@
 // decode plan (plans.ts) gets a second copy as the checkpoint holds it, row-major, unfolded, in 16 bits where every
 // value is a float16 (RowMat).
 import {
-	matmulPartial, matmulReduce, matmulTile, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
+	matmulPartial, matmulReduce, matmulTile, matmulTile8, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
 	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, Epi,
 } from '../../../kernels/projection.js';
 import { embedGather, embedRow } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
 import { convAndState, convStep } from '../../../kernels/conv.js';
-import { scanBlocks, scanCarry, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
+import { scanBlocks, scanCarry, scanGroups, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
 import { range, whole, type DeviceBuffer, type Program, type ProgramOptions, type Runner, type View } from '../../backend/resident/runner.js';
 import { sixteenBits } from '../../backend/resident/halves.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
-import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILE, tileFits, tileSlices, vecSlices } from './split.js';
+import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILE_BLOCKS, tileFits, tileSlices, vecSlices } from './split.js';
 
 /** A projection on the device: its weights and the programs of its chunk and decode passes. */
 export interface Mat {
@@ -25,9 +25,8 @@ export interface Mat {
 	K: number;
 	N: number;
 	partial: Program;
-	tile: Program | null; // matmulTile (4 rows × 16 positions a thread) where N % 4 = 0, for chunkKind 'tiles' (plans.ts chunkPlan)
+	tiles: Record<TileRows, { tile: Program; reduce: Program } | null>; // matmulTile (8: matmulTile8) and the reduction of its planes, where N allows (plans.ts chunkPlan)
 	reduce: Program; // for chunks, with the matrix's epilogue
-	tileReduce: Program; // the same, reading matmulTile's partial sums
 	vecPartial: Program; // decode
 	vecReduce: Program;
 	group: Program; // decode with group sums (plans.ts groupedDecodePlan): matvecGroup, matvecNormGroup or, for dt_proj, matvecGroupSummed
@@ -36,6 +35,9 @@ export interface Mat {
 	c2: View;
 	cc: View; // [c1 | c2] in one buffer (a kernel may bind only 8 storage buffers)
 }
+
+/** Rows a matmulTile thread computes: 4 (matmulTile) or 8 (matmulTile8). */
+export type TileRows = 4 | 8;
 
 /** A decode projection of the row plan (plans.ts rowDecodePlan): W as the checkpoint holds it, 16-bit where exact. */
 export interface RowMat {
@@ -60,11 +62,11 @@ interface Layer {
 	H: DeviceBuffer; // chunks: (TBmax + 1, E, N) block-start states, row TB the new h; decode: [y (E, 4) | h (E, N)]
 }
 
-type ProgramName = 'embed' | 'embedRow' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'blocks' | 'carry' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
+type ProgramName = 'embed' | 'embedRow' | 'slices' | 'combine' | 'apply' | 'conv' | 'starts' | 'blocks' | 'groups' | 'carry' | 'scanOut' | 'step' | 'convStep' | 'stepFused';
 type BufferName =
 	| 'tokens' | 'xA' | 'xB' | 'normP' | 'stats' | 'u' | 'P' | 'xz' | 'dbc' | 'delta' | 'y' | 'logits' | 'zeros' | 'ones'
 	| 'Pin' | 'Px' | 'Pdt' // the grouped decode plan's partial sums of in_proj, x_proj and dt_proj, read after later passes
-	| 'blocks' // a long chunk's scan: each block's [end, decay] (kernels/scan.ts scanBlocks)
+	| 'blocks' | 'groups' // a long chunk's scan: each block's and each group's [end, decay] (kernels/scan.ts scanBlocks, scanGroups)
 	| 'embedding' | 'workSsm' | 'workConv' | 'params';
 
 /** Everything the plans bind: programs, per-layer weights, the head, and the activation and work buffers. */
@@ -122,7 +124,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		conv: await r.program(convAndState, { E, K }, { xz: A, state: A, w: A, b: A, T: S }),
 		starts: await r.program(scanStarts, scan, { delta: A, x: A, dbc: A, p: A, h0: A, T: S }),
 		blocks: await r.program(scanBlocks, scan, { delta: A, x: A, dbc: A, p: A, T: S }),
-		carry: await r.program(scanCarry, scan, { blocks: A, h0: A }, { intIndex: true }),
+		groups: await r.program(scanGroups, scan, { blocks: A, TB: S }, { intIndex: true }),
+		carry: await r.program(scanCarry, scan, { blocks: A, groups: A, h0: A }, { intIndex: true }),
 		scanOut: await r.program(scanOutputBlocked, scan, { H: A, delta: A, x: A, dbc: A, xz: A, p: A }),
 		step: await r.program(scanStep, scan, { pdt: A, x: A, dbc: A, xz: A, p: A, h0: A, DS: S }),
 		convStep: await r.program(convStep, { E, K, D: d, eps, layer }, { pin: A, cc: A, state: A, w: A, b: A, SI: S }),
@@ -142,6 +145,11 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		return whole(b);
 	};
 	const zeros = r.alloc(Math.max(d, V, 2 * E, RC)); // the widest output: a stand-in for an unused residual or bias
+	// matmulTile of `rows` rows a thread and the reduction of its planes, shared by projections of one shape
+	const tileProgram = async (fn: Function, rows: TileRows, K_: number, N_: number, XC: number, epi: Epi) => ({
+		tile: await once(`mt${rows}:${K_}:${N_}:${XC}`, () => r.program(fn, { K: K_, N: N_, XC }, { x: A, wt: A, TB: S, KS: S }, { outputs: rows * TILE_BLOCKS * 4, intIndex: true })),
+		reduce: await once(`mtr${rows}:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: rows }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
+	});
 	// A projection (N_, K_) reading XC columns of x; `fold` is the norm in front of it (weight, bias), if any.
 	const mat = async (
 		data: Float32Array, N_: number, K_: number, XC: number, epi: Epi, fold?: [Float32Array, Float32Array | undefined],
@@ -164,11 +172,11 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			cc: fold ? put(Float32Array.from([...c1!, ...(c2 ?? new Float32Array(N_))])) : whole(zeros),
 			wt, K: K_, N: N_,
 			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S }, { intIndex: true })),
-			tile: N_ % TILE.rows
-				? null
-				: await once(`mt:${K_}:${N_}:${XC}`, () => r.program(matmulTile, { K: K_, N: N_, XC, U: 1 }, { x: A, wt: A, TB: S, KS: S }, { outputs: TILE.rows * TILE.blocks * 4, intIndex: true })),
+			tiles: {
+				4: N_ % 4 ? null : await tileProgram(matmulTile, 4, K_, N_, XC, epi),
+				8: N_ % 8 ? null : await tileProgram(matmulTile8, 8, K_, N_, XC, epi),
+			},
 			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 0 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
-			tileReduce: await once(`mtr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 1 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
 			vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!fold}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
 			vecReduce: fold
 				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
@@ -201,7 +209,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	let pMax = 0;
 	const need = (m: Mat) => {
 		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
-		for (let TB = 1; TB <= TBm; TB++) if (m.tile && tileFits(TB, m.N)) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
+		for (const rows of [4, 8] as const) {
+			if (!m.tiles[rows]) continue;
+			for (let TB = 1; TB <= TBm; TB++) if (tileFits(TB, m.N, rows)) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX, rows) * TB * m.N * 4);
+		}
 		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		pMax = Math.max(pMax, groupSlices(m.K, m.N, 64 / m.C, SPLIT_MAX, GROUP_SLICES.out) * m.N * 4);
 	};
@@ -245,7 +256,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const act = (cols: number) => r.alloc(TBm * cols * 4);
 	const bufs = {
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
-		P: r.alloc(pMax), Pin, Px, Pdt, blocks: r.alloc(TBm * E * N * 2), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
+		P: r.alloc(pMax), Pin, Px, Pdt, blocks: r.alloc(TBm * E * N * 2), groups: r.alloc(Math.ceil(TBm / 8) * E * N * 2), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
 		ones: put(new Float32Array(Math.max(d, E)).fill(1)).buf, // a norm weight of ones (also matmulRow's nw where no norm precedes)
 		embedding: put(denseWeight(w.embedding)).buf,
 		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
