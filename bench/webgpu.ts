@@ -89,7 +89,7 @@ async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Ker
 	});
 }
 
-const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'tiles8', 'rows'];
+const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'tiles32', 'rows'];
 
 /** Prefill with each chunk plan (split-K, the default, tiles and row projections), interleaved, and the passes of each. */
 async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels, kinds = CHUNK_KINDS, prefill = 512) {
@@ -212,7 +212,7 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 	await stage('verify passes', async () => verifyPasses(await create(byte)));
 	await stage('chunk plans byte-model', async () => {
 		const m = await create(byte);
-		await chunkPlans(byte, m, kernels, ['auto', 'split-K', 'tiles', 'tiles8'], 1024);
+		await chunkPlans(byte, m, kernels, ['auto', 'split-K', 'tiles', 'tiles32'], 1024);
 	});
 	for (const [d, L] of [[1792, 48], [1024, 53]]) {
 		const c = randomCheckpoint(shapeConfig(d, L), 1);
@@ -234,9 +234,9 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 			if (!m) continue;
 			const model: ResidentMamba = m;
 			// row chunks prefill a third as fast as split-K on these shapes (bench/results/h200-webgpu-prefill-session8-run*.txt)
-			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, ['tiles8', 'tiles', 'split-K'], 1024));
+			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, ['tiles32', 'tiles', 'split-K'], 1024));
 			await stage(`tile split-K width ${c.name}, chunks of ${chunk}`, async () => {
-				for (const kind of ['tiles8', 'tiles'] as const) {
+				for (const kind of ['tiles32', 'tiles'] as const) {
 					model.chunkKind = kind;
 					for (const split of [1 << 18, 1 << 19, 1 << 20]) {
 						model.splitThreads = [split, model.splitThreads[1]];
@@ -247,7 +247,7 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 				model.splitThreads = [1 << 20, model.splitThreads[1]];
 			});
 			await stage(`profile ${c.name}, chunks of ${chunk}`, async () => {
-				for (const kind of ['tiles8', 'tiles', 'split-K'] as const) {
+				for (const kind of ['tiles32', 'tiles', 'split-K'] as const) {
 					model.chunkKind = kind;
 					await profile(`${c.name} ${kind} chunks`, model, runner, [chunk]);
 				}

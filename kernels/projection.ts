@@ -133,6 +133,7 @@ interface ReduceConstants {
 	N: number;
 	epi: number; // an Epi
 	tile: number; // R: p is matmulTile's planes of R rows a thread; 0: matmulPartial's layout
+	tileBlocks: number; // B: blocks of 4 positions a matmulTile thread computes
 }
 
 interface NormReduceConstants {
@@ -185,57 +186,59 @@ export function matmulPartial(this: KernelThis<MatmulConstants>, x: number[], wt
 }
 
 /**
- * matmulPartial with R rows × 4 blocks (16 positions) a thread, a wide kernel of 16R outputs
+ * matmulPartial with R rows × B blocks (4B positions) a thread, a wide kernel of 4RB outputs
  * (src/backend/resident/wide.ts): threads i = (s, tq, g), g fastest over G = N/R, each computing rows g, g + G, …,
- * g + (R − 1)G (neighbouring threads read neighbouring weights) for blocks 4tq … 4tq + 3. A weight load feeds 16
- * positions (matmulPartial's: 4, so a 64-position chunk read every weight 16 times through the L2 cache; now 4),
- * and a k step loads R weights and 16 values of x for 16R multiply-adds. Value (r, j, c), row g + rG of block
- * 4tq + j at position c, is written in plane 16r + 4j + c (P[plane·threads + i]), which matmulReduce reads with
- * tile = R. Needs N % R = 0 and TB % 4 = 0; its index sums are whole numbers (intIndex).
+ * g + (R − 1)G (neighbouring threads read neighbouring weights) for blocks B·tq … B·tq + B − 1. A weight load
+ * feeds 4B positions (matmulPartial's: 4, so a 256-position chunk read every weight 64 times through the L2 cache),
+ * and a k step loads R weights and 4B values of x for 4RB multiply-adds. Value (r, j, c), row g + rG of block
+ * B·tq + j at position c, is written in plane (rB + j)·4 + c (P[plane·threads + i]), which matmulReduce reads with
+ * tile = R, tileBlocks = B. Needs N % R = 0 and TB % B = 0; its index sums are whole numbers (intIndex).
  *
- * gpu.js has no local arrays, so the 16R accumulators are named variables, aRJC for row R, block J, position C:
- * tileKernel writes the function out for a given R, the same text a hand would, in the shape of this one for R = 1:
- *   for (k in the slice) { w0 = wt[k·N + g]; x00 … x33 = x[block 4tq + J, k, C]; a0JC += w0·xJC }
+ * gpu.js has no local arrays, so the 4RB accumulators are named variables, aRJC for row R, block J, position C
+ * (one digit each: R, B ≤ 10): tileKernel writes the function out for given R and B, the same text a hand would,
+ * in the shape of R = B = 1:
+ *   for (k in the slice) { w0 = wt[k·N + g]; x00 … x03 = x[block tq, k, C]; a00C += w0·x0C }
  */
-function tileKernel(R: number, name: string): Function {
-	const each = (f: (r: number, j: number, c: number) => string, sep: string) =>
-		Array.from({ length: R * 16 }, (_, i) => f(Math.floor(i / 16), Math.floor(i / 4) % 4, i % 4)).join(sep);
+function tileKernel(R: number, B: number, name: string): Function {
+	if (R > 10 || B > 10) throw new Error('internal: tileKernel names its values with one digit each');
+	const all = (f: (r: number, j: number, c: number) => string, sep: string) =>
+		Array.from({ length: R * B * 4 }, (_, i) => f(Math.floor(i / (4 * B)), Math.floor(i / 4) % B, i % 4)).join(sep);
 	const weights = Array.from({ length: R }, (_, r) => `const w${r} = wt[wi${r ? ` + ${r} * G` : ''}];`).join('\n\t\t');
-	const xs = Array.from({ length: 16 }, (_, i) => `const x${i >> 2}${i & 3} = x[xi${i >> 2 ? ` + ${i >> 2} * XC4` : ''}${i & 3 ? ` + ${i & 3}` : ''}];`).join('\n\t\t');
+	const xs = Array.from({ length: B * 4 }, (_, i) => `const x${i >> 2}${i & 3} = x[xi${i >> 2 ? ` + ${i >> 2} * XC4` : ''}${i & 3 ? ` + ${i & 3}` : ''}];`).join('\n\t\t');
 	const body = `
 	const N = this.constants.N;
 	const XC4 = this.constants.XC * 4;
 	const G = N / ${R};
 	const q = Math.floor(this.thread.x / G);
 	const g = this.thread.x - q * G;
-	const TQ = TB / 4;
+	const TQ = TB / ${B};
 	const s = Math.floor(q / TQ);
 	const tq = q - s * TQ;
 	const k0 = s * KS;
-	${each((r, j, c) => `let a${r}${j}${c} = 0;`, ' ')}
+	${all((r, j, c) => `let a${r}${j}${c} = 0;`, ' ')}
 	for (let i = 0; i < this.constants.K; i++) {
 		const k = k0 + i;
 		if (i >= KS || k >= this.constants.K) break;
 		const wi = k * N + g;
 		${weights}
-		const xi = tq * 4 * XC4 + k * 4;
+		const xi = tq * ${B} * XC4 + k * 4;
 		${xs}
-		${each((r, j, c) => `a${r}${j}${c} += w${r} * x${j}${c};`, ' ')}
+		${all((r, j, c) => `a${r}${j}${c} += w${r} * x${j}${c};`, ' ')}
 	}
-	return [${each((r, j, c) => `a${r}${j}${c}`, ', ')}];`;
-	const fn = new Function('x', 'wt', 'TB', 'KS', body); // our own source, built from R alone
+	return [${all((r, j, c) => `a${r}${j}${c}`, ', ')}];`;
+	const fn = new Function('x', 'wt', 'TB', 'KS', body); // our own source, built from R and B alone
 	Object.defineProperty(fn, 'name', { value: name });
 	return fn;
 }
 
-/** 4 rows × 16 positions a thread (64 outputs; any N % 4 = 0). */
-export const matmulTile = tileKernel(4, 'matmulTile');
-/** 8 rows × 16 positions a thread (128 outputs): a k step loads 24 values for 128 multiply-adds. */
-export const matmulTile8 = tileKernel(8, 'matmulTile8');
+/** 4 rows × 16 positions a thread (64 outputs). */
+export const matmulTile = tileKernel(4, 4, 'matmulTile');
+/** 4 rows × 32 positions a thread (128 outputs): each weight load feeds twice the positions. */
+export const matmulTile32 = tileKernel(4, 8, 'matmulTile32');
 
 /**
- * Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). With tile = R (4 or 8), p is matmulTile's
- * planes: y[tb, n, c] in plane 16r + 4j + c of thread (s, tq, g) for n = g + r·N/R, tb = 4tq + j.
+ * Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). With tile = R, tileBlocks = B, p is
+ * matmulTile's planes: y[tb, n, c] in plane (rB + j)·4 + c of thread (s, tq, g) for n = g + r·N/R, tb = B·tq + j.
  */
 export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: number[], b: number[], TB: number, S: number) {
 	const N = this.constants.N;
@@ -247,14 +250,15 @@ export function matmulReduce(this: KernelThis<ReduceConstants>, p: number[], r: 
 	let a2 = 0;
 	let a3 = 0;
 	if (this.constants.tile > 0) {
+		const B = this.constants.tileBlocks;
 		const G = N / this.constants.tile;
-		const threads = (S * TB * G) / 4; // matmulTile's
+		const threads = (S * TB * G) / B; // matmulTile's
 		const rq = Math.floor(n / G);
-		const tq = Math.floor(tb / 4);
-		const plane = (rq * 4 + tb - tq * 4) * 4 * threads;
+		const tq = Math.floor(tb / B);
+		const plane = (rq * B + tb - tq * B) * 4 * threads;
 		for (let s = 0; s < 65536; s++) {
 			if (s >= S) break;
-			const pi = plane + (s * TB / 4 + tq) * G + n - rq * G;
+			const pi = plane + (s * TB / B + tq) * G + n - rq * G;
 			a0 += p[pi];
 			a1 += p[pi + threads];
 			a2 += p[pi + 2 * threads];

@@ -10,7 +10,7 @@ import { CpuRunner, whole, type ProgramOptions } from '../src/backend/resident/r
 import { rng } from '../src/model/random.js';
 import { columns, fromBlocked, rows, splitDbc, splitXz, toBlocked } from '../kernels/layout.js';
 import {
-	matmulPartial, matmulReduce, matmulTile, matmulTile8, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
+	matmulPartial, matmulReduce, matmulTile, matmulTile32, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
 } from '../kernels/projection.js';
 import { normApplyBlocked, normCombine, normReference, normSlices } from '../kernels/norms.js';
 import { convAndState, convReference, nextConvState } from '../kernels/conv.js';
@@ -118,32 +118,32 @@ test('blocked matmul (split-K partial sums, then the reduction with each epilogu
 			[Epi.Bias, projectionReference(w, xv, T).map((v, i) => v + bias[i % N]), bias],
 		];
 		for (const [epi, want, b] of cases) {
-			const y = await pass(matmulReduce, { N, epi, tile: 0 }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
+			const y = await pass(matmulReduce, { N, epi, tile: 0, tileBlocks: 0 }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
 			close(fromBlocked(y, T, N), want, `N=${N} K=${K} XC=${XC} S=${S} T=${T} epi ${epi}`);
 		}
 	}
 });
 
-for (const [fn, R] of [[matmulTile, 4], [matmulTile8, 8]] as const) test(`${fn.name} (${R} rows × 16 positions a thread, ${16 * R} outputs) and the reduction of its planes match the reference`, async () => {
-	// (N, K, XC, S slices, T): N a multiple of R, T of 16 (4 blocks); K not a multiple of S (the last slice short); XC > K (dt_proj)
-	for (const [n, K, XC, S, T] of [[4, 16, 16, 2, 16], [2, 24, 30, 3, 32], [3, 7, 7, 4, 16], [1, 40, 40, 1, 48]]) {
-		const N = n * R, TB = T / 4, KS = Math.ceil(K / S);
+for (const [fn, R, B] of [[matmulTile, 4, 4], [matmulTile32, 4, 8]] as const) test(`${fn.name} (${R} rows × ${4 * B} positions a thread, ${4 * R * B} outputs) and the reduction of its planes match the reference`, async () => {
+	// (N, K, XC, S slices, blocks): N a multiple of R, T of 4B; K not a multiple of S (the last slice short); XC > K (dt_proj)
+	for (const [n, K, XC, S, nb] of [[4, 16, 16, 2, 1], [2, 24, 30, 3, 2], [3, 7, 7, 4, 1], [1, 40, 40, 1, 3]]) {
+		const N = n * R, T = nb * 4 * B, TB = T / 4, KS = Math.ceil(K / S);
 		const W = uniform(N * K), x = uniform(T * XC, -2, 2), res = uniform(T * N), bias = uniform(N, -25, 25);
-		const P = await pass(fn, { K, N, XC }, { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS }, S * TB * N * 4, (S * TB * N) / (4 * R), { outputs: 16 * R });
+		const P = await pass(fn, { K, N, XC }, { x: toBlocked(x, T, XC), wt: transpose(W, N, K), TB, KS }, S * TB * N * 4, (S * TB * N) / (R * B), { outputs: 4 * R * B });
 		const w = { data: W, rows: N, cols: K }, xv = columns(x, 0, XC);
 		const cases: [Epi, Float32Array, Float32Array][] = [
 			[Epi.Residual, projectionReference(w, xv, T, { residual: res }), new Float32Array(N)],
 			[Epi.Softplus, projectionReference(w, xv, T, { softplusBias: bias }), bias],
 		];
 		for (const [epi, want, b] of cases) {
-			const y = await pass(matmulReduce, { N, epi, tile: R }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
+			const y = await pass(matmulReduce, { N, epi, tile: R, tileBlocks: B }, { p: P, r: toBlocked(res, T, N), b, TB, S }, TB * N * 4, TB * N);
 			close(fromBlocked(y, T, N), want, `N=${N} K=${K} XC=${XC} S=${S} T=${T} epi ${epi}`);
 		}
 	}
 	// a wide kernel must return exactly its outputs
-	const wrong = await pass(fn, { K: 8, N: R, XC: 8 }, { x: new Float32Array(128), wt: new Float32Array(8 * R), TB: 4, KS: 8 }, 16 * R, 1, { outputs: 32 })
+	const wrong = await pass(fn, { K: 8, N: R, XC: 8 }, { x: new Float32Array(32 * B), wt: new Float32Array(8 * R), TB: B, KS: 8 }, 4 * R * B, 1, { outputs: 32 })
 		.then(() => 'ran', (e: Error) => e.message);
-	assert.match(wrong, new RegExp(`returned ${16 * R} values, not 32`));
+	assert.match(wrong, new RegExp(`returned ${4 * R * B} values, not 32`));
 });
 
 test('blocked matvec (decode: one position, many slices) matches the reference', async () => {

@@ -23,7 +23,7 @@ import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, matmulTile8, projectionReference,
+	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, matmulTile32, projectionReference,
 } from '../kernels/projection.js';
 import { wideSource, wideWGSL } from '../src/backend/resident/wide.js';
 import { integerSum, intIndexWGSL } from '../src/backend/resident/int-index.js';
@@ -87,10 +87,11 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 
 		assert.is(tiles, 3 * m.config.nLayer + 1, 'in_proj, dt_proj, out_proj and the head');
 		const tileDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
 		assert.ok(tileDiff <= 1e-4, `tile chunks: max abs diff ${tileDiff}`);
-		m.chunkKind = 'tiles8'; // 8 rows a thread: in_proj (96), dt_proj (48), out_proj (24) and the head
-		assert.is(m.plan(16).filter((p) => p.program.name === 'matmulTile8').length, 3 * m.config.nLayer + 1);
-		const tile8Diff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
-		assert.ok(tile8Diff <= 1e-4, `tiles8 chunks: max abs diff ${tile8Diff}`);
+		const m32 = await resident(loadCheckpoint(path.join(FIXTURES, name)), 32); // 32 positions a thread: chunks of 32
+		m32.chunkKind = 'tiles32';
+		assert.is(m32.plan(32).filter((p) => p.program.name === 'matmulTile32').length, 3 * m.config.nLayer + 1);
+		const tile32Diff = maxAbsDiff(await piecewise(m32, input, [1, 2, 34, 35, 66]), want);
+		assert.ok(tile32Diff <= 1e-4, `tiles32 chunks: max abs diff ${tile32Diff}`);
 	});
 }
 
@@ -186,7 +187,7 @@ test('chunks of 256 (the webgpu prefill length) with each chunk plan match the h
 	const bytes = Uint8Array.from({ length: 300 }, (_, i) => input[i % input.length]);
 	const want = await host.forward(bytes, host.newState());
 	const m = await resident(c, 256);
-	for (const kind of ['split-K', 'tiles', 'tiles8', 'rows'] as const) {
+	for (const kind of ['split-K', 'tiles', 'tiles32', 'rows'] as const) {
 		m.chunkKind = kind;
 		const diff = maxAbsDiff(await piecewise(m, bytes, [256]), want);
 		assert.ok(diff <= 1e-4, `${kind}: max abs diff ${diff}`);
@@ -327,14 +328,14 @@ test('every blocked kernel translates to WGSL', () => {
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
-		matmulTile, matmulTile8, // tile chunks: 64 and 128 outputs a thread (src/backend/resident/wide.ts)
+		matmulTile, matmulTile32, // tile chunks: 64 and 128 outputs a thread (src/backend/resident/wide.ts)
 	};
-	const wide: Record<string, number> = { matmulTile: 64, matmulTile8: 128 };
-	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulTile8', 'matmulReduce']);
+	const wide: Record<string, number> = { matmulTile: 64, matmulTile32: 128 };
+	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulTile32', 'matmulReduce']);
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
 	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed', 'matmulRow']);
 	const constants = {
-		K: 64, N: 32, XC: 64, U: 4, epi: 3, tile: 4, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
+		K: 64, N: 32, XC: 64, U: 4, epi: 3, tile: 4, tileBlocks: 4, C: 16, P: 4, XN: 36, D: 64, S: 4, eps: 1e-5, layer: 1, E: 32, RC: 36, Bc: 4, Cc: 20, TMAX: 16,
 		hStride: 1024, xStride: 640, dStride: 512, bStride: 576, pStride: 1088, cStride: 128, zStride: 1024,
 	};
 	let n = 0;

@@ -147,7 +147,7 @@ export class ResidentMamba implements LanguageModel {
 		if (kind === 'rows' && !rowsFit(this.config)) throw new Error('internal: row chunks need the row weights (rowsFit)');
 		// matmulRow runs TB·N·64 threads, and gpu.js's thread index is an f32 too: exact below 2^24
 		const c = this.config, threads = (this.chunk / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
-		if (!['auto', 'split-K', 'tiles', 'tiles8', 'rows'].includes(kind)) throw new Error(`internal: no chunk kind ${String(kind)}`);
+		if (!['auto', 'split-K', 'tiles', 'tiles32', 'rows'].includes(kind)) throw new Error(`internal: no chunk kind ${String(kind)}`);
 		if (kind === 'rows' && threads >= 1 << 24) throw new Error(`internal: row chunks of ${this.chunk} would run ${threads} threads a pass; gpu.js indexes them exactly only below 2^24`);
 		this.chunks = kind;
 		this.plans.clear();

@@ -4,7 +4,7 @@
 // decode plan (plans.ts) gets a second copy as the checkpoint holds it, row-major, unfolded, in 16 bits where every
 // value is a float16 (RowMat).
 import {
-	matmulPartial, matmulReduce, matmulTile, matmulTile8, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
+	matmulPartial, matmulReduce, matmulTile, matmulTile32, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
 	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, Epi,
 } from '../../../kernels/projection.js';
 import { embedGather, embedRow } from '../../../kernels/embedding.js';
@@ -17,7 +17,7 @@ import { sixteenBits } from '../../backend/resident/halves.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
-import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILE_BLOCKS, tileFits, tileSlices, vecSlices } from './split.js';
+import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILES, tileFits, tileSlices, vecSlices, type TileKind } from './split.js';
 
 /** A projection on the device: its weights and the programs of its chunk and decode passes. */
 export interface Mat {
@@ -25,7 +25,7 @@ export interface Mat {
 	K: number;
 	N: number;
 	partial: Program;
-	tiles: Record<TileRows, { tile: Program; reduce: Program } | null>; // matmulTile (8: matmulTile8) and the reduction of its planes, where N allows (plans.ts chunkPlan)
+	tiles: Record<TileKind, { tile: Program; reduce: Program } | null>; // matmulTile (tiles32: matmulTile32) and the reduction of its planes, where N allows (plans.ts chunkPlan)
 	reduce: Program; // for chunks, with the matrix's epilogue
 	vecPartial: Program; // decode
 	vecReduce: Program;
@@ -35,9 +35,6 @@ export interface Mat {
 	c2: View;
 	cc: View; // [c1 | c2] in one buffer (a kernel may bind only 8 storage buffers)
 }
-
-/** Rows a matmulTile thread computes: 4 (matmulTile) or 8 (matmulTile8). */
-export type TileRows = 4 | 8;
 
 /** A decode projection of the row plan (plans.ts rowDecodePlan): W as the checkpoint holds it, 16-bit where exact. */
 export interface RowMat {
@@ -146,10 +143,15 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	};
 	const zeros = r.alloc(Math.max(d, V, 2 * E, RC)); // the widest output: a stand-in for an unused residual or bias
 	// matmulTile of `rows` rows a thread and the reduction of its planes, shared by projections of one shape
-	const tileProgram = async (fn: Function, rows: TileRows, K_: number, N_: number, XC: number, epi: Epi) => ({
-		tile: await once(`mt${rows}:${K_}:${N_}:${XC}`, () => r.program(fn, { K: K_, N: N_, XC }, { x: A, wt: A, TB: S, KS: S }, { outputs: rows * TILE_BLOCKS * 4, intIndex: true })),
-		reduce: await once(`mtr${rows}:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: rows }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
-	});
+	const tileKernels = { tiles: matmulTile, tiles32: matmulTile32 };
+	const tileProgram = async (kind: TileKind, K_: number, N_: number, XC: number, epi: Epi) => {
+		const { rows, blocks } = TILES[kind];
+		if (N_ % rows) return null;
+		return {
+			tile: await once(`${kind}:${K_}:${N_}:${XC}`, () => r.program(tileKernels[kind], { K: K_, N: N_, XC }, { x: A, wt: A, TB: S, KS: S }, { outputs: rows * blocks * 4, intIndex: true })),
+			reduce: await once(`${kind}r:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: rows, tileBlocks: blocks }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
+		};
+	};
 	// A projection (N_, K_) reading XC columns of x; `fold` is the norm in front of it (weight, bias), if any.
 	const mat = async (
 		data: Float32Array, N_: number, K_: number, XC: number, epi: Epi, fold?: [Float32Array, Float32Array | undefined],
@@ -172,11 +174,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			cc: fold ? put(Float32Array.from([...c1!, ...(c2 ?? new Float32Array(N_))])) : whole(zeros),
 			wt, K: K_, N: N_,
 			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S }, { intIndex: true })),
-			tiles: {
-				4: N_ % 4 ? null : await tileProgram(matmulTile, 4, K_, N_, XC, epi),
-				8: N_ % 8 ? null : await tileProgram(matmulTile8, 8, K_, N_, XC, epi),
-			},
-			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 0 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
+			tiles: { tiles: await tileProgram('tiles', K_, N_, XC, epi), tiles32: await tileProgram('tiles32', K_, N_, XC, epi) },
+			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 0, tileBlocks: 0 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
 			vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!fold}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
 			vecReduce: fold
 				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
@@ -209,9 +208,9 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	let pMax = 0;
 	const need = (m: Mat) => {
 		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
-		for (const rows of [4, 8] as const) {
-			if (!m.tiles[rows]) continue;
-			for (let TB = 1; TB <= TBm; TB++) if (tileFits(TB, m.N, rows)) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX, rows) * TB * m.N * 4);
+		for (const kind of Object.keys(TILES) as TileKind[]) {
+			if (!m.tiles[kind]) continue;
+			for (let TB = 1; TB <= TBm; TB++) if (tileFits(TB, m.N, TILES[kind])) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX, TILES[kind]) * TB * m.N * 4);
 		}
 		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		pMax = Math.max(pMax, groupSlices(m.K, m.N, 64 / m.C, SPLIT_MAX, GROUP_SLICES.out) * m.N * 4);
