@@ -197,7 +197,7 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 		}
 	});
 	const byte = loadModel(DEFAULT_MODEL);
-	await stage('parity byte-model, chunk plans', async () => {
+	if (!process.argv.includes('--byte-model')) await stage('parity byte-model, chunk plans', async () => {
 		const bytes = text.subarray(0, 300);
 		const ref = new Mamba(byte, referenceKernels);
 		const want = await ref.forward(bytes, ref.newState());
@@ -209,11 +209,14 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 			}
 		}
 	});
-	await stage('verify passes', async () => verifyPasses(await create(byte)));
-	await stage('chunk plans byte-model', async () => {
-		const m = await create(byte);
-		await chunkPlans(byte, m, kernels, ['auto', 'split-K', 'tiles', 'tiles32'], 1024);
-	});
+	if (!process.argv.includes('--byte-model')) await stage('verify passes', async () => verifyPasses(await create(byte)));
+	for (const chunk of [64, 256]) {
+		await stage(`chunk plans byte-model, chunks of ${chunk}`, async () => {
+			const m = await create(byte, chunk);
+			await chunkPlans(byte, m, kernels, ['auto', 'split-K', 'tiles'], 1024);
+		});
+	}
+	if (process.argv.includes('--byte-model')) return; // only the shipped model's
 	for (const [d, L] of [[1792, 48], [1024, 53]]) {
 		const c = randomCheckpoint(shapeConfig(d, L), 1);
 		c.name = `random ${d}x${L} f32`;

@@ -181,6 +181,16 @@ test('a wider shape (d 1030: x_proj in 2 slices, K past one loop step, odd dt_ra
 	}
 });
 
+test('the default plans: chunks of 256 for large models, rows for verify passes, split-K to 64 tokens, tiles above', async () => {
+	assert.is(ResidentMamba.preferredChunk(shapeConfig(1792, 48)), 256);
+	assert.is(ResidentMamba.preferredChunk(shapeConfig(1024, 53)), 256);
+	assert.is(ResidentMamba.preferredChunk(shapeConfig(512, 11)), 64, 'the shipped model\'s shape keeps what was measured');
+	const m = await resident(fusable('rms', true, 3), 256);
+	assert.is(m.chunkKind, 'auto');
+	assert.equal([8, 32, 33, 64, 128, 256].map((T) => m.planKind(T)), ['rows', 'rows', 'split-K', 'split-K', 'tiles', 'tiles']);
+	assert.ok(m.plan(128).some((p) => p.program.name === 'matmulTile') && !m.plan(64).some((p) => p.program.name === 'matmulTile'));
+});
+
 test('chunks of 256 (the webgpu prefill length) with each chunk plan match the host forward', async () => {
 	const c = fusable('rms', true, 11);
 	const host = new Mamba(c, referenceKernels);

@@ -27,12 +27,18 @@ interface LivePass {
 }
 
 export type DecodeKind = 'rows' | 'split-K' | 'grouped';
-/** Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens, else tiles. */
+/**
+ * Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens,
+ * split-K up to SPLIT_K_UP_TO, tiles above.
+ */
 export type ChunkKind = PlanKind | 'auto';
 /** The longest pass 'auto' runs on row weights: verify passes (README, Speed: a row verify pass of 8 costs half a split-K one). */
 export const ROWS_UP_TO = 32;
-/** The chunk length a forward runs at once where the shape allows (preferredChunk). */
+/** The longest pass 'auto' runs as split-K: at 64 tokens tiles won only on the 972M shape (README, Speed). */
+export const SPLIT_K_UP_TO = 64;
+/** The chunk length a forward of a large model runs at once (preferredChunk), and from which d_model. */
 export const LONG_CHUNK = 256;
+export const LONG_CHUNK_FROM = 1024;
 const DECODE_PLANS = { rows: rowDecodePlan, 'split-K': decodePlan, grouped: groupedDecodePlan } as const;
 
 export class ResidentMamba implements LanguageModel {
@@ -77,11 +83,13 @@ export class ResidentMamba implements LanguageModel {
 	}
 
 	/**
-	 * The longest chunk a forward runs at once: 256 where the shape's buffers allow it, else 64. Longer chunks give
-	 * each weight load more positions (matmulTile) and each pass more work for its fixed cost (README, Speed).
+	 * The longest chunk a forward runs at once: 256 for d_model >= LONG_CHUNK_FROM where the shape's buffers allow
+	 * it, else 64. Longer chunks give each weight load more positions (matmulTile) and each pass more work for its
+	 * fixed cost: the 353M and 972M shapes prefill 2.4x and 2.3x faster so (README, Speed); smaller models were not
+	 * measured at 256 and keep 64.
 	 */
 	static preferredChunk(c: MambaConfig): number {
-		return ResidentMamba.unsupported(c, LONG_CHUNK) ? 64 : LONG_CHUNK;
+		return c.dModel >= LONG_CHUNK_FROM && !ResidentMamba.unsupported(c, LONG_CHUNK) ? LONG_CHUNK : 64;
 	}
 
 	/** Compile the kernels and upload the weights. `kernels`: the backend the runner runs on (it names it). */
@@ -136,9 +144,9 @@ export class ResidentMamba implements LanguageModel {
 	/**
 	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
 	 * 14 passes a layer), 'tiles' (the same passes, the partial sums 4 rows × 16 positions a thread), 'rows'
-	 * (matmulRow, 11; where the shape has row weights), or 'auto' (the default: rows for passes up to ROWS_UP_TO
-	 * tokens where the shape allows, tiles above; each the fastest there on the H200, README). bench/webgpu.ts
-	 * compares them.
+	 * (matmulRow, 11; where the shape has row weights), 'tiles32' (4 rows × 32 positions a thread), or 'auto' (the
+	 * default: rows for passes up to ROWS_UP_TO tokens where the shape allows, split-K up to SPLIT_K_UP_TO, tiles
+	 * above; each the fastest there on the H200, README). bench/webgpu.ts compares them.
 	 */
 	get chunkKind(): ChunkKind {
 		return this.chunks;
@@ -160,7 +168,8 @@ export class ResidentMamba implements LanguageModel {
 	planKind(T: number): PlanKind {
 		if (this.chunks !== 'auto') return this.chunks;
 		const c = this.config, threads = Math.ceil(T / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
-		return T <= ROWS_UP_TO && rowsFit(c) && threads < 1 << 24 ? 'rows' : 'tiles';
+		if (T <= ROWS_UP_TO && rowsFit(c) && threads < 1 << 24) return 'rows';
+		return T > SPLIT_K_UP_TO ? 'tiles' : 'split-K';
 	}
 
 	/** How many of the row plan's projection matrices the device holds in 16 bits (halves.ts; bf16 of them as bfloat16), of how many. */
