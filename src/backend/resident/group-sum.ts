@@ -1,4 +1,4 @@
-// The one thing this project adds to gpu.js's code generation: a group sum (a kernel-level option, `groupSum: C`).
+// The first thing this project adds to gpu.js's code generation: a group sum (a kernel-level option, `groupSum: C`).
 // gpu.js gives each thread one output (or one Array(4)) and no workgroup memory, so a projection's reduction over
 // K had to be split across threads and finished by a second pass. With groupSum C, the 64 threads of a workgroup
 // (64 consecutive thread indices) are C columns × 64/C parts: the values returned by the threads of one column
