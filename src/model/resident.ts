@@ -2,9 +2,9 @@
 // waits for the host costs a round trip. Weights are uploaded once (resident/upload.ts); activations use the
 // blocked layout of kernels/layout.ts; the recurrent state stays on the device (resident/device-state.ts) and is
 // copied, never read back, between calls. A forward of T tokens is one recorded command list (resident/plans.ts:
-// 14 passes per layer for a chunk, 6 for a decode step (the row plan), because a pass has a fixed cost however little it
-// computes; README, Speed), and the only readback is the logits. Chunks longer than `chunk` run one after another;
 // 11 to 16 passes per layer for a chunk, 6 for a decode step (the row plan), because a pass has a fixed cost however little it
+// computes; README, Speed), and the only readback is the logits. Chunks longer than `chunk` run one after another;
+// a remainder above 16 tokens is split into powers of two so only a few plans (one per T) are ever built. While
 // decoding, the next step is recorded while the GPU runs this one. A verify pass runs a plan that also records the
 // recurrence's inputs, so that keep(j) is a replay of two passes rather than a second forward (resident/records.ts);
 // it runs padded to one of a few sizes, so that the next one is recorded while the GPU runs this one, too.
