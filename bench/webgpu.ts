@@ -8,7 +8,8 @@
 // `--ab` instead compares decoding with and without recording the next step ahead (ResidentMamba.pipelineSteps).
 // `--decode` runs only what the decode and chunk plans need: the parity checks, the verify passes with each chunk
 // plan, then each plan's decode and prefill speed and the profile on the shipped model and the 353M and 972M shapes,
-// in float32 and in float16 values (16-bit on the device);
+// in float32 and in float16 values (16-bit on the device), and decode with and without integer index sums in the
+// decode kernels;
 // `--972m` leaves out the 353M shape. `--prefill` runs only what the chunk plans need: parity with each chunk plan,
 // then prefill with each (split-K, tiles, rows) at chunks of 64 and 256 on the 972M and 353M shapes, the tile
 // plan's split-K width, its profile, and the verify passes of the shipped model with each.
@@ -178,6 +179,23 @@ async function verifyPasses(m: ResidentMamba) {
 	});
 }
 
+/**
+ * Decode with and without integer index sums in the decode kernels (UploadOptions.decodeIntIndex), interleaved, on
+ * two uploads of one checkpoint: first their steps' logits against each other, then the speed.
+ */
+async function intIndexAB(c: Checkpoint<Weight>, base: ResidentMamba, runner: WebGpuRunner, kernels: Kernels) {
+	const ii = await ResidentMamba.create(c, runner, kernels, base.chunk, { decodeIntIndex: true });
+	const [sa, sb] = [base.newState(), ii.newState()];
+	let worst = 0;
+	for (let t = 0; t < 8; t++) worst = Math.max(worst, maxDiff(await base.step(text[t], sa), await ii.step(text[t], sb)));
+	log({ parity: `${c.name}: decode with integer index sums vs without`, steps: 8, max_abs_diff: worst });
+	const models: [string, ResidentMamba][] = [['f32 indices', base], ['integer index sums', ii]];
+	await interleaved(models, () => {}, async ([name, m], round) => {
+		const r = await benchModel(c, kernels, { prefill: 16, decode: 64, repeats: 3 }, m);
+		log({ decode_index: name, round, model: r.model, decode: r.decode_bytes_per_second });
+	});
+}
+
 /** `--prefill`: the chunk plans' parity, then prefill at chunks of 64 and 256 (see the top). */
 async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 	const create = (c: Checkpoint<Weight>, chunk = 64) => ResidentMamba.create(c, runner, kernels, chunk);
@@ -321,6 +339,7 @@ async function main() {
 		await stage(`bench ${name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 256, repeats: 3 })));
 	}
 	await stage('decode plans byte-model', async () => void (await decodePlans(shipped[0][1], await resident(shipped[0][1]), kernels)));
+	if (decodeOnly) await stage('decode index sums byte-model', async () => intIndexAB(shipped[0][1], await resident(shipped[0][1]), runner, kernels));
 	await stage('profile byte-model', async () => profile('byte-model', await resident(shipped[0][1]), runner, decodeOnly ? [1] : [1, 64]));
 	await stage('verify passes', async () => verifyPasses(await resident(shipped[0][1])));
 	if (!decodeOnly) await stage('speculative', async () => {
@@ -371,6 +390,7 @@ async function main() {
 		}
 		await stage(`bench ${c.name}`, async () => void log(await benchModel(c, kernels, { prefill: 1024, decode: 64, repeats: 3 }, m)));
 		await stage(`decode plans ${c.name}`, async () => void (await decodePlans(c, m, kernels)));
+		if (decodeOnly && !half) await stage(`decode index sums ${c.name}`, () => intIndexAB(c, m, runner, kernels));
 		await stage(`chunk plans ${c.name}`, async () => void (await chunkPlans(c, m, kernels)));
 		if (d === 1792) {
 			await stage(`profile ${c.name}`, async () => {

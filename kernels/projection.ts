@@ -525,14 +525,15 @@ export function matvecRow(this: KernelThis<RowConstants>, x: number[], w: number
 		if (i >= KS) break;
 		const j = i + lane * 2;
 		const k = s * KS + j;
-		if (j < KS) a0 += w[row + k] * x[k * 4] + w[row + k + 1] * x[(k + 1) * 4];
-		if (j + 128 < KS) a1 += w[row + k + 128] * x[(k + 128) * 4] + w[row + k + 129] * x[(k + 129) * 4];
-		if (j + 256 < KS) a2 += w[row + k + 256] * x[(k + 256) * 4] + w[row + k + 257] * x[(k + 257) * 4];
-		if (j + 384 < KS) a3 += w[row + k + 384] * x[(k + 384) * 4] + w[row + k + 385] * x[(k + 385) * 4];
-		if (j + 512 < KS) a0 += w[row + k + 512] * x[(k + 512) * 4] + w[row + k + 513] * x[(k + 513) * 4];
-		if (j + 640 < KS) a1 += w[row + k + 640] * x[(k + 640) * 4] + w[row + k + 641] * x[(k + 641) * 4];
-		if (j + 768 < KS) a2 += w[row + k + 768] * x[(k + 768) * 4] + w[row + k + 769] * x[(k + 769) * 4];
-		if (j + 896 < KS) a3 += w[row + k + 896] * x[(k + 896) * 4] + w[row + k + 897] * x[(k + 897) * 4];
+		const x4 = k * 4; // x's lane 0 of k (blocked), a base the loads add constants to (int-index.ts)
+		if (j < KS) a0 += w[row + k] * x[x4] + w[row + k + 1] * x[x4 + 4];
+		if (j + 128 < KS) a1 += w[row + k + 128] * x[x4 + 512] + w[row + k + 129] * x[x4 + 516];
+		if (j + 256 < KS) a2 += w[row + k + 256] * x[x4 + 1024] + w[row + k + 257] * x[x4 + 1028];
+		if (j + 384 < KS) a3 += w[row + k + 384] * x[x4 + 1536] + w[row + k + 385] * x[x4 + 1540];
+		if (j + 512 < KS) a0 += w[row + k + 512] * x[x4 + 2048] + w[row + k + 513] * x[x4 + 2052];
+		if (j + 640 < KS) a1 += w[row + k + 640] * x[x4 + 2560] + w[row + k + 641] * x[x4 + 2564];
+		if (j + 768 < KS) a2 += w[row + k + 768] * x[x4 + 3072] + w[row + k + 769] * x[x4 + 3076];
+		if (j + 896 < KS) a3 += w[row + k + 896] * x[x4 + 3584] + w[row + k + 897] * x[x4 + 3588];
 	}
 	return a0 + a1 + (a2 + a3);
 }
@@ -626,14 +627,15 @@ export function matvecRowResidual(this: KernelThis<RowConstants>, x: number[], w
 	let a3 = 0;
 	for (let i = 0; i < this.constants.K; i += 1024) {
 		const k = i + lane * 2;
-		if (k < K) a0 += w[row + k] * x[k * 4] + w[row + k + 1] * x[(k + 1) * 4];
-		if (k + 128 < K) a1 += w[row + k + 128] * x[(k + 128) * 4] + w[row + k + 129] * x[(k + 129) * 4];
-		if (k + 256 < K) a2 += w[row + k + 256] * x[(k + 256) * 4] + w[row + k + 257] * x[(k + 257) * 4];
-		if (k + 384 < K) a3 += w[row + k + 384] * x[(k + 384) * 4] + w[row + k + 385] * x[(k + 385) * 4];
-		if (k + 512 < K) a0 += w[row + k + 512] * x[(k + 512) * 4] + w[row + k + 513] * x[(k + 513) * 4];
-		if (k + 640 < K) a1 += w[row + k + 640] * x[(k + 640) * 4] + w[row + k + 641] * x[(k + 641) * 4];
-		if (k + 768 < K) a2 += w[row + k + 768] * x[(k + 768) * 4] + w[row + k + 769] * x[(k + 769) * 4];
-		if (k + 896 < K) a3 += w[row + k + 896] * x[(k + 896) * 4] + w[row + k + 897] * x[(k + 897) * 4];
+		const x4 = k * 4; // x's lane 0 of k (blocked), a base the loads add constants to (int-index.ts)
+		if (k < K) a0 += w[row + k] * x[x4] + w[row + k + 1] * x[x4 + 4];
+		if (k + 128 < K) a1 += w[row + k + 128] * x[x4 + 512] + w[row + k + 129] * x[x4 + 516];
+		if (k + 256 < K) a2 += w[row + k + 256] * x[x4 + 1024] + w[row + k + 257] * x[x4 + 1028];
+		if (k + 384 < K) a3 += w[row + k + 384] * x[x4 + 1536] + w[row + k + 385] * x[x4 + 1540];
+		if (k + 512 < K) a0 += w[row + k + 512] * x[x4 + 2048] + w[row + k + 513] * x[x4 + 2052];
+		if (k + 640 < K) a1 += w[row + k + 640] * x[x4 + 2560] + w[row + k + 641] * x[x4 + 2564];
+		if (k + 768 < K) a2 += w[row + k + 768] * x[x4 + 3072] + w[row + k + 769] * x[x4 + 3076];
+		if (k + 896 < K) a3 += w[row + k + 896] * x[x4 + 3584] + w[row + k + 897] * x[x4 + 3588];
 	}
 	return a0 + a1 + (a2 + a3);
 }

@@ -191,6 +191,16 @@ test('the default plans: chunks of 256 for large models, rows for verify passes,
 	assert.ok(m.plan(128).some((p) => p.program.name === 'matmulTile') && !m.plan(64).some((p) => p.program.name === 'matmulTile'));
 });
 
+test('decodeIntIndex: the decode plan\'s kernels compute index sums in integers, and decode the same', async () => {
+	const c = fusable('layer', false, 4);
+	const [plain, ii] = [await resident(c), await ResidentMamba.create(c, new CpuRunner(), referenceKernels, 16, { decodeIntIndex: true })];
+	const names = (m: ResidentMamba) => m.plan(1).filter((p) => p.program.intIndex).map((p) => p.program.name);
+	assert.equal(names(plain), []);
+	assert.equal(new Set(names(ii)), new Set(['embedRow', 'matvecRowNorm', 'convStep', 'matvecRow', 'matvecRowSummed', 'scanStepFused', 'matvecRowResidual', 'matvecNormReduce']));
+	const bytes = input.subarray(0, 12);
+	assert.ok(maxAbsDiff(await piecewise(ii, bytes, [3, 4, 5, 6, 7, 8]), await piecewise(plain, bytes, [3, 4, 5, 6, 7, 8])) === 0);
+});
+
 test('chunks of 256 (the webgpu prefill length) with each chunk plan match the host forward', async () => {
 	const c = fusable('rms', true, 11);
 	const host = new Mamba(c, referenceKernels);
@@ -367,6 +377,8 @@ test('every blocked kernel translates to WGSL', () => {
 			for (let j = 0; j < wide[name]; j++) assert.match(wgsl, new RegExp(`result\\[${j} \\* i32\\(params.outputX\\) \\+ data_index\\] = user_${w.names[j]};`), `${name} output ${j}`);
 			assert.is(wgsl.match(/result\[/g)?.length, wide[name], name);
 		}
+		// every kernel's index sums can be rewritten (the decode kernels are, with UploadOptions.decodeIntIndex)
+		assert.match(intIndexWGSL(wgsl), /get_user_\w+\(0, 0, /, name);
 		if (intIndexed.has(name)) {
 			// integer index sums (src/backend/resident/int-index.ts): x's 4 or 16 loads a step convert one index, not each
 			const before = wgsl.match(/i32\(/g)!.length;

@@ -17,7 +17,7 @@ import { verifyPass } from './verification.js';
 import { convStride, DeviceState, ssmStride } from './resident/device-state.js';
 import { chunkPlan, decodePlan, groupedDecodePlan, rowDecodePlan, type PlanKind } from './resident/plans.js';
 import { SPLIT_MAX } from './resident/split.js';
-import { rowsFit, upload, type Uploaded } from './resident/upload.js';
+import { rowsFit, upload, type Uploaded, type UploadOptions } from './resident/upload.js';
 import { recordCapacity, Records } from './resident/records.js';
 
 /** A recorded verify pass not kept yet; `before` is set once its records can no longer be trusted (preserveLive). */
@@ -93,11 +93,13 @@ export class ResidentMamba implements LanguageModel {
 	}
 
 	/** Compile the kernels and upload the weights. `kernels`: the backend the runner runs on (it names it). */
-	static async create(checkpoint: Checkpoint<Weight>, runner: Runner, kernels: Kernels, chunk = ResidentMamba.preferredChunk(checkpoint.config)): Promise<ResidentMamba> {
+	static async create(
+		checkpoint: Checkpoint<Weight>, runner: Runner, kernels: Kernels, chunk = ResidentMamba.preferredChunk(checkpoint.config), options: UploadOptions = {},
+	): Promise<ResidentMamba> {
 		const why = ResidentMamba.unsupported(checkpoint.config, chunk);
 		if (why) throw new Error(`internal: ${checkpoint.name} cannot run resident: ${why}`);
 		if (chunk % 4 !== 0) throw new Error('internal: the resident chunk must be a multiple of 4');
-		const dev = await upload(checkpoint, runner, chunk);
+		const dev = await upload(checkpoint, runner, chunk, options);
 		const capacity = recordCapacity(checkpoint.config, chunk);
 		const records = capacity > 0 ? await Records.create(runner, checkpoint.config, dev, capacity) : null;
 		const m = new ResidentMamba(checkpoint, runner, kernels, chunk, dev, records);

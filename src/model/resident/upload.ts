@@ -99,8 +99,17 @@ function matVec(w: Float32Array, N: number, K: number, v: Float32Array): Float32
 	return out;
 }
 
+/**
+ * Options of an upload. `decodeIntIndex`: the decode plans' kernels (the row projections, convStep, scanStepFused,
+ * the embedding and the head's norm) compute their index sums in integers too (int-index.ts; the chunk plans'
+ * matmul and carry kernels always do). Opt-in until measured on a GPU (bench/webgpu.ts --decode).
+ */
+export interface UploadOptions {
+	decodeIntIndex?: boolean;
+}
+
 /** Compile the kernels for this shape and chunk length, and upload the checkpoint's weights. */
-export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: number): Promise<Uploaded> {
+export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: number, opts: UploadOptions = {}): Promise<Uploaded> {
 	const c = checkpoint.config;
 	const w = checkpoint.weights;
 	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V, eps } = c;
@@ -112,9 +121,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const cols = dbcColumns(R, N);
 	const scan = { E, N, RC: cols.width, Bc: cols.B, Cc: cols.C, TMAX: chunk };
 	const norm = { D: d, S: NS, eps, layer };
+	const ii: ProgramOptions = opts.decodeIntIndex ? { intIndex: true } : {}; // for the decode plans' kernels
 	const programs = {
 		embed: await r.program(embedGather, { D: d }, { tokens: A, emb: A }),
-		embedRow: await r.program(embedRow, { D: d }, { tokens: A, emb: A }),
+		embedRow: await r.program(embedRow, { D: d }, { tokens: A, emb: A }, ii),
 		slices: await r.program(normSlices, norm, { x: A }),
 		combine: await r.program(normCombine, norm, { p: A }),
 		apply: await r.program(normApplyBlocked, norm, { x: A, stats: A, w: A, b: A }),
@@ -125,10 +135,10 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		carry: await r.program(scanCarry, scan, { blocks: A, groups: A, h0: A }, { intIndex: true }),
 		scanOut: await r.program(scanOutputBlocked, scan, { H: A, delta: A, x: A, dbc: A, xz: A, p: A }),
 		step: await r.program(scanStep, scan, { pdt: A, x: A, dbc: A, xz: A, p: A, h0: A, DS: S }),
-		convStep: await r.program(convStep, { E, K, D: d, eps, layer }, { pin: A, cc: A, state: A, w: A, b: A, SI: S }),
+		convStep: await r.program(convStep, { E, K, D: d, eps, layer }, { pin: A, cc: A, state: A, w: A, b: A, SI: S }, ii),
 		stepFused: await r.program(scanStepFused, { ...scan, D: d, eps, layer }, {
 			pdt: A, x: A, px: A, pin: A, cc: A, p: A, h0: A, DS: S, SX: S, SI: S,
-		}),
+		}, ii),
 	};
 	// projections of the same shape and epilogue share their programs
 	const compiled = new Map<string, Program>();
@@ -178,7 +188,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 0, tileBlocks: 0 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
 			vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!fold}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
 			vecReduce: fold
-				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }))
+				? await once(`vnr:${N_}:${K_}`, () => r.program(matvecNormReduce, { N: N_, D: K_, eps, layer }, { p: A, c1: A, c2: A, S }, ii))
 				: await once(`vr:${N_}:${epi}`, () => r.program(matvecReduce, { N: N_, epi }, { p: A, r: A, b: A, S })),
 			c1: c1 ? put(c1) : whole(zeros),
 			c2: c2 ? put(c2) : whole(zeros),
@@ -202,7 +212,8 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		const epi = kind === 'norm' ? Epi.Bias : kind === 'residual' ? Epi.Residual : Epi.None;
 		const chunk = kind === 'summed' ? null : await once(`rowc:${K_}:${N_}:${epi}:${bits}`, () =>
 			r.program(matmulRow, { K: K_, N: N_, epi }, { x: A, w: A, nw: A, r: A, b: A }, options));
-		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, options)), chunk };
+		const decodeOptions = { ...options, ...ii };
+		return { w: wBuf, K: K_, N: N_, program: await once(`row:${kind}:${K_}:${N_}:${bits}`, () => r.program(fn, { K: K_, N: N_, XN: RC }, kinds, decodeOptions)), chunk };
 	};
 	// the partial-sum buffer is shared by every projection: sized for the largest split any plan may use
 	let pMax = 0;
