@@ -144,6 +144,10 @@ for (const [fn, R, B] of [[matmulTile, 4, 4], [matmulTile32, 4, 8]] as const) te
 	const wrong = await pass(fn, { K: 8, N: R, XC: 8 }, { x: new Float32Array(32 * B), wt: new Float32Array(8 * R), TB: B, KS: 8 }, 4 * R * B, 1, { outputs: 32 })
 		.then(() => 'ran', (e: Error) => e.message);
 	assert.match(wrong, new RegExp(`returned ${4 * R * B} values, not 32`));
+	// and its output view must hold every plane (the WebGPU runner refuses the same)
+	const short = await pass(fn, { K: 8, N: R, XC: 8 }, { x: new Float32Array(32 * B), wt: new Float32Array(8 * R), TB: B, KS: 8 }, 4 * R * B - 1, 1, { outputs: 4 * R * B })
+		.then(() => 'ran', (e: Error) => e.message);
+	assert.match(short, /output view too small/);
 });
 
 test('blocked matvec (decode: one position, many slices) matches the reference', async () => {

@@ -33,7 +33,7 @@ import { floatToHalf } from '../src/tensor/dtypes.js';
 import { half } from '../src/tensor/dequant.js';
 import { normApplyBlocked, normCombine, normSlices } from '../kernels/norms.js';
 import { convAndState, convStateKeep, convStep } from '../kernels/conv.js';
-import { scanKeep, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../kernels/scan.js';
+import { scanBlocks, scanCarry, scanGroups, scanKeep, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../kernels/scan.js';
 import { embedGather, embedRow } from '../kernels/embedding.js';
 
 const FIXTURES = path.resolve('test/fixtures');
@@ -189,16 +189,19 @@ test('the default plans: chunks of 256 for large models, rows for verify passes,
 	assert.is(m.chunkKind, 'auto');
 	assert.equal([8, 32, 33, 64, 128, 256].map((T) => m.planKind(T)), ['rows', 'rows', 'split-K', 'split-K', 'tiles', 'tiles']);
 	assert.ok(m.plan(128).some((p) => p.program.name === 'matmulTile') && !m.plan(64).some((p) => p.program.name === 'matmulTile'));
+	// d_model 1024 (the 353M and 972M shapes' kind): row chunks were measured slower there, so verify passes stay split-K
+	const wide = await resident(randomCheckpoint(shapeConfig(1024, 1), 2), 64);
+	assert.equal([8, 32, 64].map((T) => wide.planKind(T)), ['split-K', 'split-K', 'split-K']);
 });
 
-test('decodeIntIndex: the decode plan\'s kernels compute index sums in integers, and decode the same', async () => {
+test('decodeIntIndex: the decode plan\'s kernels are compiled with integer index sums', async () => {
 	const c = fusable('layer', false, 4);
 	const [plain, ii] = [await resident(c), await ResidentMamba.create(c, new CpuRunner(), referenceKernels, 16, { decodeIntIndex: true })];
 	const names = (m: ResidentMamba) => m.plan(1).filter((p) => p.program.intIndex).map((p) => p.program.name);
 	assert.equal(names(plain), []);
 	assert.equal(new Set(names(ii)), new Set(['embedRow', 'matvecRowNorm', 'convStep', 'matvecRow', 'matvecRowSummed', 'scanStepFused', 'matvecRowResidual', 'matvecNormReduce']));
-	const bytes = input.subarray(0, 12);
-	assert.ok(maxAbsDiff(await piecewise(ii, bytes, [3, 4, 5, 6, 7, 8]), await piecewise(plain, bytes, [3, 4, 5, 6, 7, 8])) === 0);
+	// CpuRunner runs the kernel functions themselves, so this shows the option reaches the programs; the rewrite's
+	// WGSL is checked in the translation test and its results on the GPU by bench/webgpu.ts --decode
 });
 
 test('chunks of 256 (the webgpu prefill length) with each chunk plan match the host forward', async () => {
@@ -349,6 +352,7 @@ test('every blocked kernel translates to WGSL', () => {
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
 		matmulTile, matmulTile32, // tile chunks: 64 and 128 outputs a thread (src/backend/resident/wide.ts)
+		scanBlocks, scanGroups, scanCarry, // the scan of long chunks
 	};
 	const wide: Record<string, number> = { matmulTile: 64, matmulTile32: 128 };
 	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulTile32', 'matmulReduce']);
@@ -391,6 +395,10 @@ test('every blocked kernel translates to WGSL', () => {
 			const components = (k as unknown as { componentCount: number }).componentCount === 1 ? 1 : 4;
 			const bf16 = halvesWGSL(wgsl, { w: 'bf16' });
 			assert.match(bf16, /bitcast<f32>\(select\(word << 16u, word & 0xffff0000u, \(i & 1u\) == 1u\)\)/, name);
+			// as WebGpuRunner.program assembles them with decodeIntIndex: integer indices, then 16 bits, then the group sum
+			const all3 = groupSumWGSL(halvesWGSL(intIndexWGSL(wgsl), { w: 'f16' }), 1, components);
+			assert.match(all3, /unpack2x16float\(user_w\[i >> 1u\]\)/, name);
+			assert.is(all3.match(/workgroupBarrier\(\);/g)?.length, 7, name);
 			wgsl = groupSumWGSL(halvesWGSL(wgsl, { w: 'f16' }), 1, components);
 			assert.match(wgsl, /var<storage, read> user_w : array<u32>;/, name);
 			assert.match(wgsl, /unpack2x16float\(user_w\[i >> 1u\]\)/, name);
@@ -407,13 +415,17 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 29, `${n} kernels`);
+	assert.ok(n >= 32, `${n} kernels`);
 	assert.throws(() => wideSource(function f() { return [1, 2]; }, 8), /lists 2 values; 8 local variables/);
 	// an index sum split at its top-level + and −, literals as integers, products and quotients converted whole
 	assert.is(integerSum('((user_xi+(1.0*user_XC4))+2.0)'), '((i32(user_xi) + i32(1.0*user_XC4)) + 2)');
 	assert.is(integerSum('(((user_k+1.0)*user_N)-user_n)'), '(i32((user_k+1.0)*user_N) - i32(user_n))');
 	assert.is(integerSum('(-user_a+floor((user_q/4.0)))'), '(i32(-user_a) + i32(floor((user_q/4.0))))');
 	assert.is(integerSum('user_wi'), 'i32(user_wi)');
+	// a name ending in digit-e is no exponent, a closing bracket ends an operand, and 2.5e-3's minus is the exponent's
+	assert.is(integerSum('user_a-user_x2e-1.0'), '((i32(user_a) - i32(user_x2e)) - 1)');
+	assert.is(integerSum('user_a-b[0]-1.0'), '((i32(user_a) - i32(b[0])) - 1)');
+	assert.is(integerSum('(2.5e-3+user_x)'), '(i32(2.5e-3) + i32(user_x))');
 	assert.throws(() => intIndexWGSL('fn main() {}'), /no getter call/);
 	assert.throws(() => wideSource(function f() { return [1, 2, 3, 4]; }, 6), /not a multiple of 4/);
 	assert.throws(() => wideWGSL('fn main() {}', ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']), /0 result writes/);

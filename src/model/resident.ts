@@ -28,11 +28,11 @@ interface LivePass {
 
 export type DecodeKind = 'rows' | 'split-K' | 'grouped';
 /**
- * Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens,
- * split-K up to SPLIT_K_UP_TO, tiles above.
+ * Which projections chunks and verify passes run (plans.ts chunkPlan), or 'auto': rows up to ROWS_UP_TO tokens
+ * (below d_model LONG_CHUNK_FROM), split-K up to SPLIT_K_UP_TO, tiles above.
  */
 export type ChunkKind = PlanKind | 'auto';
-/** The longest pass 'auto' runs on row weights: verify passes (README, Speed: a row verify pass of 8 costs half a split-K one). */
+/** The longest pass 'auto' runs on row weights: verify passes (README, Speed: on the shipped model a row verify pass of 8 costs half a split-K one). */
 export const ROWS_UP_TO = 32;
 /** The longest pass 'auto' runs as split-K: at 64 tokens tiles won only on the 972M shape (README, Speed). */
 export const SPLIT_K_UP_TO = 64;
@@ -147,8 +147,8 @@ export class ResidentMamba implements LanguageModel {
 	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
 	 * 14 passes a layer), 'tiles' (the same passes, the partial sums 4 rows × 16 positions a thread), 'rows'
 	 * (matmulRow, 11; where the shape has row weights), 'tiles32' (4 rows × 32 positions a thread), or 'auto' (the
-	 * default: rows for passes up to ROWS_UP_TO tokens where the shape allows, split-K up to SPLIT_K_UP_TO, tiles
-	 * above; each the fastest there on the H200, README). bench/webgpu.ts compares them.
+	 * default: rows for passes up to ROWS_UP_TO tokens on models below d_model LONG_CHUNK_FROM, split-K up to
+	 * SPLIT_K_UP_TO, tiles above; README, Speed, says what each choice rests on). bench/webgpu.ts compares them.
 	 */
 	get chunkKind(): ChunkKind {
 		return this.chunks;
@@ -170,7 +170,9 @@ export class ResidentMamba implements LanguageModel {
 	planKind(T: number): PlanKind {
 		if (this.chunks !== 'auto') return this.chunks;
 		const c = this.config, threads = Math.ceil(T / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
-		if (T <= ROWS_UP_TO && rowsFit(c) && threads < 1 << 24) return 'rows';
+		// rows were measured faster for verify passes on the shipped model only; on the 353M and 972M shapes they were
+		// a third as fast as split-K at 64 tokens and not measured shorter, so those keep split-K
+		if (T <= ROWS_UP_TO && rowsFit(c) && c.dModel < LONG_CHUNK_FROM && threads < 1 << 24) return 'rows';
 		return T > SPLIT_K_UP_TO ? 'tiles' : 'split-K';
 	}
 

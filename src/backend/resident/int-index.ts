@@ -38,8 +38,9 @@ function lastSum(e: string): number {
 		else if (ch === '(') depth--;
 		else if (depth === 0 && (ch === '+' || ch === '-')) {
 			const before = e.slice(0, i).trimEnd();
-			const binary = /[\w.)]$/.test(before) && !/\d[eE]$/.test(before); // not a sign, nor an exponent's
-			if (binary) return i;
+			// binary when it follows an operand (not a sign), unless that operand is a number's exponent (2.5e-3)
+			const exponent = /(?:^|[^\w$])\d+(?:\.\d*)?[eE]$/.test(before);
+			if (/[\w.)\]]$/.test(before) && !exponent) return i;
 		}
 	}
 	return -1;

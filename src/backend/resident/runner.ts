@@ -211,6 +211,7 @@ export class CpuRunner implements Runner {
 		const list = positional(program.name, program.params, args);
 		checkWidths(program, list);
 		if (out.buf.half) throw new Error(`internal: ${program.name} writes a 16-bit buffer`);
+		if (program.outputs && out.length < outputLength(program, threads, program.outputs)) throw new Error(`internal: ${program.name} output view too small`);
 		return { program, args: list, out, threads } as CpuPass;
 	}
 
