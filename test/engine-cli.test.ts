@@ -7,7 +7,9 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GpuJsKernels } from '../src/backend/gpujs.js';
-import { openModel } from '../src/app/open.js';
+import { drafterKernels, openModel } from '../src/app/open.js';
+import { NativeKernels, nativeAvailable } from '../src/backend/native.js';
+import type { Kernels } from '../src/backend/types.js';
 import { generate } from '../src/engine/generate.js';
 import { concat, enc } from './engine-fixtures.js';
 
@@ -122,6 +124,15 @@ test('a subword model as --model is refused with one line, exit 1', async () => 
 	assert.is(r.code, 1);
 	assert.match(r.stderr, /subword model/);
 	assert.is(r.stderr.trim().split('\n').length, 1);
+});
+
+test('the drafter runs native beside a GPU-resident byte model, elsewhere on the byte model\'s kernels', () => {
+	assert.ok(nativeAvailable(), 'the native addon is built at install: without it this would prove nothing');
+	const cpu = GpuJsKernels.create('cpu');
+	assert.is(drafterKernels(cpu), cpu);
+	const native = NativeKernels.create();
+	assert.is(drafterKernels(native), native);
+	assert.is(drafterKernels({ name: 'webgpu' } as Kernels).name, 'native');
 });
 
 test.run();

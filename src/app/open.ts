@@ -1,8 +1,9 @@
 // Opening models: load and validate a checkpoint, pick the kernels, build the forward, and pair a byte model with its
-// drafter on the same backend. On webgpu the model is the GPU-resident forward (model/resident.ts: weights,
-// activations and state stay on the device, one submission per forward); on every other backend it is the host
-// forward (model/mamba.ts) over the kernels.
+// drafter (on the same backend, but native beside a GPU-resident byte model: drafterKernels). On webgpu the model is
+// the GPU-resident forward (model/resident.ts: weights, activations and state stay on the device, one submission per
+// forward); on every other backend it is the host forward (model/mamba.ts) over the kernels.
 import { GpuJsKernels } from '../backend/gpujs.js';
+import { NativeKernels, nativeAvailable } from '../backend/native.js';
 import { WebGpuRunner } from '../backend/resident/webgpu.js';
 import { selectBackend } from '../backend/select.js';
 import type { BackendChoice, Kernels } from '../backend/types.js';
@@ -65,11 +66,24 @@ export function checkByteModel(model: LanguageModel, source: string, labels: Sou
 	if (model.config.vocabSize < 256) throw new UserError(`${labels.model} ${source}: vocabulary of ${model.config.vocabSize}, a byte model needs 256`);
 }
 
+/**
+ * The kernels a byte model's drafter runs on: the byte model's, except beside a GPU-resident byte model (webgpu),
+ * where it runs native when the addon is built. A drafted subword on the GPU costs a pass list of its own whose fixed
+ * cost a 2.8M model cannot amortise. Over eight H200 runs (sessions 5-8, README, Speed) the native drafter was
+ * ahead in `top:3` in seven (1.03-2.62x against 0.94-2.50x) and at the chat's default, t 0.8 `exact`, ahead in five
+ * and behind in one (0.88-1.01x against 0.83-1.02x); greedy `exact` was a draw (0.91-1.11x against 0.86-1.02x).
+ */
+export function drafterKernels(kernels: Kernels): Kernels {
+	return kernels.name === 'webgpu' && nativeAvailable() ? NativeKernels.create() : kernels;
+}
+
 /** The byte model and (when a source is given) its drafter, from local sources (resolveSources). */
 export async function openModels(s: Omit<ModelSources, 'modelFile'>, labels: SourceLabels = FLAG_LABELS): Promise<OpenedModels> {
 	applyThreads(s.threads);
 	const opened = await openModel(s.model, s.backend);
 	checkByteModel(opened.model, s.model, labels);
-	const drafter = s.drafter ? await openDrafter(s.drafter, opened.kernels) : null;
-	return { ...opened, drafter };
+	if (!s.drafter) return { ...opened, drafter: null };
+	const kernels = drafterKernels(opened.kernels);
+	if (kernels !== opened.kernels) opened.notes.push(`drafter: ${kernels.name} (beside the ${opened.kernels.name} byte model)`);
+	return { ...opened, drafter: await openDrafter(s.drafter, kernels) };
 }
