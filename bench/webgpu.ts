@@ -10,9 +10,10 @@
 // plan, then each plan's decode and prefill speed and the profile on the shipped model and the 353M and 972M shapes,
 // in float32 and in float16 values (16-bit on the device), and decode with and without integer index sums in the
 // decode kernels;
-// `--972m` leaves out the 353M shape. `--prefill` runs only what the chunk plans need: parity with each chunk plan,
-// then prefill with each (split-K, tiles, rows) at chunks of 64 and 256 on the 972M and 353M shapes, the tile
-// plan's split-K width, its profile, and the verify passes of the shipped model with each.
+// `--972m` leaves out the 353M shape. `--prefill` runs only what the chunk plans need: parity with each chunk plan
+// at chunks of 64 and 256, the verify passes of the shipped model with each plan and its prefill at chunks of 64
+// and 256, then on the 972M and 353M shapes prefill with the tile plans and split-K at chunks of 256 (`--chunk64`:
+// and 64), the tile plans' split-K width and their profiles. `--prefill --byte-model`: only the shipped model's.
 // One JSON line per measurement; a failing stage prints its error and the rest still run.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
