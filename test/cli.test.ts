@@ -3,7 +3,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpDir } from './helpers/checkpoint-fixtures.js';
 import { writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

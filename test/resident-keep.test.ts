@@ -157,7 +157,6 @@ for (const [name, make] of models) {
 		const runner = new CountingRunner();
 		const m = await ResidentMamba.create(ck, runner, referenceKernels, 16);
 		const host = new Mamba(ck, referenceKernels);
-		const V = m.config.vocabSize;
 		assert.is(m.recordCapacity, 16);
 		for (const T of [1, 2, 5, 8, 13, 16]) {
 			for (const j of new Set([0, 1, T >> 1, T - 1, T])) {

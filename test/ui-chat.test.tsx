@@ -4,8 +4,6 @@ import chalk from 'chalk';
 import { tmpDir } from './helpers/checkpoint-fixtures.js';
 import { Box, renderToString } from 'ink';
 import { render } from 'ink-testing-library';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,7 +1,6 @@
 // The UI's plain parts: UTF-8 streaming, the live-turn buffer, the line editor, /commands, the save format, numbers.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpDir } from './helpers/checkpoint-fixtures.js';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -3,8 +3,6 @@
 // stores its projections in that block type (native backend only) and prints the weight bandwidth a decode step
 // achieves against a plain memory-read measurement.
 import os from 'node:os';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { UsageError, UserError } from '../errors.js';
 import { GpuJsKernels } from '../backend/gpujs.js';
 import { selectBackend, parseBackend } from '../backend/select.js';

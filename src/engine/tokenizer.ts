@@ -4,7 +4,6 @@
 // token. Every tokenization is checked to give back its input bytes exactly; a run that does not (a normalizer that
 // rewrites text, an unknown token) falls back to single-byte tokens. The drafter only proposes, so its view of the
 // text can never change the output, only the acceptance rate.
-import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { concatBytes } from '../util/bytes.js';
 import { UserError } from '../errors.js';

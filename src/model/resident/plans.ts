@@ -181,7 +181,6 @@ export function groupedDecodePlan(r: Runner, c: MambaConfig, dev: Uploaded, spli
 	const p = dev.programs;
 	const b = dev.bufs;
 	const { dModel: d, dInner: E, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
-	const RC = R + 2 * N;
 	const one = (buf: DeviceBuffer, cols: number) => range(buf, 0, cols * 4); // one block
 	const zeros = whole(b.zeros);
 	const passes: Pass[] = [];
