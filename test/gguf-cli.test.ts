@@ -22,6 +22,11 @@ test('perplexity --model FILE.gguf prints the bits per byte of the reference', (
 	const want = JSON.parse(fs.readFileSync(path.join(DIR, 'expected.json'), 'utf8'))['tiny-q8_0.gguf'].bits_per_byte_input;
 	assert.ok(Math.abs(out.bits_per_byte - want) < 1e-4, `${out.bits_per_byte} vs ${want}`);
 	assert.match(r.stderr, /q8_0 weights dequantized to float32 for the cpu backend/);
+	// native computes on the blocks as stored, so it says nothing of the kind
+	const n = run('perplexity', path.join(DIR, 'input.txt'), '--model', path.join(DIR, 'tiny-q8_0.gguf'), '--backend', 'native', '--json', '--verbose');
+	assert.is(n.status, 0, n.stderr);
+	assert.match(n.stderr, /backend native/);
+	assert.not.match(n.stderr, /dequantized/);
 });
 
 test('perplexity --kl-divergence BASE: text and JSON', () => {

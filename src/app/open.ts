@@ -30,7 +30,8 @@ export interface OpenedModels extends Opened {
 
 /** The model for a checkpoint on these kernels: resident on webgpu when its shapes allow, else the host forward. */
 export async function buildModel(checkpoint: Checkpoint<Weight>, kernels: Kernels, notes: string[] = []): Promise<LanguageModel> {
-	const dq = dequantNote(checkpoint.name, checkpoint.weights, kernels.name);
+	// the native kernels compute on the stored blocks (model/mamba.ts); every other backend takes float32
+	const dq = kernels instanceof NativeKernels ? undefined : dequantNote(checkpoint.name, checkpoint.weights, kernels.name);
 	if (dq) notes.push(dq);
 	if (kernels.name === 'webgpu' && kernels instanceof GpuJsKernels) {
 		const why = ResidentMamba.unsupported(checkpoint.config);
