@@ -91,7 +91,7 @@ async function decodePlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Ker
 	});
 }
 
-const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'tiles32', 'rows'];
+const CHUNK_KINDS: ChunkKind[] = ['split-K', 'tiles', 'rows'];
 
 /** Prefill with each chunk plan (split-K, the default, tiles and row projections), interleaved, and the passes of each. */
 async function chunkPlans(c: Checkpoint<Weight>, m: ResidentMamba, kernels: Kernels, kinds = CHUNK_KINDS, prefill = 512) {
@@ -256,9 +256,9 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 			if (!m) continue;
 			const model: ResidentMamba = m;
 			// row chunks prefill a third as fast as split-K on these shapes (bench/results/h200-webgpu-prefill-session8-run*.txt)
-			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, ['tiles32', 'tiles', 'split-K'], 1024));
+			await stage(`chunk plans ${c.name}, chunks of ${chunk}`, () => chunkPlans(c, model, kernels, ['tiles', 'split-K'], 1024));
 			await stage(`tile split-K width ${c.name}, chunks of ${chunk}`, async () => {
-				for (const kind of ['tiles32', 'tiles'] as const) {
+				for (const kind of ['tiles'] as const) {
 					model.chunkKind = kind;
 					for (const split of [1 << 18, 1 << 19, 1 << 20]) {
 						model.splitThreads = [split, model.splitThreads[1]];
@@ -269,7 +269,7 @@ async function prefillBench(runner: WebGpuRunner, kernels: Kernels) {
 				model.splitThreads = [1 << 20, model.splitThreads[1]];
 			});
 			await stage(`profile ${c.name}, chunks of ${chunk}`, async () => {
-				for (const kind of ['tiles32', 'tiles', 'split-K'] as const) {
+				for (const kind of ['tiles', 'split-K'] as const) {
 					model.chunkKind = kind;
 					await profile(`${c.name} ${kind} chunks`, model, runner, [chunk]);
 				}

@@ -231,10 +231,11 @@ function tileKernel(R: number, B: number, name: string): Function {
 	return fn;
 }
 
-/** 4 rows × 16 positions a thread (64 outputs). */
+/**
+ * 4 rows × 16 positions a thread (64 outputs). On the H200, 8 rows × 16 positions ran the same and 4 rows × 32
+ * positions slower (README, Speed).
+ */
 export const matmulTile = tileKernel(4, 4, 'matmulTile');
-/** 4 rows × 32 positions a thread (128 outputs): each weight load feeds twice the positions. */
-export const matmulTile32 = tileKernel(4, 8, 'matmulTile32');
 
 /**
  * Threads (tb, n). r: the residual (blocked, like y); b: the bias (N). With tile = R, tileBlocks = B, p is

@@ -140,6 +140,9 @@ export function scanStarts(
 // block j is decay_j·h + end_j (the recurrence is affine in h), at most TB/8 + 7 multiply-adds a thread and no
 // exponentials beyond the T of the chunk itself.
 
+/** Blocks a group of scanGroups combines: the 8 its kernels and scanCarry's are written with. */
+export const CARRY_GROUP = 8;
+
 /** Threads (b, e, n) over TB·E·N: block b's recurrence from h = 0, [h at its end, Π exp(Δ·A) over its steps]. */
 export function scanBlocks(this: KernelThis<BlockedScanConstants>, delta: number[], x: number[], dbc: number[], p: number[], T: number) {
 	const E = this.constants.E;

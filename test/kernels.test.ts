@@ -10,7 +10,7 @@ import { CpuRunner, whole, type ProgramOptions } from '../src/backend/resident/r
 import { rng } from '../src/model/random.js';
 import { columns, fromBlocked, rows, splitDbc, splitXz, toBlocked } from '../kernels/layout.js';
 import {
-	matmulPartial, matmulReduce, matmulTile, matmulTile32, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
+	matmulPartial, matmulReduce, matmulTile, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce, projectionReference, softplus, Epi,
 } from '../kernels/projection.js';
 import { normApplyBlocked, normCombine, normReference, normSlices } from '../kernels/norms.js';
 import { convAndState, convReference, nextConvState } from '../kernels/conv.js';
@@ -124,7 +124,7 @@ test('blocked matmul (split-K partial sums, then the reduction with each epilogu
 	}
 });
 
-for (const [fn, R, B] of [[matmulTile, 4, 4], [matmulTile32, 4, 8]] as const) test(`${fn.name} (${R} rows × ${4 * B} positions a thread, ${4 * R * B} outputs) and the reduction of its planes match the reference`, async () => {
+for (const [fn, R, B] of [[matmulTile, 4, 4]] as const) test(`${fn.name} (${R} rows × ${4 * B} positions a thread, ${4 * R * B} outputs) and the reduction of its planes match the reference`, async () => {
 	// (N, K, XC, S slices, blocks): N a multiple of R, T of 4B; K not a multiple of S (the last slice short); XC > K (dt_proj)
 	for (const [n, K, XC, S, nb] of [[4, 16, 16, 2, 1], [2, 24, 30, 3, 2], [3, 7, 7, 4, 1], [1, 40, 40, 1, 3]]) {
 		const N = n * R, T = nb * 4 * B, TB = T / 4, KS = Math.ceil(K / S);

@@ -187,7 +187,7 @@ for (const [name, make] of models) {
 	});
 }
 
-for (const chunks of ['split-K', 'tiles', 'tiles32', 'rows'] as const) test(`speculative rounds on one state (each verify pass recorded while the one before ran) keep what a forward would (${chunks} chunks)`, async () => {
+for (const chunks of ['split-K', 'tiles', 'rows'] as const) test(`speculative rounds on one state (each verify pass recorded while the one before ran) keep what a forward would (${chunks} chunks)`, async () => {
 	const ck = models[0][1]();
 	const m = await ResidentMamba.create(ck, new CpuRunner(), referenceKernels, 16);
 	m.chunkKind = chunks;

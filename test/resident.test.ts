@@ -23,7 +23,7 @@ import { decodeSnapshot, encodeSnapshot } from '../src/engine/snapshot.js';
 import { Drafter } from '../src/engine/drafter.js';
 import {
 	matmulPartial, matmulReduce, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial, matvecReduce,
-	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, matmulTile32, projectionReference,
+	matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, matmulTile, projectionReference,
 } from '../kernels/projection.js';
 import { wideSource, wideWGSL } from '../src/backend/resident/wide.js';
 import { integerSum, intIndexWGSL } from '../src/backend/resident/int-index.js';
@@ -87,11 +87,6 @@ for (const name of ['tiny-hf', 'tiny-hf-untied', 'tiny-ssm-ln', 'tiny-hf-bf16', 
 		assert.is(tiles, 3 * m.config.nLayer + 1, 'in_proj, dt_proj, out_proj and the head');
 		const tileDiff = maxAbsDiff(await piecewise(m, input, [1, 2, 7, 30, 31, 50]), want);
 		assert.ok(tileDiff <= 1e-4, `tile chunks: max abs diff ${tileDiff}`);
-		const m32 = await resident(loadCheckpoint(path.join(FIXTURES, name)), 32); // 32 positions a thread: chunks of 32
-		m32.chunkKind = 'tiles32';
-		assert.is(m32.plan(32).filter((p) => p.program.name === 'matmulTile32').length, 3 * m.config.nLayer + 1);
-		const tile32Diff = maxAbsDiff(await piecewise(m32, input, [1, 2, 34, 35, 66]), want);
-		assert.ok(tile32Diff <= 1e-4, `tiles32 chunks: max abs diff ${tile32Diff}`);
 	});
 }
 
@@ -210,7 +205,7 @@ test('chunks of 256 (the webgpu prefill length) with each chunk plan match the h
 	const bytes = Uint8Array.from({ length: 300 }, (_, i) => input[i % input.length]);
 	const want = await host.forward(bytes, host.newState());
 	const m = await resident(c, 256);
-	for (const kind of ['split-K', 'tiles', 'tiles32', 'rows'] as const) {
+	for (const kind of ['split-K', 'tiles', 'rows'] as const) {
 		m.chunkKind = kind;
 		const diff = maxAbsDiff(await piecewise(m, bytes, [256]), want);
 		assert.ok(diff <= 1e-4, `${kind}: max abs diff ${diff}`);
@@ -351,11 +346,11 @@ test('every blocked kernel translates to WGSL', () => {
 		scanKeep, convStateKeep, // the verify pass's rollback (src/model/resident/records.ts)
 		matvecGroup, matvecNormGroup, matvecGroupSummed, convStep, scanStepFused, embedRow, // the grouped and row decode plans
 		matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, // the row decode plan and row chunks
-		matmulTile, matmulTile32, // tile chunks: 64 and 128 outputs a thread (src/backend/resident/wide.ts)
+		matmulTile, // tile chunks: 64 outputs a thread (src/backend/resident/wide.ts)
 		scanBlocks, scanGroups, scanCarry, // the scan of long chunks
 	};
-	const wide: Record<string, number> = { matmulTile: 64, matmulTile32: 128 };
-	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulTile32', 'matmulReduce']);
+	const wide: Record<string, number> = { matmulTile: 64 };
+	const intIndexed = new Set(['matmulPartial', 'matmulTile', 'matmulReduce']);
 	const grouped = new Set(['matvecGroup', 'matvecNormGroup', 'matvecGroupSummed']);
 	const rowKernels = new Set(['matvecRow', 'matvecRowNorm', 'matvecRowResidual', 'matvecRowSummed', 'matmulRow']);
 	const constants = {
@@ -415,7 +410,7 @@ test('every blocked kernel translates to WGSL', () => {
 		assert.not.match(wgsl, /undefined|NaN/, `${name}: ${wgsl}`);
 		n++;
 	}
-	assert.ok(n >= 32, `${n} kernels`);
+	assert.ok(n >= 31, `${n} kernels`);
 	assert.throws(() => wideSource(function f() { return [1, 2]; }, 8), /lists 2 values; 8 local variables/);
 	// an index sum split at its top-level + and −, literals as integers, products and quotients converted whole
 	assert.is(integerSum('((user_xi+(1.0*user_XC4))+2.0)'), '((i32(user_xi) + i32(1.0*user_XC4)) + 2)');

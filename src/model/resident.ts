@@ -146,7 +146,7 @@ export class ResidentMamba implements LanguageModel {
 	/**
 	 * Which projections chunks and verify passes run (plans.ts chunkPlan): 'split-K' (partial sums then a reduction,
 	 * 14 passes a layer), 'tiles' (the same passes, the partial sums 4 rows × 16 positions a thread), 'rows'
-	 * (matmulRow, 11; where the shape has row weights), 'tiles32' (4 rows × 32 positions a thread), or 'auto' (the
+	 * (matmulRow, 11; where the shape has row weights), or 'auto' (the
 	 * default: rows for passes up to ROWS_UP_TO tokens on models below d_model LONG_CHUNK_FROM, split-K up to
 	 * SPLIT_K_UP_TO, tiles above; README, Speed, says what each choice rests on). bench/webgpu.ts compares them.
 	 */
@@ -157,7 +157,7 @@ export class ResidentMamba implements LanguageModel {
 		if (kind === 'rows' && !rowsFit(this.config)) throw new Error('internal: row chunks need the row weights (rowsFit)');
 		// matmulRow runs TB·N·64 threads, and gpu.js's thread index is an f32 too: exact below 2^24
 		const c = this.config, threads = (this.chunk / 4) * Math.max(2 * c.dInner, c.dModel, c.vocabSize) * 64;
-		if (!['auto', 'split-K', 'tiles', 'tiles32', 'rows'].includes(kind)) throw new Error(`internal: no chunk kind ${String(kind)}`);
+		if (!['auto', 'split-K', 'tiles', 'rows'].includes(kind)) throw new Error(`internal: no chunk kind ${String(kind)}`);
 		if (kind === 'rows' && threads >= 1 << 24) throw new Error(`internal: row chunks of ${this.chunk} would run ${threads} threads a pass; gpu.js indexes them exactly only below 2^24`);
 		this.chunks = kind;
 		this.plans.clear();

@@ -34,9 +34,10 @@
 import { range, whole, type DeviceBuffer, type Pass, type Runner, type View } from '../../backend/resident/runner.js';
 import type { MambaConfig } from '../types.js';
 import { convStride, ssmStride } from './device-state.js';
-import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, TILES, tileFits, tileSlices, vecSlices, type TileKind } from './split.js';
+import { GROUP_SLICES, groupSlices, normSliceCount, rowSlices, slices, TILE, tileFits, tileSlices, vecSlices } from './split.js';
 import type { Mat, RowMat, Uploaded } from './upload.js';
 import type { Records } from './records.js';
+import { CARRY_GROUP } from '../../../kernels/scan.js';
 
 /** Layer l's h (E, N) in the work buffer the plans read and write. */
 const workSsm = (c: MambaConfig, b: Uploaded['bufs'], l: number): View => range(b.workSsm, l * ssmStride(c), c.dInner * c.dState);
@@ -53,17 +54,17 @@ const workConv = (c: MambaConfig, b: Uploaded['bufs'], l: number): View =>
 export const CARRY_ABOVE = 8;
 
 /**
- * Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 4 rows × 16 or 32 positions
- * a thread (matmulTile, matmulTile32), or rows (matmulRow).
+ * Which projections a chunk plan runs: split-K partial sums (matmulPartial), the same 4 rows × 16 positions a
+ * thread (matmulTile), or rows (matmulRow).
  */
-export type PlanKind = 'split-K' | TileKind | 'rows';
+export type PlanKind = 'split-K' | 'tiles' | 'rows';
 
 /**
  * The passes of a chunk of T tokens, split-K partial passes at most `split` threads. With `rec` (a verify pass),
- * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j). With 'tiles'
- * ('tiles32'), the partial sums of every projection whose N is a multiple of 4 come from matmulTile (matmulTile32:
- * 4 rows × 16 or 32 positions a thread) instead of matmulPartial where the chunk is a multiple of 16 (32) long,
- * the same passes. With 'rows', in_proj, x_proj, out_proj and the head are one
+ * every layer's xz, conv output, dbc and Δ go to its own record slices (records.ts), for keep(j). With 'tiles',
+ * the partial sums of every projection whose N is a multiple of 4 come from matmulTile (4 rows × 16 positions a
+ * thread) instead of matmulPartial where the chunk is a multiple of 16 long, the same passes. With 'rows', in_proj,
+ * x_proj, out_proj and the head are one
  * matmulRow pass each (the row plan's weights; 11 passes a layer instead of 14), where the shape has row weights.
  */
 export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, split: number, rec?: Records, kind: PlanKind = 'split-K'): Pass[] {
@@ -78,12 +79,11 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 	const zeros = whole(b.zeros);
 	const passes: Pass[] = [];
 	const matmul = (m: Mat, x: View, out: View, residual: View, bias: View) => {
-		const shape = kind === 'tiles' || kind === 'tiles32' ? TILES[kind] : null;
-		const tile = shape && tileFits(TB, m.N, shape) ? m.tiles[kind as TileKind] : null;
-		const S = tile ? tileSlices(TB, m.K, m.N, split, shape!) : slices(TB, m.K, m.N, split);
+		const tile = kind === 'tiles' && tileFits(TB, m.N) ? m.tile : null;
+		const S = tile ? tileSlices(TB, m.K, m.N, split) : slices(TB, m.K, m.N, split);
 		const P = range(b.P, 0, S * TB * m.N * 4);
 		const KS = Math.ceil(m.K / S);
-		if (tile) passes.push(r.pass(tile.tile, { x, wt: whole(m.wt), TB, KS }, P, (S * TB * m.N) / (shape!.rows * shape!.blocks)));
+		if (tile) passes.push(r.pass(tile.tile, { x, wt: whole(m.wt), TB, KS }, P, (S * TB * m.N) / (TILE.rows * TILE.blocks)));
 		else passes.push(r.pass(m.partial, { x, wt: whole(m.wt), TB, KS }, P, S * TB * m.N));
 		passes.push(r.pass(tile ? tile.reduce : m.reduce, { p: P, r: residual, b: bias, TB, S }, out, TB * m.N));
 	};
@@ -118,7 +118,7 @@ export function chunkPlan(r: Runner, c: MambaConfig, dev: Uploaded, T: number, s
 		matmul(L.dtProj, to.dbc, to.delta, zeros, L.dtBias);
 		const scan = { delta: to.delta, x: xs, dbc: to.dbc, p: L.scanParams };
 		if (TB > CARRY_ABOVE) {
-			const ends = range(b.blocks, 0, TB * E * N * 2), NG = Math.ceil(TB / 8);
+			const ends = range(b.blocks, 0, TB * E * N * 2), NG = Math.ceil(TB / CARRY_GROUP);
 			const groups = range(b.groups, 0, NG * E * N * 2);
 			passes.push(r.pass(p.blocks, { ...scan, T }, ends, TB * E * N));
 			passes.push(r.pass(p.groups, { blocks: ends, TB }, groups, NG * E * N));

@@ -18,21 +18,20 @@ export function slices(TB: number, K: number, N: number, threads: number): numbe
 	return S;
 }
 
-/** The matmulTile kernels (kernels/projection.ts): rows and blocks of 4 positions a thread. */
-export const TILES = { tiles: { rows: 4, blocks: 4 }, tiles32: { rows: 4, blocks: 8 } } as const;
-export type TileKind = keyof typeof TILES;
-export type TileShape = (typeof TILES)[TileKind];
+/** Rows and blocks of 4 positions a matmulTile thread computes (kernels/projection.ts). */
+export const TILE = { rows: 4, blocks: 4 } as const;
 
-/** Whether a matmulTile of this shape runs a projection of N outputs on TB blocks. */
-export const tileFits = (TB: number, N: number, t: TileShape): boolean => N % t.rows === 0 && TB % t.blocks === 0;
+/** Whether matmulTile runs a projection of N outputs on TB blocks. */
+export const tileFits = (TB: number, N: number): boolean => N % TILE.rows === 0 && TB % TILE.blocks === 0;
 
 /**
- * Split-K slices of a matmulTile pass given a chunk's split-K budget of `threads`: as slices() with TB·N/(4·R·B)
- * threads a slice within a quarter of the budget (a tile thread does R·B times matmulPartial's work), and few
- * enough that the partial sums (S·TB·N·4 floats) stay below 2^24, where gpu.js's f32 indices are exact.
+ * Split-K slices of a matmulTile pass given a chunk's split-K budget of `threads`: as slices() with TB·N/(R·B)
+ * threads a slice (R rows × B blocks a thread) within a quarter of the budget (a tile thread does R·B times
+ * matmulPartial's work), and few enough that the partial sums (S·TB·N·4 floats) stay below 2^24, where gpu.js's
+ * f32 indices are exact.
  */
-export function tileSlices(TB: number, K: number, N: number, threads: number, t: TileShape): number {
-	let S = slices(TB, K, N / (t.rows * t.blocks), threads / 4);
+export function tileSlices(TB: number, K: number, N: number, threads: number): number {
+	let S = slices(TB, K, N / (TILE.rows * TILE.blocks), threads / 4);
 	while (S > 1 && S * TB * N * 4 >= 1 << 24) S /= 2;
 	return S;
 }

@@ -4,20 +4,20 @@
 // decode plan (plans.ts) gets a second copy as the checkpoint holds it, row-major, unfolded, in 16 bits where every
 // value is a float16 (RowMat).
 import {
-	matmulPartial, matmulReduce, matmulTile, matmulTile32, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
+	matmulPartial, matmulReduce, matmulTile, matvecGroup, matvecGroupSummed, matvecNormGroup, matvecNormPartial, matvecNormReduce, matvecPartial,
 	matvecReduce, matvecRow, matvecRowNorm, matvecRowResidual, matvecRowSummed, matmulRow, Epi,
 } from '../../../kernels/projection.js';
 import { embedGather, embedRow } from '../../../kernels/embedding.js';
 import { normApplyBlocked, normCombine, normSlices } from '../../../kernels/norms.js';
 import { convAndState, convStep } from '../../../kernels/conv.js';
-import { scanBlocks, scanCarry, scanGroups, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
+import { CARRY_GROUP, scanBlocks, scanCarry, scanGroups, scanOutputBlocked, scanStarts, scanStep, scanStepFused } from '../../../kernels/scan.js';
 import { dbcColumns } from '../../../kernels/layout.js';
 import { range, whole, type DeviceBuffer, type Program, type ProgramOptions, type Runner, type View } from '../../backend/resident/runner.js';
 import { sixteenBits } from '../../backend/resident/halves.js';
 import type { Checkpoint, MambaConfig, Weight } from '../types.js';
 import { denseWeight, layerA } from '../weights.js';
 import { convStride, ssmStride } from './device-state.js';
-import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILES, tileFits, tileSlices, vecSlices, type TileKind } from './split.js';
+import { aligned, GROUP_SLICES, groupSlices, groupWidth, normSliceCount, slices, SPLIT_MAX, TILE, tileFits, tileSlices, vecSlices } from './split.js';
 
 /** A projection on the device: its weights and the programs of its chunk and decode passes. */
 export interface Mat {
@@ -25,7 +25,7 @@ export interface Mat {
 	K: number;
 	N: number;
 	partial: Program;
-	tiles: Record<TileKind, { tile: Program; reduce: Program } | null>; // matmulTile (tiles32: matmulTile32) and the reduction of its planes, where N allows (plans.ts chunkPlan)
+	tile: { tile: Program; reduce: Program } | null; // matmulTile and the reduction of its planes, where N allows (plans.ts chunkPlan)
 	reduce: Program; // for chunks, with the matrix's epilogue
 	vecPartial: Program; // decode
 	vecReduce: Program;
@@ -152,14 +152,13 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 		return whole(b);
 	};
 	const zeros = r.alloc(Math.max(d, V, 2 * E, RC)); // the widest output: a stand-in for an unused residual or bias
-	// matmulTile of `rows` rows a thread and the reduction of its planes, shared by projections of one shape
-	const tileKernels = { tiles: matmulTile, tiles32: matmulTile32 };
-	const tileProgram = async (kind: TileKind, K_: number, N_: number, XC: number, epi: Epi) => {
-		const { rows, blocks } = TILES[kind];
-		if (N_ % rows) return null;
+	// matmulTile and the reduction of its planes, shared by projections of one shape
+	const tileProgram = async (K_: number, N_: number, XC: number, epi: Epi) => {
+		if (N_ % TILE.rows) return null;
+		const { rows, blocks } = TILE;
 		return {
-			tile: await once(`${kind}:${K_}:${N_}:${XC}`, () => r.program(tileKernels[kind], { K: K_, N: N_, XC }, { x: A, wt: A, TB: S, KS: S }, { outputs: rows * blocks * 4, intIndex: true })),
-			reduce: await once(`${kind}r:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: rows, tileBlocks: blocks }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
+			tile: await once(`mt:${K_}:${N_}:${XC}`, () => r.program(matmulTile, { K: K_, N: N_, XC }, { x: A, wt: A, TB: S, KS: S }, { outputs: rows * blocks * 4, intIndex: true })),
+			reduce: await once(`mtr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: rows, tileBlocks: blocks }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
 		};
 	};
 	// A projection (N_, K_) reading XC columns of x; `fold` is the norm in front of it (weight, bias), if any.
@@ -184,7 +183,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 			cc: fold ? put(Float32Array.from([...c1!, ...(c2 ?? new Float32Array(N_))])) : whole(zeros),
 			wt, K: K_, N: N_,
 			partial: await once(`mm:${K_}:${N_}:${XC}`, () => r.program(matmulPartial, { K: K_, N: N_, XC, U: K_ % 4 ? 1 : 4 }, { x: A, wt: A, TB: S, KS: S }, { intIndex: true })),
-			tiles: { tiles: await tileProgram('tiles', K_, N_, XC, epi), tiles32: await tileProgram('tiles32', K_, N_, XC, epi) },
+			tile: await tileProgram(K_, N_, XC, epi),
 			reduce: await once(`mr:${N_}:${epi}`, () => r.program(matmulReduce, { N: N_, epi, tile: 0, tileBlocks: 0 }, { p: A, r: A, b: A, TB: S, S }, { intIndex: true })),
 			vecPartial: await once(`vp:${K_}:${N_}:${XC}:${!!fold}`, () => r.program(vp, { K: K_, N: N_, XC, U: 4 }, { x: A, wt: A, KS: S })),
 			vecReduce: fold
@@ -219,10 +218,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	let pMax = 0;
 	const need = (m: Mat) => {
 		for (let TB = 1; TB <= TBm; TB++) pMax = Math.max(pMax, slices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
-		for (const kind of Object.keys(TILES) as TileKind[]) {
-			if (!m.tiles[kind]) continue;
-			for (let TB = 1; TB <= TBm; TB++) if (tileFits(TB, m.N, TILES[kind])) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX, TILES[kind]) * TB * m.N * 4);
-		}
+		if (m.tile) for (let TB = 1; TB <= TBm; TB++) if (tileFits(TB, m.N)) pMax = Math.max(pMax, tileSlices(TB, m.K, m.N, SPLIT_MAX) * TB * m.N * 4);
 		if (m.K % 4 === 0) pMax = Math.max(pMax, vecSlices(m.K, m.N, SPLIT_MAX) * m.N * 4);
 		pMax = Math.max(pMax, groupSlices(m.K, m.N, 64 / m.C, SPLIT_MAX, GROUP_SLICES.out) * m.N * 4);
 	};
@@ -266,7 +262,7 @@ export async function upload(checkpoint: Checkpoint<Weight>, r: Runner, chunk: n
 	const act = (cols: number) => r.alloc(TBm * cols * 4);
 	const bufs = {
 		tokens: r.alloc(TBm * 4), xA: act(d), xB: act(d), normP: r.alloc(TBm * NS * 8), stats: r.alloc(TBm * 8), u: act(d),
-		P: r.alloc(pMax), Pin, Px, Pdt, blocks: r.alloc(TBm * E * N * 2), groups: r.alloc(Math.ceil(TBm / 8) * E * N * 2), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
+		P: r.alloc(pMax), Pin, Px, Pdt, blocks: r.alloc(TBm * E * N * 2), groups: r.alloc(Math.ceil(TBm / CARRY_GROUP) * E * N * 2), xz: act(2 * E), dbc: act(RC), delta: act(E), y: act(E), logits: act(V), zeros,
 		ones: put(new Float32Array(Math.max(d, E)).fill(1)).buf, // a norm weight of ones (also matmulRow's nw where no norm precedes)
 		embedding: put(denseWeight(w.embedding)).buf,
 		workSsm: r.alloc(c.nLayer * ssmStride(c)), workConv: r.alloc(c.nLayer * convStride(c)), params,
